@@ -1,0 +1,1 @@
+"""The rumor peer daemon: MQTT transport, runtime loop, learner, tasks, config, checkpoints."""

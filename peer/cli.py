@@ -1,0 +1,74 @@
+"""The ``rumor`` command: a thin dispatcher over the subcommands each package registers.
+
+Packages declare their subcommands in the ``rumor.commands`` entry-point group (see
+pyproject.toml); each entry is a ``register(subparsers)`` function that adds one or more parsers
+and sets ``handler`` on them. Loading them by entry point keeps peer/ from importing sim/.
+
+A handler takes the parsed arguments and returns an exit status. It turns them into a frozen
+config at once; namespaces travel no further. Exit statuses: 0 success, 1 a runtime error,
+2 bad input (arguments, config, files), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
+from typing import TypeAlias
+
+from protocol.errors import ConfigError, RumorError
+
+__all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "Subparsers", "main"]
+
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+Handler: TypeAlias = Callable[[argparse.Namespace], int]
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+log = logging.getLogger("rumor")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rumor",
+        description="Decentralized gossip learning over MQTT, and a simulator for it.",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="logging threshold on stderr (default: %(default)s)",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for entry in sorted(entry_points(group="rumor.commands"), key=lambda e: e.name):
+        register: Callable[[Subparsers], None] = entry.load()
+        register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``rumor`` with ``argv`` (default: the process arguments); return the exit status."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except ConfigError as exc:
+        parser.exit(EXIT_USAGE, f"rumor {args.command}: error: {exc}\n")
+    except RumorError as exc:
+        log.error("%s", exc)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        log.warning("interrupted")
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

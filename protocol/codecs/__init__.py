@@ -1,0 +1,1 @@
+"""Codecs: compression of flat float32 vectors for the wire and for the simulator."""

@@ -1,0 +1,1 @@
+"""The rumor simulator: vectorised and reference engines, failure models, experiments, reports."""

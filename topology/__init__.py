@@ -1,0 +1,1 @@
+"""Topologies: graph families, graphs from files, mixing weights, spectral analysis, schedules."""
