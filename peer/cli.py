@@ -42,10 +42,14 @@ def _build_parser() -> argparse.ArgumentParser:
         help="logging threshold on stderr (default: %(default)s)",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for entry in sorted(entry_points(group="rumor.commands"), key=lambda e: e.name):
-        register: Callable[[Subparsers], None] = entry.load()
+    for register in _registered_commands():
         register(subparsers)
     return parser
+
+
+def _registered_commands() -> list[Callable[[Subparsers], None]]:
+    entries = sorted(entry_points(group="rumor.commands"), key=lambda e: e.name)
+    return [entry.load() for entry in entries]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

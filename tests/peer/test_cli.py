@@ -1,0 +1,56 @@
+import argparse
+import subprocess
+import sys
+
+import pytest
+
+from peer import cli
+from protocol.errors import ConfigError, RumorError
+
+
+def _fake_commands(monkeypatch: pytest.MonkeyPatch, error: Exception | None) -> None:
+    def register(subparsers: cli.Subparsers) -> None:
+        parser = subparsers.add_parser("fake", help="a command for the test")
+
+        def handler(args: argparse.Namespace) -> int:
+            if error is not None:
+                raise error
+            return 0
+
+        parser.set_defaults(handler=handler)
+
+    monkeypatch.setattr(cli, "_registered_commands", lambda: [register])
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [(None, 0), (ConfigError("bad value 7 for x"), 2), (RumorError("broker gone"), 1)],
+)
+def test_handler_errors_map_to_exit_statuses(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    error: Exception | None,
+    status: int,
+) -> None:
+    _fake_commands(monkeypatch, error)
+    try:
+        result = cli.main(["fake"])
+    except SystemExit as exc:
+        result = int(exc.code or 0)
+    assert result == status
+    if isinstance(error, ConfigError):
+        assert capsys.readouterr().err.strip() == "rumor fake: error: bad value 7 for x"
+
+
+def test_unknown_command_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_commands(monkeypatch, None)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["nonsense"])
+    assert exc.value.code == 2
+
+
+def test_installed_command_lists_registered_subcommands() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "peer", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "topology" in result.stdout
