@@ -6,9 +6,9 @@ enter, with ``raise ... from exc``. Messages name the offending value and what w
 ::
 
     RumorError
-    ├── ConfigError                 bad configuration file, CLI argument or parameter (also ValueError)
+    ├── ConfigError                 bad config file, CLI argument or parameter (a ValueError)
     └── ProtocolError               a message from the network is unusable; the peer drops it
-        ├── MalformedMessage        not a msgpack map of the v1 envelope, or a field has the wrong type
+        ├── MalformedMessage        not a v1 envelope, or a field has the wrong type
         │   └── TruncatedMessage    the bytes end before the structure does
         ├── OversizedMessage        larger than the configured limit
         ├── VersionMismatch         envelope version this peer does not speak

@@ -1,4 +1,4 @@
-"""Named specs: ``name`` or ``name:key=value,key=value``, as users write them on the CLI and in TOML.
+"""Named specs, ``name`` or ``name:key=value,...``, as users write them on the CLI and in TOML.
 
 Codecs (``topk:fraction=0.01``), topologies (``random_regular:d=4``), partitions
 (``dirichlet:alpha=0.1``) and failure models all share this one syntax and this one parser.

@@ -1,0 +1,269 @@
+"""CHOCO state: a sender's public copy and the copies a receiver holds of its neighbours'.
+
+A sender publishes, each round, either a delta ``q = Q(x - x_hat)`` (after which every holder of
+the previous frame does ``x_hat += q``) or, every ``keyframe_interval`` frames and at seq 0, a
+keyframe that carries the whole public copy with the ``raw`` codec. Both sides decode the very
+bytes on the wire, so the sender's ``x_hat`` and every receiver's copy stay bit-identical.
+
+Randomised codecs (randk) draw frame ``seq`` of a sender with seed ``frame_seed(seed, seq)``,
+where ``seed`` is the sender's own stable seed; the simulator reproduces it with
+:func:`frame_seeds` for a batch of senders.
+
+>>> sender, receiver = ChocoSender(RawCodec(), 2, keyframe_interval=10), ChocoReceiver(2)
+>>> receiver.apply("a", sender.step(torch.tensor([1.0, 2.0]), seed=0))
+tensor([1., 2.])
+>>> frame = sender.step(torch.tensor([3.0, 2.0]), seed=0)
+>>> frame.kind, frame.base, receiver.apply("a", frame)
+('delta', 0, tensor([3., 2.]))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypedDict
+
+import torch
+
+from protocol.codecs import Codec, RawCodec, codec_from_spec
+from protocol.codecs._common import MASK64
+from protocol.errors import (
+    ConfigError,
+    InconsistentLength,
+    MalformedMessage,
+    NonFiniteValues,
+    ReplayedMessage,
+    UnknownBase,
+    UnknownCodec,
+)
+from protocol.frame import Frame
+from protocol.types import PeerId, Vector
+
+__all__ = [
+    "ChocoReceiver",
+    "ChocoSender",
+    "ReceiverState",
+    "SenderState",
+    "frame_seed",
+    "frame_seeds",
+]
+
+_RAW = RawCodec()
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
+def frame_seed(seed: int, seq: int) -> int:
+    """The codec seed of frame ``seq`` of a sender with stable seed ``seed``.
+
+    ``mix((seed * 2**32 + seq) * 0x9E3779B97F4A7C15 mod 2**64)`` with SplitMix64's finaliser
+    ``mix`` (see RandKCodec). Both steps are bijections of 64-bit words, so distinct (seed, seq)
+    with seed, seq < 2**32 give distinct codec seeds, and mixing decorrelates the SplitMix64
+    streams randk draws from consecutive frames.
+
+    >>> frame_seed(0, 0), frame_seed(0, 1) != frame_seed(1, 0)
+    (0, True)
+    """
+    z = ((((seed & MASK64) << 32) + seq) * _GOLDEN) & MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    return z ^ (z >> 31)
+
+
+def frame_seeds(seeds: Sequence[int], seq: int) -> list[int]:
+    """:func:`frame_seed` for a batch of senders that all emit frame ``seq``."""
+    return [frame_seed(s, seq) for s in seeds]
+
+
+class SenderState(TypedDict):
+    """A checkpointable ChocoSender: plain tensors, ints and strings."""
+
+    codec: str
+    n: int
+    keyframe_interval: int
+    next_seq: int
+    x_hat: torch.Tensor
+
+
+class ReceiverState(TypedDict):
+    """A checkpointable ChocoReceiver: per sender, the last accepted seq and the public copy."""
+
+    n: int
+    seqs: dict[PeerId, int]
+    copies: dict[PeerId, torch.Tensor]
+
+
+class ChocoSender:
+    """One peer's sending side: its public copy ``x_hat`` and the next frame's seq."""
+
+    def __init__(
+        self, codec: Codec, n: int, *, keyframe_interval: int, dtype: torch.dtype = torch.float32
+    ) -> None:
+        if isinstance(keyframe_interval, bool) or not isinstance(keyframe_interval, int):
+            raise ConfigError(f"keyframe_interval={keyframe_interval!r} is not an integer")
+        if keyframe_interval < 1:
+            raise ConfigError(f"keyframe_interval={keyframe_interval} must be >= 1")
+        if n < 0:
+            raise ConfigError(f"n={n} must be >= 0")
+        self.codec = codec
+        self.n = n
+        self.keyframe_interval = keyframe_interval
+        self.next_seq = 0
+        """The seq of the next frame; also the number of frames emitted so far."""
+        self.x_hat = torch.zeros(n, dtype=dtype)
+        """The public copy every receiver holds once it has applied all frames so far."""
+
+    def step(self, x: Vector, *, seed: int) -> Frame:
+        """Advance the public copy towards ``x`` and return the frame that tells receivers.
+
+        ``seed`` is the sender's stable seed; the codec gets ``frame_seed(seed, seq)``. Raises
+        NonFiniteValues (and changes nothing) if ``x - x_hat`` is not finite.
+        """
+        if x.shape != self.x_hat.shape:
+            raise ValueError(f"x has shape {tuple(x.shape)}, expected ({self.n},)")
+        seq = self.next_seq
+        payload = self.codec.to_bytes(x - self.x_hat, seed=frame_seed(seed, seq))
+        x_hat = self.x_hat + self.codec.from_bytes(payload, self.n).to(self.x_hat.dtype)
+        if seq % self.keyframe_interval == 0:
+            payload = _RAW.to_bytes(x_hat)
+            # Receivers decode fp32; a float64 sender must hold exactly what they hold.
+            x_hat = _RAW.from_bytes(payload, self.n).to(self.x_hat.dtype)
+            frame = Frame(
+                kind="key", seq=seq, base=None, codec=_RAW.spec, n=self.n, payload=payload
+            )
+        else:
+            spec = self.codec.spec
+            frame = Frame(
+                kind="delta", seq=seq, base=seq - 1, codec=spec, n=self.n, payload=payload
+            )
+        self.x_hat, self.next_seq = x_hat, seq + 1
+        return frame
+
+    def keyframe(self) -> Frame:
+        """The current public copy as a keyframe with the last emitted seq (to re-publish it)."""
+        if self.next_seq == 0:
+            raise RuntimeError("no frame emitted yet; call step() first")
+        payload = _RAW.to_bytes(self.x_hat)
+        return Frame(
+            kind="key", seq=self.next_seq - 1, base=None, codec=_RAW.spec, n=self.n, payload=payload
+        )
+
+    def state_dict(self) -> SenderState:
+        return SenderState(
+            codec=str(self.codec.spec),
+            n=self.n,
+            keyframe_interval=self.keyframe_interval,
+            next_seq=self.next_seq,
+            x_hat=self.x_hat.clone(),
+        )
+
+    @classmethod
+    def from_state(cls, state: SenderState) -> ChocoSender:
+        x_hat = state["x_hat"]
+        codec = codec_from_spec(state["codec"])
+        sender = cls(
+            codec, state["n"], keyframe_interval=state["keyframe_interval"], dtype=x_hat.dtype
+        )
+        if x_hat.shape != (state["n"],):
+            raise ConfigError(f"x_hat has shape {tuple(x_hat.shape)}, expected ({state['n']},)")
+        sender.x_hat, sender.next_seq = x_hat.clone(), int(state["next_seq"])
+        return sender
+
+
+class ChocoReceiver:
+    """One peer's receiving side: the public copy and last seq of each sender it listens to.
+
+    :meth:`apply` either accepts a frame or raises a ProtocolError and changes nothing. After a
+    lost delta every later delta names a base the receiver does not hold, so deltas from that
+    sender raise UnknownBase until its next keyframe.
+    """
+
+    def __init__(self, n: int, *, dtype: torch.dtype = torch.float32) -> None:
+        self.n = n
+        self.dtype = dtype
+        self._copies: dict[PeerId, torch.Tensor] = {}
+        self._seqs: dict[PeerId, int] = {}
+
+    @property
+    def senders(self) -> frozenset[PeerId]:
+        """Senders whose public copy this receiver holds."""
+        return frozenset(self._copies)
+
+    def copy_of(self, sender: PeerId) -> Vector | None:
+        """The sender's public copy as last accepted (do not modify it), or None."""
+        return self._copies.get(sender)
+
+    def last_seq(self, sender: PeerId) -> int | None:
+        """The seq of the last frame accepted from ``sender``, or None."""
+        return self._seqs.get(sender)
+
+    def forget(self, sender: PeerId) -> None:
+        """Drop everything held about ``sender`` (it left; a later keyframe starts afresh)."""
+        self._copies.pop(sender, None)
+        self._seqs.pop(sender, None)
+
+    def apply(self, sender: PeerId, frame: Frame) -> Vector:
+        """Apply ``frame`` from ``sender`` and return the sender's updated public copy."""
+        if frame.n != self.n:
+            raise InconsistentLength(f"frame from {sender!r} has n={frame.n}, expected {self.n}")
+        last = self._seqs.get(sender)
+        if last is not None and frame.seq <= last:
+            raise ReplayedMessage(
+                f"frame seq {frame.seq} from {sender!r} is not newer than {last} already accepted"
+            )
+        if frame.kind == "key":
+            copy = self._decode_key(sender, frame)
+        else:
+            copy = self._decode_delta(sender, frame, last)
+        self._copies[sender], self._seqs[sender] = copy, frame.seq
+        return copy
+
+    def _decode_key(self, sender: PeerId, frame: Frame) -> torch.Tensor:
+        if frame.base is not None:
+            raise MalformedMessage(f"keyframe {frame.seq} from {sender!r} has base {frame.base}")
+        if frame.codec.name != "raw":
+            raise UnknownCodec(
+                f"keyframe {frame.seq} from {sender!r} uses codec {str(frame.codec)!r}; "
+                "expected 'raw'"
+            )
+        return _RAW.from_bytes(frame.payload, self.n).to(self.dtype)
+
+    def _decode_delta(self, sender: PeerId, frame: Frame, last: int | None) -> torch.Tensor:
+        if last is None or frame.base != last:
+            held = "no frame" if last is None else f"frame {last}"
+            raise UnknownBase(
+                f"delta {frame.seq} from {sender!r} applies to frame {frame.base}, but the "
+                f"receiver holds {held}; waiting for the next keyframe"
+            )
+        codec = codec_from_spec(frame.codec, from_network=True)
+        q = codec.from_bytes(frame.payload, self.n).to(self.dtype)
+        copy = self._copies[sender] + q
+        _check_finite(copy, sender, frame.seq)
+        return copy
+
+    def state_dict(self) -> ReceiverState:
+        """Everything held, as plain tensors and ints, for checkpoints."""
+        return ReceiverState(
+            n=self.n,
+            seqs=dict(self._seqs),
+            copies={s: c.clone() for s, c in self._copies.items()},
+        )
+
+    @classmethod
+    def from_state(cls, state: ReceiverState) -> ChocoReceiver:
+        n, copies = state["n"], state["copies"]
+        if set(copies) != set(state["seqs"]):
+            raise ConfigError("receiver state: senders of seqs and copies differ")
+        dtypes = {c.dtype for c in copies.values()}
+        receiver = cls(n, dtype=dtypes.pop() if len(dtypes) == 1 else torch.float32)
+        for sender, copy in copies.items():
+            if copy.shape != (n,):
+                raise ConfigError(
+                    f"copy of {sender!r} has shape {tuple(copy.shape)}, expected ({n},)"
+                )
+            receiver._copies[sender] = copy.clone().to(receiver.dtype)
+            receiver._seqs[sender] = int(state["seqs"][sender])
+        return receiver
+
+
+def _check_finite(copy: torch.Tensor, sender: PeerId, seq: int) -> None:
+    if not bool(torch.isfinite(copy).all()):
+        raise NonFiniteValues(f"delta {seq} from {sender!r} makes its public copy non-finite")
