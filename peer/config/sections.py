@@ -1,0 +1,271 @@
+"""The sections of ``peer.toml``, one frozen dataclass each, validated on construction.
+
+Every error names the key path (``gossip.round_timeout_s``), the value and what is accepted.
+Optional values default to None, so that a TOML file can leave them out.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar, Literal, NoReturn, TypeAlias
+
+from protocol.errors import ConfigError
+from protocol.spec import parse_spec
+from protocol.topics import DEFAULT_PREFIX, id_problem
+
+__all__ = [
+    "BrokerConfig",
+    "GossipConfig",
+    "IdentityConfig",
+    "LearningConfig",
+    "LimitsConfig",
+    "LogLevel",
+    "LoggingConfig",
+    "PeerConfig",
+    "StorageConfig",
+    "TopologyConfig",
+]
+
+LogLevel: TypeAlias = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+_MQTT_MAX_PACKET = 268_435_455
+_PLUGIN_OR_NAME = re.compile(r"^[A-Za-z_][\w.\-]*(:[A-Za-z_]\w*)?$")
+
+
+def config_error(key: str, value: object, expected: str) -> ConfigError:
+    """The one error shape of the config: key path, value, what is accepted."""
+    shown = repr(str(value)) if isinstance(value, Path) else repr(value)
+    return ConfigError(f"{key} = {shown}: expected {expected}")
+
+
+def fail(key: str, value: object, expected: str) -> NoReturn:
+    raise config_error(key, value, expected)
+
+
+class _Section:
+    SECTION: ClassVar[str]
+
+    def _require(self, ok: bool, name: str, expected: str) -> None:
+        if not ok:
+            fail(f"{self.SECTION}.{name}", getattr(self, name), expected)
+
+    def _positive(self, *names: str) -> None:
+        for name in names:
+            value = getattr(self, name)
+            self._require(math.isfinite(value) and value > 0, name, "a finite number > 0")
+
+    def _spec(self, name: str) -> None:
+        value = getattr(self, name)
+        try:
+            parse_spec(value)
+        except ConfigError as exc:
+            fail(f"{self.SECTION}.{name}", value, f"name[:key=value,...] ({exc})")
+
+
+@dataclass(frozen=True, kw_only=True)
+class IdentityConfig(_Section):
+    SECTION: ClassVar[str] = "identity"
+    peer: str
+    swarm: str = "default"
+    prefix: str = DEFAULT_PREFIX
+
+    def __post_init__(self) -> None:
+        for name in ("peer", "swarm", "prefix"):
+            problem = id_problem(getattr(self, name))
+            self._require(problem is None, name, f"a single MQTT topic level ({problem})")
+
+
+@dataclass(frozen=True, kw_only=True)
+class BrokerConfig(_Section):
+    SECTION: ClassVar[str] = "broker"
+    host: str = "127.0.0.1"
+    port: int = 1883
+    protocol: Literal["3.1.1", "5"] = "5"
+    keepalive_s: int = 30
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    password_file: Path | None = None
+    max_payload: int = 126_976
+    """Bytes per MQTT message before chunking: AWS IoT Core's 128 KiB less room for headers."""
+    reconnect_base_s: float = 0.5
+    reconnect_cap_s: float = 30.0
+    connect_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        self._require(bool(self.host.strip()), "host", "a host name or address")
+        self._require(1 <= self.port <= 65535, "port", "1 to 65535")
+        self._require(1 <= self.keepalive_s <= 65535, "keepalive_s", "1 to 65535 seconds")
+        self._require(
+            (self.tls_cert is None) == (self.tls_key is None), "tls_key", "set with tls_cert"
+        )
+        self._require(
+            self.password is None or self.password_file is None,
+            "password_file",
+            "unset when password is set (one or the other)",
+        )
+        has_secret = self.password is not None or self.password_file is not None
+        self._require(
+            self.username is not None or not has_secret, "username", "set with a password"
+        )
+        self._require(
+            256 <= self.max_payload <= _MQTT_MAX_PACKET, "max_payload", "256 to 268435455 bytes"
+        )
+        self._positive("reconnect_base_s", "reconnect_cap_s", "connect_timeout_s")
+        self._require(
+            self.reconnect_cap_s >= self.reconnect_base_s,
+            "reconnect_cap_s",
+            f">= reconnect_base_s ({self.reconnect_base_s})",
+        )
+
+    def read_password(self) -> str | None:
+        """The password, from ``password`` or the first line of ``password_file``."""
+        if self.password_file is None:
+            return self.password
+        try:
+            lines = self.password_file.read_text().splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            fail("broker.password_file", self.password_file, f"a readable text file ({exc})")
+        if not lines or not lines[0]:
+            fail("broker.password_file", self.password_file, "the password on its first line")
+        return lines[0]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TopologyConfig(_Section):
+    """Where the graph comes from: exactly one of ``file``, ``family`` or ``membership``."""
+
+    SECTION: ClassVar[str] = "topology"
+    file: Path | None = None
+    family: str | None = None
+    size: int | None = None
+    seed: int = 0
+    node: int | str | None = None
+    """This peer's node: its index (family), or a node name or index (file; default the peer id)."""
+    membership: bool = False
+
+    def __post_init__(self) -> None:
+        sources = [n for n in ("file", "family") if getattr(self, n) is not None]
+        sources += ["membership"] if self.membership else []
+        if len(sources) != 1:
+            fail(
+                "topology",
+                ", ".join(sources) or "nothing",
+                "exactly one of file, family (with size) or membership = true",
+            )
+        if self.family is not None:
+            self._spec("family")
+            self._require(self.size is not None and self.size >= 2, "size", "an int >= 2")
+            self._require(isinstance(self.node, int), "node", "this peer's node index (an int)")
+        else:
+            self._require(self.size is None, "size", "unset unless family is set")
+        self._require(self.seed >= 0, "seed", "an int >= 0")
+        if isinstance(self.node, int) and self.size is not None:
+            self._require(0 <= self.node < self.size, "node", f"0 to {self.size - 1}")
+        self._require(
+            not (self.membership and self.node is not None), "node", "unset with membership"
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class LearningConfig(_Section):
+    SECTION: ClassVar[str] = "learning"
+    task: str = "fmnist"
+    model: str = "mlp"
+    data: Path | None = None
+    partition: str = "iid"
+    peers: int | None = None
+    """Partitions the data is split into; default the topology's size."""
+    partition_index: int | None = None
+    """This peer's partition; default its topology node index."""
+    local_steps: int = 10
+    batch_size: int = 32
+    lr: float = 0.05
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self._require(
+            bool(_PLUGIN_OR_NAME.match(self.task)), "task", "a task name or 'package.module:func'"
+        )
+        self._spec("model")
+        self._spec("partition")
+        self._require(self.peers is None or self.peers >= 1, "peers", "an int >= 1")
+        if self.partition_index is not None:
+            bound = "an int >= 0" if self.peers is None else f"0 to {self.peers - 1}"
+            index, peers = self.partition_index, self.peers
+            self._require(index >= 0 and (peers is None or index < peers), "partition_index", bound)
+        self._require(self.local_steps >= 1, "local_steps", "an int >= 1")
+        self._require(self.batch_size >= 1, "batch_size", "an int >= 1")
+        self._positive("lr")
+        self._require(self.seed >= 0, "seed", "an int >= 0")
+
+
+@dataclass(frozen=True, kw_only=True)
+class GossipConfig(_Section):
+    SECTION: ClassVar[str] = "gossip"
+    mode: Literal["sync", "async"] = "sync"
+    round_timeout_s: float = 10.0
+    staleness_bound: int = 5
+    codec: str = "raw"
+    gamma: float | None = None
+    """CHOCO consensus step size; None: the codec's default."""
+    keyframe_interval: int = 10
+    rounds: int | None = None
+    """Rounds to run; None: until stopped."""
+    silence_timeout_s: float = 30.0
+    """A neighbour silent this long counts as gone, presence notwithstanding."""
+
+    def __post_init__(self) -> None:
+        self._positive("round_timeout_s", "silence_timeout_s")
+        self._require(self.staleness_bound >= 0, "staleness_bound", "an int >= 0")
+        self._spec("codec")
+        if self.gamma is not None:
+            self._require(0 < self.gamma <= 1, "gamma", "a number in (0, 1]")
+        self._require(self.keyframe_interval >= 1, "keyframe_interval", "an int >= 1")
+        self._require(self.rounds is None or self.rounds >= 1, "rounds", "an int >= 1")
+
+
+@dataclass(frozen=True, kw_only=True)
+class StorageConfig(_Section):
+    SECTION: ClassVar[str] = "storage"
+    checkpoint_dir: Path | None = None
+    """None: no checkpoints (a restarted peer starts at round 0)."""
+    checkpoint_every: int = 5
+
+    def __post_init__(self) -> None:
+        self._require(self.checkpoint_every >= 1, "checkpoint_every", "an int >= 1 (rounds)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LimitsConfig(_Section):
+    SECTION: ClassVar[str] = "limits"
+    max_message_bytes: int = 64 * 1024 * 1024
+    """Largest whole (reassembled) message accepted from the network."""
+
+    def __post_init__(self) -> None:
+        self._require(self.max_message_bytes >= 1024, "max_message_bytes", "an int >= 1024")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoggingConfig(_Section):
+    SECTION: ClassVar[str] = "logging"
+    level: LogLevel = "INFO"
+    file: Path | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PeerConfig:
+    """The whole of ``peer.toml``."""
+
+    identity: IdentityConfig
+    topology: TopologyConfig
+    broker: BrokerConfig = field(default_factory=BrokerConfig)
+    learning: LearningConfig = field(default_factory=LearningConfig)
+    gossip: GossipConfig = field(default_factory=GossipConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)

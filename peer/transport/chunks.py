@@ -1,0 +1,112 @@
+"""Chunking at the transport: big payloads go out in pieces and come back whole.
+
+A payload longer than ``max_payload`` is split with :func:`protocol.chunking.split`, and chunk
+``k`` is published on ``{topic}/chunk/{k}`` rather than on ``topic`` itself. Distinct topics are
+what make chunked *retained* messages work: a broker retains one message per topic, so chunks
+sharing a topic would leave a late subscriber only the last one. Subscribing to a filter also
+subscribes to ``{filter}/chunk/+``, and received chunks are reassembled per base topic by a
+:class:`protocol.chunking.Reassembler` (which drops incomplete or expired sets), so
+``messages()`` only ever yields whole payloads on their base topic. Chunks that arrive on the
+base topic itself (a peer that does not use chunk topics) are recognised by their magic byte
+and reassembled too.
+
+>>> layer = ChunkLayer(max_payload=None, max_message_bytes=None, stats=TransportStats())
+>>> layer.expand_filters(["rumor/lab/key/+", "rumor/#"])
+['rumor/#', 'rumor/lab/key/+', 'rumor/lab/key/+/chunk/+']
+>>> chunk_base("rumor/lab/key/pi-07/chunk/3")
+'rumor/lab/key/pi-07'
+>>> chunk_base("rumor/lab/key/pi-07") is None
+True
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Iterable
+
+from peer.transport.base import Message, TransportStats
+from protocol.chunking import Reassembler, is_chunk, split
+from protocol.errors import ProtocolError
+
+__all__ = ["CHUNK_LEVEL", "ChunkLayer", "chunk_base", "chunk_topic"]
+
+log = logging.getLogger(__name__)
+
+CHUNK_LEVEL = "chunk"
+_ID_BITS = 64
+_DEFAULT_MAX_MESSAGE = 64 * 1024 * 1024
+# Room for several neighbours' chunked keyframes in flight at once.
+_PENDING_FACTOR = 4
+
+
+def chunk_topic(topic: str, index: int) -> str:
+    """The topic chunk ``index`` of a message on ``topic`` is published on."""
+    return f"{topic}/{CHUNK_LEVEL}/{index}"
+
+
+def chunk_base(topic: str) -> str | None:
+    """The base topic if ``topic`` is a chunk topic, else None."""
+    base, _, index = topic.rpartition("/")
+    parent, _, level = base.rpartition("/")
+    if parent and level == CHUNK_LEVEL and index.isdigit():
+        return parent
+    return None
+
+
+class ChunkLayer:
+    """Splits outgoing payloads and reassembles incoming chunks for one transport."""
+
+    def __init__(
+        self,
+        *,
+        max_payload: int | None,
+        max_message_bytes: int | None,
+        stats: TransportStats,
+        reassembly_timeout_s: float = 30.0,
+    ) -> None:
+        self._max_payload = max_payload
+        self._stats = stats
+        limit = _DEFAULT_MAX_MESSAGE if max_message_bytes is None else max_message_bytes
+        self._reassembler = Reassembler(
+            max_pending_bytes=_PENDING_FACTOR * limit,
+            max_message_bytes=limit,
+            timeout_s=reassembly_timeout_s,
+        )
+        # Random start: chunks retained by an earlier run of this peer must not share ids.
+        self._next_id = random.SystemRandom().getrandbits(_ID_BITS)
+
+    def expand_filters(self, filters: Iterable[str]) -> list[str]:
+        """Each filter plus its chunk filter (``#`` already covers chunk topics), sorted."""
+        out: set[str] = set()
+        for pattern in filters:
+            out.add(pattern)
+            if not pattern.endswith("#"):
+                out.add(chunk_topic(pattern, 0).rpartition("/")[0] + "/+")
+        return sorted(out)
+
+    def outgoing(self, topic: str, payload: bytes) -> list[tuple[str, bytes]]:
+        """(topic, bytes) pairs to publish for ``payload``: itself, or its chunks."""
+        if self._max_payload is None or len(payload) <= self._max_payload:
+            return [(topic, payload)]
+        message_id, self._next_id = self._next_id, (self._next_id + 1) % (1 << _ID_BITS)
+        parts = split(payload, max_payload=self._max_payload, message_id=message_id)
+        return [(chunk_topic(topic, k), part) for k, part in enumerate(parts)]
+
+    def incoming(self, topic: str, payload: bytes, *, retained: bool) -> Message | None:
+        """The whole message ``payload`` completes, if any; bad chunks are counted and dropped."""
+        self._stats.bytes_in += len(payload)
+        base = chunk_base(topic)
+        if base is None:
+            if not is_chunk(payload):
+                return Message(topic=topic, payload=payload, retained=retained)
+            base = topic
+        try:
+            whole = self._reassembler.feed(base, payload)
+        except ProtocolError as exc:
+            self._stats.rejected[exc.reason] += 1
+            log.debug("dropped a chunk on %s: %s", topic, exc)
+            return None
+        if whole is None:
+            return None
+        return Message(topic=base, payload=whole, retained=retained)

@@ -1,0 +1,222 @@
+"""The MQTT transport, on aiomqtt: reconnects by itself, announces presence, chunks big payloads.
+
+aiomqtt does not reconnect; this transport owns the loop: connect, subscribe to the whole desired
+set, publish a retained ``online``, pump messages; on loss, wait a fully jittered exponential
+backoff (``settings.backoff``, seeded ``rng``) and start over. Training never waits for it:
+``publish`` while the link is down raises :class:`NotConnectedError` at once.
+
+aiomqtt and paho are imported here and nowhere else; their exceptions become
+:class:`~peer.transport.errors.TransportError` where they surface.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator, Iterable
+from types import TracebackType
+from typing import Self
+
+import aiomqtt
+
+from peer.transport.base import ConnectionState, Message, Presence, TransportStats
+from peer.transport.chunks import ChunkLayer
+from peer.transport.errors import NotConnectedError, TransportError
+from peer.transport.filters import check_filter, check_topic
+from peer.transport.inbox import Inbox
+from peer.transport.settings import MqttSettings
+
+__all__ = ["MqttTransport"]
+
+log = logging.getLogger(__name__)
+
+_SUBSCRIBE_QOS = 1
+_PROTOCOLS = {"3.1.1": aiomqtt.ProtocolVersion.V311, "5": aiomqtt.ProtocolVersion.V5}
+
+
+class MqttTransport:
+    """A :class:`~peer.transport.base.Transport` over a real MQTT broker."""
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        *,
+        presence: Presence | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._settings = settings
+        self._presence = presence
+        self._rng = rng if rng is not None else random.Random()
+        self._state = ConnectionState()
+        self._stats = TransportStats()
+        self._chunks = ChunkLayer(
+            max_payload=settings.max_payload,
+            max_message_bytes=settings.max_message_bytes,
+            stats=self._stats,
+        )
+        self._inbox = Inbox(maxsize=settings.max_queued, stats=self._stats)
+        self._filters: set[str] = set()
+        self._client: aiomqtt.Client | None = None
+        self._stack = contextlib.AsyncExitStack()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def state(self) -> ConnectionState:
+        return self._state
+
+    @property
+    def stats(self) -> TransportStats:
+        return self._stats
+
+    async def __aenter__(self) -> Self:
+        group = await self._stack.enter_async_context(asyncio.TaskGroup())
+        self._task = group.create_task(self._run(), name=f"mqtt-{self._settings.client_id}")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        client = self._client
+        if client is not None and self._state.is_up and self._presence is not None:
+            # A clean close says so; the will is only for a peer that vanishes.
+            with contextlib.suppress(TransportError):
+                await self._send(client, self._presence.topic, self._presence.offline, 1, True)
+        if self._task is not None:
+            self._task.cancel()  # the client's own exit sends DISCONNECT: no will
+        await self._stack.aclose()
+        self._inbox.close()
+        self._state.set_down("closed")
+
+    def _new_client(self) -> aiomqtt.Client:
+        s = self._settings
+        will = None
+        if self._presence is not None:
+            will = aiomqtt.Will(self._presence.topic, self._presence.offline, qos=1, retain=True)
+        tls = None
+        if s.tls:
+            tls = aiomqtt.TLSParameters(
+                ca_certs=None if s.tls_ca is None else str(s.tls_ca),
+                certfile=None if s.tls_cert is None else str(s.tls_cert),
+                keyfile=None if s.tls_key is None else str(s.tls_key),
+            )
+        return aiomqtt.Client(
+            s.host,
+            s.port,
+            identifier=s.client_id,
+            username=s.username,
+            password=s.password,
+            protocol=_PROTOCOLS[s.protocol],
+            will=will,
+            keepalive=s.keepalive_s,
+            timeout=s.connect_timeout_s,
+            tls_params=tls,
+            max_queued_incoming_messages=s.max_queued,
+        )
+
+    async def _run(self) -> None:
+        attempt = 0
+        while True:
+            reason = "connection ended"
+            try:
+                async with self._new_client() as client:
+                    attempt = 0
+                    await self._serve(client)
+            except (aiomqtt.MqttError, OSError) as exc:
+                reason = str(exc) or type(exc).__name__
+            finally:
+                self._client = None
+            self._state.set_down(reason)
+            delay = self._settings.backoff.delay(attempt, self._rng)
+            attempt += 1
+            log.warning(
+                "broker %s:%d unreachable (%s); retry %d in %.2f s",
+                self._settings.host,
+                self._settings.port,
+                reason,
+                attempt,
+                delay,
+            )
+            await asyncio.sleep(delay)
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        """One connection's life: subscribe, announce, pump until the link drops."""
+        self._client = client
+        self._stats.connects += 1
+        filters = self._chunks.expand_filters(self._filters)
+        if filters:
+            await client.subscribe([(f, _SUBSCRIBE_QOS) for f in filters])
+        if self._presence is not None:
+            await client.publish(self._presence.topic, self._presence.online, qos=1, retain=True)
+        self._state.set_up()
+        log.info("connected to %s:%d", self._settings.host, self._settings.port)
+        async for raw in client.messages:
+            message = self._chunks.incoming(
+                str(raw.topic), bytes(raw.payload), retained=bool(raw.retain)
+            )
+            if message is not None:
+                self._inbox.put(message)
+
+    async def publish(
+        self, topic: str, payload: bytes, *, qos: int = 0, retain: bool = False
+    ) -> None:
+        """Publish ``payload`` (chunked if over ``max_payload``); NotConnectedError while down."""
+        check_topic(topic)
+        client = self._client
+        if client is None or not self._state.is_up:
+            raise NotConnectedError(f"not connected to the broker; dropped a publish on {topic}")
+        for part_topic, part in self._chunks.outgoing(topic, payload):
+            await self._send(client, part_topic, part, qos, retain)
+            self._stats.bytes_out += len(part)
+        self._stats.messages_out += 1
+
+    async def _send(
+        self, client: aiomqtt.Client, topic: str, payload: bytes, qos: int, retain: bool
+    ) -> None:
+        """One MQTT publish that gives up as soon as the link drops, not at the timeout."""
+        timeout = self._settings.publish_timeout_s
+        publish = asyncio.ensure_future(
+            client.publish(topic, payload, qos=qos, retain=retain, timeout=timeout)
+        )
+        lost = asyncio.ensure_future(self._state.wait_down())
+        try:
+            await asyncio.wait({publish, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for future in (publish, lost):
+                future.cancel()
+        if not publish.done() or publish.cancelled():
+            raise NotConnectedError(f"link lost while publishing on {topic}")
+        exc = publish.exception()
+        if exc is not None:
+            raise TransportError(f"publish on {topic} failed: {exc}") from exc
+
+    async def subscribe(self, topics: Iterable[str]) -> None:
+        new = {check_filter(t) for t in topics} - self._filters
+        self._filters |= new
+        await self._apply(new, subscribe=True)
+
+    async def unsubscribe(self, topics: Iterable[str]) -> None:
+        gone = self._filters & set(topics)
+        self._filters -= gone
+        await self._apply(gone, subscribe=False)
+
+    async def _apply(self, filters: set[str], *, subscribe: bool) -> None:
+        client = self._client
+        if not filters or client is None or not self._state.is_up:
+            return  # recorded; the next connection applies the whole set
+        expanded = self._chunks.expand_filters(filters)
+        try:
+            if subscribe:
+                await client.subscribe([(f, _SUBSCRIBE_QOS) for f in expanded])
+            else:
+                await client.unsubscribe(expanded)
+        except aiomqtt.MqttError as exc:
+            # The link is going down; the reconnect re-applies the desired set.
+            log.warning("(un)subscribe %s deferred to the next connection: %s", expanded, exc)
+
+    def messages(self) -> AsyncIterator[Message]:
+        return aiter(self._inbox)
