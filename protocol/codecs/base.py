@@ -34,7 +34,10 @@ class Codec(Protocol):
         ...
 
     def compress(self, x: Vector, *, seed: Seeds = 0) -> Vector:
-        """What the receiver decodes, for [P] or a batch [N, P]; float32, same shape as ``x``."""
+        """What the receiver decodes, for [P] or a batch [N, P].
+
+        Same shape and dtype as ``x``: computed in float32, except ``raw``, the exact identity.
+        """
         ...
 
     def payload_size(self, n: int) -> int:

@@ -44,8 +44,7 @@ class SignCodec:
 
     def compress(self, x: Vector, *, seed: Seeds = 0) -> Vector:
         x32 = as_f32(x)
-        scale = _scale(x32).unsqueeze(-1)
-        return torch.where(x32 < 0, -scale, scale).to(x.dtype)
+        return _signs(x32 < 0, _scale(x32).unsqueeze(-1)).to(x.dtype)
 
     def to_bytes(self, x: Vector, *, seed: int = 0) -> bytes:
         x32 = as_f32_1d(x)
@@ -58,8 +57,14 @@ class SignCodec:
         scale = torch.from_numpy(np.frombuffer(payload, dtype=LE_F32, count=1).copy())
         check_finite(scale, "sign scale")
         packed = np.frombuffer(payload, dtype=np.uint8, offset=4)
-        negative = torch.from_numpy(np.unpackbits(packed, count=n, bitorder="little").view(bool))
-        return torch.where(negative, -scale, scale)
+        negative = torch.from_numpy(np.unpackbits(packed, count=n, bitorder="little"))
+        return _signs(negative, scale)
+
+
+def _signs(negative: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``-scale`` where negative, else ``scale``: multiplying by +-1 is exact, and much faster
+    than torch.where with a broadcast scale."""
+    return negative.to(torch.float32).mul_(-2.0).add_(1.0).mul_(scale)
 
 
 def _scale(x32: torch.Tensor) -> torch.Tensor:

@@ -51,7 +51,8 @@ def _check_fraction(name: str, fraction: float) -> None:
 class TopKCodec:
     """``topk:fraction=F``: the ``k = max(1, ceil(F * n))`` entries of largest magnitude.
 
-    Ties in magnitude are broken by torch.topk, identically in ``compress`` and ``to_bytes``.
+    Ties in magnitude are broken by numpy's argpartition, identically in ``compress`` and
+    ``to_bytes``.
 
     Payload (8k bytes): the k indices as uint32 little-endian, ascending; then the k values as
     binary32 little-endian, in the same order. Readers accept indices in any order but reject an
@@ -100,8 +101,16 @@ class TopKCodec:
         return out
 
     def _select(self, x32: torch.Tensor) -> torch.Tensor:
-        k = kept_count(self.fraction, x32.shape[-1])
-        return x32.abs().topk(k, dim=-1, sorted=False).indices
+        """Indices [..., k] of the k largest magnitudes per row, in no particular order."""
+        n = x32.shape[-1]
+        k = kept_count(self.fraction, n)
+        if k == n:
+            return torch.arange(n, device=x32.device).expand(*x32.shape[:-1], n).contiguous()
+        if x32.device.type != "cpu":
+            return x32.abs().topk(k, dim=-1, sorted=False).indices
+        # numpy's introselect is ~10x faster than torch.topk on CPU for k in the thousands.
+        partitioned = np.argpartition(np.abs(x32.numpy()), n - k, axis=-1)
+        return torch.from_numpy(np.ascontiguousarray(partitioned[..., n - k :]))
 
 
 def _check_indices(index: npt.NDArray[np.int64], n: int) -> None:
@@ -154,7 +163,7 @@ class RandKCodec:
         n = x32.shape[-1]
         seeds = row_seeds(seed, None if x32.dim() == 1 else x32.shape[0])
         index = torch.from_numpy(randk_indices(seeds, n=n, k=kept_count(self.fraction, n)))
-        index = index.reshape(*x32.shape[:-1], -1)
+        index = index.reshape(*x32.shape[:-1], -1).to(x32.device)
         out = torch.zeros_like(x32).scatter_(-1, index, x32.gather(-1, index))
         return out.to(x.dtype)
 

@@ -241,6 +241,15 @@ def test_frame_seeds_differ_across_senders_and_frames() -> None:
     assert len(seen) == 2500
 
 
+def test_batched_frame_seeds_equal_the_scalar_ones() -> None:
+    seeds = [0, 1, 2**32 + 5, 2**64 - 1, -3]
+    seqs = [0, 7, 2**31, 12, 1]
+    assert frame_seeds(seeds, seqs) == [frame_seed(s, q) for s, q in zip(seeds, seqs, strict=True)]
+    assert frame_seeds(seeds, 4) == [frame_seed(s, 4) for s in seeds]
+    # Known value, from the definition: mix(0x9E3779B97F4A7C15), SplitMix64's first output for 0.
+    assert frame_seed(0, 1) == 0xE220A8397B1DCDAF
+
+
 def test_sender_validation() -> None:
     with pytest.raises(ValueError, match="keyframe_interval=0"):
         ChocoSender(codec_from_spec("raw"), 3, keyframe_interval=0)

@@ -313,3 +313,14 @@ def test_default_gamma_is_one_for_dense_codecs_and_shrinks_with_sparsity() -> No
     assert topk[1] < 0.5  # a prototype diverged with top-10% at gamma 0.5
     assert topk[-1] == 1.0
     assert default_gamma("randk:fraction=0.1") <= 0.1
+
+
+@pytest.mark.parametrize("codec", CODECS, ids=IDS)
+def test_inputs_that_need_grad_or_batches_for_to_bytes(codec: Codec) -> None:
+    x = torch.randn(30, requires_grad=True)
+    assert torch.equal(codec.from_bytes(codec.to_bytes(x), 30), codec.compress(x))
+    assert not codec.compress(x).requires_grad
+    with pytest.raises(ValueError, match=r"one vector \[P\], got shape \(2, 15\)"):
+        codec.to_bytes(x.reshape(2, 15))
+    with pytest.raises(ValueError, match=r"got shape \(2, 3, 5\)"):
+        codec.compress(x.reshape(2, 3, 5))
