@@ -10,7 +10,7 @@ One torch thread by default: these are memory-bound passes over at most 4 MB, an
 threads on a busy 2-core machine every parallel op can stall a whole scheduler tick (medians
 of 8 to 30 ms were seen for sub-millisecond work while other processes held a core).
 
-    .venv/bin/python bench/codecs.py [--repeat R] [--threads T] [--data DIR]
+    .venv/bin/python bench/codec_speed.py [--repeat R] [--threads T] [--data DIR]
 """
 
 from __future__ import annotations
