@@ -1,0 +1,133 @@
+"""Benchmark: N real peers over a local Mosquitto (``rumor up``), against the raw broker.
+
+For each N it runs ``rumor up`` (Fashion-MNIST, MLP, ring) and reports, per round and averaged
+over peers: the time spent training, encoding, publishing, waiting for neighbours, decoding and
+mixing; the MB/s the broker delivered to peers; and each peer's peak RSS. In the same run it
+times a raw aiomqtt publish/subscribe of the same payload size, so gossip throughput reads as a
+fraction of what the broker can move.
+
+    python bench/swarm.py --peers 4 8 16 --rounds 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiomqtt
+
+from peer.broker import Broker
+from peer.cli import main
+
+PHASES = ("train", "encode", "publish", "wait", "decode", "mix", "total")
+
+
+def _stats(run: Path, peers: int) -> list[list[dict[str, object]]]:
+    width = len(str(peers - 1))
+    out = []
+    for j in range(peers):
+        path = run / f"p{j:0{width}d}" / "stats.jsonl"
+        out.append([json.loads(line) for line in path.read_text().splitlines()])
+    return out
+
+
+async def _raw_mbps(port: int, size: int, count: int) -> float:
+    """MB/s of ``count`` QoS 1 messages of ``size`` bytes from one client to another."""
+    payload = bytes(size)
+    async with (
+        aiomqtt.Client("127.0.0.1", port, identifier="bench-sub") as sub,
+        aiomqtt.Client("127.0.0.1", port, identifier="bench-pub") as pub,
+    ):
+        await sub.subscribe("bench/raw", qos=1)
+        start = time.perf_counter()
+        for _ in range(count):
+            await pub.publish("bench/raw", payload, qos=1)
+        got = 0
+        async for _ in sub.messages:
+            got += 1
+            if got == count:
+                break
+        return size * count / (time.perf_counter() - start) / 1e6
+
+
+def bench(peers: int, rounds: int, model: str, steps: int) -> dict[str, object]:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        with Broker.start_sync(log_dir=out / "broker") as broker:
+            start = time.perf_counter()
+            status = main(
+                [
+                    "--log-level",
+                    "WARNING",
+                    "up",
+                    "--peers",
+                    str(peers),
+                    "--rounds",
+                    str(rounds),
+                    "--model",
+                    model,
+                    "--local-steps",
+                    str(steps),
+                    "--broker",
+                    broker.address,
+                    "--out",
+                    str(out / "run"),
+                ]
+            )
+            wall = time.perf_counter() - start
+            per_peer = _stats(out / "run", peers)
+            frame = max(1, per_peer[0][-1]["bytes_out"] // rounds)  # type: ignore[operator]
+            raw = asyncio.run(_raw_mbps(broker.port, frame, 200))
+    rows = [s for peer in per_peer for s in peer]
+    phases = {p: statistics.mean(r["timings"][p] for r in rows) for p in PHASES}  # type: ignore[index]
+    delivered = sum(peer[-1]["bytes_in"] for peer in per_peer)  # type: ignore[misc]
+    return {
+        "peers": peers,
+        "status": status,
+        "wall_s": wall,
+        "round_s": phases,
+        "frame_bytes": frame,
+        "delivered_mb_s": delivered / 1e6 / max(wall, 1e-9),
+        "raw_mb_s": raw,
+        "peak_rss_mb": max(peer[-1]["peak_rss_mb"] for peer in per_peer),  # type: ignore[type-var]
+    }
+
+
+def _print(result: dict[str, object]) -> None:
+    phases = result["round_s"]
+    assert isinstance(phases, dict)
+    split = " ".join(f"{p} {1000 * phases[p]:.1f}" for p in PHASES)
+    print(
+        f"N={result['peers']:>2}  per round (ms): {split}\n"
+        f"      broker delivered {result['delivered_mb_s']:.2f} MB/s over the run; raw aiomqtt "
+        f"{result['raw_mb_s']:.1f} MB/s at {result['frame_bytes']} B; peak RSS per peer "
+        f"{result['peak_rss_mb']:.0f} MB; wall {result['wall_s']:.1f} s"
+    )
+
+
+def run(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--peers", type=int, nargs="+", default=[4, 8, 16])
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--model", default="mlp")
+    parser.add_argument("--local-steps", type=int, default=10)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    results = []
+    for n in args.peers:
+        result = bench(n, args.rounds, args.model, args.local_steps)
+        _print(result)
+        results.append(result)
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run())

@@ -1,0 +1,69 @@
+"""The peer package's subcommands: ``rumor peer``, ``rumor up`` and ``rumor watch``.
+
+Each handler turns its arguments into a frozen config at once and hands that on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from peer.cli import Subparsers
+from peer.config import apply_overrides, load_config, to_toml
+from peer.runtime.daemon import configure_logging, run_peer
+from peer.up import add_up_arguments, run_up
+from peer.watch import add_watch_arguments, run_watch
+
+__all__ = ["register"]
+
+
+def register(subparsers: Subparsers) -> None:
+    """Add ``peer``, ``up`` and ``watch`` to the ``rumor`` command."""
+    peer = subparsers.add_parser(
+        "peer",
+        help="run one gossip peer daemon from a TOML config",
+        description="Run one peer: train on local data, gossip with neighbours over MQTT.",
+    )
+    peer.add_argument("--config", type=Path, required=True, help="the peer's TOML config file")
+    peer.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one config value (TOML syntax; repeatable)",
+    )
+    peer.add_argument(
+        "--print-config", action="store_true", help="print the effective config and exit"
+    )
+    peer.add_argument(
+        "--stats-file", type=Path, help="append each round's stats to this file as JSON lines"
+    )
+    peer.set_defaults(handler=_peer)
+
+    up = subparsers.add_parser(
+        "up",
+        help="run a local swarm: a broker and N peer processes",
+        description="Start Mosquitto (unless --broker) and N peer processes on this machine.",
+    )
+    add_up_arguments(up)
+    up.set_defaults(handler=run_up)
+
+    watch = subparsers.add_parser(
+        "watch",
+        help="live table of a swarm from its telemetry and presence",
+        description="Show a swarm's peers (round, loss, accuracy, traffic) from any broker.",
+    )
+    add_watch_arguments(watch)
+    watch.set_defaults(handler=run_watch)
+
+
+def _peer(args: argparse.Namespace) -> int:
+    config = apply_overrides(load_config(args.config), args.overrides)
+    if args.print_config:
+        sys.stdout.write(to_toml(config))
+        return 0
+    configure_logging(config)
+    return asyncio.run(run_peer(config, stats_file=args.stats_file))

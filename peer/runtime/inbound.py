@@ -1,0 +1,136 @@
+"""The receiving side of a peer: every message from the broker goes through here.
+
+Frames go through :func:`protocol.validation.accept` (the one entry point for received bytes);
+a rejected message is counted per reason, logged rate-limited, and dropped: nothing a remote
+party sends can raise out of :meth:`Inbound.handle` or change a model. Accepted frames leave a
+snapshot of the sender's public copy under the round it was sent in, so that a sync round mixes
+the copies *of that round* even when a fast neighbour's next frame has already arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from peer.runtime.liveness import Liveness
+from peer.runtime.rejections import Rejections
+from peer.transport import OFFLINE, ONLINE, Message
+from protocol.choco import ChocoReceiver
+from protocol.errors import MalformedMessage, ProtocolError, UnknownBase
+from protocol.topics import parse_topic
+from protocol.types import PeerId, Vector
+from protocol.validation import Expectations, accept
+
+__all__ = ["Inbound"]
+
+log = logging.getLogger(__name__)
+
+
+class Inbound:
+    """Validates and applies received frames; tracks presence; keeps per-round copy snapshots."""
+
+    def __init__(
+        self,
+        *,
+        me: PeerId,
+        prefix: str,
+        expected: Expectations,
+        receiver: ChocoReceiver,
+        liveness: Liveness,
+        rejections: Rejections,
+    ) -> None:
+        self.me = me
+        self.prefix = prefix
+        self.expected = expected
+        """Replaced by the runtime when the neighbourhood changes."""
+        self.receiver = receiver
+        self.liveness = liveness
+        self.rejections = rejections
+        self.changed = asyncio.Event()
+        """Set whenever a frame is accepted or a presence changes; the sync barrier clears it."""
+        self.decode_s = 0.0
+        """Seconds spent validating and applying frames, since the runtime last reset it."""
+        self.out_of_sync: set[PeerId] = set()
+        """Senders whose deltas we cannot apply until their next keyframe."""
+        self._copies: dict[PeerId, dict[int, Vector]] = {}
+
+    def handle(self, message: Message) -> None:
+        """Process one message; never raises for anything a remote party can send."""
+        start = time.perf_counter()
+        try:
+            self._handle(message)
+        except ProtocolError as exc:
+            self.rejections.record(_topic_peer(message.topic), exc.reason, str(exc))
+        except Exception as exc:  # hostile input must never take the daemon down
+            log.exception("unexpected error on a message from %s", message.topic)
+            self.rejections.record(_topic_peer(message.topic), "internal_error", repr(exc))
+        finally:
+            self.decode_s += time.perf_counter() - start
+
+    def _handle(self, message: Message) -> None:
+        kind, swarm, peer = parse_topic(message.topic, prefix=self.prefix)
+        if swarm != self.expected.swarm or peer == self.me or kind == "telemetry":
+            return
+        if kind == "presence":
+            if message.payload not in (ONLINE, OFFLINE):
+                raise MalformedMessage(
+                    f"presence of {peer!r} is {message.payload[:20]!r}; expected online/offline"
+                )
+            self.liveness.presence(peer, online=message.payload == ONLINE)
+            self.changed.set()
+            return
+        try:
+            env, copy = accept(message.payload, self.expected, self.receiver, via=peer)
+        except UnknownBase:
+            self.liveness.heard(peer)  # alive, but its deltas wait for its next keyframe
+            self.out_of_sync.add(peer)
+            self.changed.set()
+            raise
+        self.liveness.heard(peer)
+        self.out_of_sync.discard(peer)
+        self._copies.setdefault(peer, {})[env.round] = copy
+        self.changed.set()
+
+    def has_round(self, peer: PeerId, round: int) -> bool:
+        """Whether a copy sent in ``round`` or later has arrived from ``peer``."""
+        return any(r >= round for r in self._copies.get(peer, ()))
+
+    def copy_for(self, peer: PeerId, round: int, *, staleness: int | None) -> Vector | None:
+        """The copy of ``peer`` to mix in ``round``.
+
+        Sync (``staleness`` None): the copy sent in ``round``, else the earliest newer one.
+        Async: the newest copy, if sent no earlier than ``round - staleness``.
+        """
+        held = self._copies.get(peer)
+        if not held:
+            return None
+        if staleness is None:
+            if round in held:
+                return held[round]
+            newer = [r for r in held if r > round]
+            return held[min(newer)] if newer else None
+        newest = max(held)
+        return held[newest] if newest >= round - staleness else None
+
+    def prune(self, round: int) -> None:
+        """Forget snapshots older than ``round``, keeping each sender's newest."""
+        for held in self._copies.values():
+            newest = max(held, default=None)
+            for r in [r for r in held if r < round and r != newest]:
+                del held[r]
+
+    def forget(self, peer: PeerId) -> None:
+        """Drop everything about a peer that left the neighbourhood."""
+        self._copies.pop(peer, None)
+        self.receiver.forget(peer)
+        self.out_of_sync.discard(peer)
+
+    def snapshot_bytes(self) -> int:
+        return sum(c.numel() * c.element_size() for h in self._copies.values() for c in h.values())
+
+
+def _topic_peer(topic: str) -> str:
+    """The peer level of a topic, for log lines about messages that failed before parsing."""
+    levels = topic.split("/")
+    return levels[3] if len(levels) >= 4 else repr(topic[:60])

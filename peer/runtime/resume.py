@@ -1,0 +1,85 @@
+"""What a peer checkpoints, and how it resumes from it.
+
+The checkpoint holds the parameters, the sender's public copy ``x_hat`` and its next seq; the
+copies of neighbours are not kept (they come back with each neighbour's next keyframe).
+
+Resuming never reuses a seq: frames sent after the last checkpoint, fewer than
+``checkpoint_every``, may have reached neighbours, which would refuse them again as replays. So
+the next seq jumps past them to a multiple of the keyframe interval, which makes the first frame
+after a restart a keyframe, and every receiver resynchronises on it.
+
+>>> resume_seq(next_seq=23, checkpoint_every=5, keyframe_interval=10)
+30
+>>> resume_seq(next_seq=0, checkpoint_every=1, keyframe_interval=4)
+4
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from peer.checkpoint import PeerState
+from protocol.choco import ChocoSender
+from protocol.codecs import Codec
+from protocol.errors import ConfigError
+
+__all__ = ["Resumed", "restore", "resume_seq", "snapshot"]
+
+
+def resume_seq(*, next_seq: int, checkpoint_every: int, keyframe_interval: int) -> int:
+    """The first seq after a restart: past any frame possibly sent, on a keyframe."""
+    past = next_seq + checkpoint_every
+    return -(-past // keyframe_interval) * keyframe_interval
+
+
+def snapshot(
+    *,
+    round: int,
+    x: torch.Tensor,
+    sender: ChocoSender,
+    checkpoint_every: int,
+    peer: str,
+    model: str,
+) -> PeerState:
+    """The checkpointable state after ``round`` rounds."""
+    return PeerState(
+        round=round,
+        params=x.clone(),
+        tensors={"x_hat": sender.x_hat.clone()},
+        counters={"next_seq": sender.next_seq, "checkpoint_every": checkpoint_every},
+        meta={"peer": peer, "model": model, "codec": str(sender.codec.spec)},
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Resumed:
+    round: int
+    x: torch.Tensor
+    sender: ChocoSender
+
+
+def restore(state: PeerState, *, codec: Codec, keyframe_interval: int, model: str) -> Resumed:
+    """A sender and parameters from ``state``; ConfigError if it belongs to another model/codec."""
+    meta = state.meta
+    if meta.get("model") != model or meta.get("codec") != str(codec.spec):
+        raise ConfigError(
+            f"checkpoint of model {meta.get('model')!r} with codec {meta.get('codec')!r}; "
+            f"this peer runs model {model!r} with codec {str(codec.spec)!r} "
+            "(storage.checkpoint_dir belongs to another configuration: "
+            "move it away or point the config elsewhere)"
+        )
+    x_hat = state.tensors.get("x_hat")
+    if x_hat is None or x_hat.shape != state.params.shape:
+        raise ConfigError("checkpoint lacks the public copy x_hat of the parameters' shape")
+    sender = ChocoSender(
+        codec, x_hat.numel(), keyframe_interval=keyframe_interval, dtype=x_hat.dtype
+    )
+    sender.x_hat = x_hat.clone()
+    sender.next_seq = resume_seq(
+        next_seq=int(state.counters.get("next_seq", 0)),
+        checkpoint_every=int(state.counters.get("checkpoint_every", 1)),
+        keyframe_interval=keyframe_interval,
+    )
+    return Resumed(round=state.round, x=state.params.clone(), sender=sender)

@@ -1,0 +1,389 @@
+"""The peer runtime: the gossip round loop, as an async context manager over a Transport.
+
+::
+
+    async with MqttTransport(settings, presence=presence) as link:
+        async with PeerRuntime(config, link, learner, neighbourhood=hood) as runtime:
+            async for stats in runtime.rounds():
+                ...  # log, write, display: the runtime itself only yields
+
+One round, in the simulator's order: train (worker thread) -> encode -> publish -> receive
+(sync: wait for this round's frames from the live, in-sync in-neighbours, up to
+``gossip.round_timeout_s``; async: no barrier) -> mix with what arrived (missing weight stays
+with the peer). A background task owned by the runtime's TaskGroup feeds every received message
+to :class:`~peer.runtime.inbound.Inbound`. :meth:`PeerRuntime.stop` ends the loop after the
+current round; leaving the context writes a final checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import resource
+import time
+from collections.abc import AsyncIterator, Coroutine
+from types import TracebackType
+from typing import Self
+
+import torch
+
+from peer.checkpoint import CheckpointStore
+from peer.config import PeerConfig
+from peer.runtime.inbound import Inbound
+from peer.runtime.learning import LocalLearner
+from peer.runtime.liveness import Liveness
+from peer.runtime.neighbours import Neighbourhood, membership_neighbourhood
+from peer.runtime.rejections import Rejections
+from peer.runtime.resume import restore, snapshot
+from peer.runtime.stats import RoundStats, Timings, to_json
+from peer.transport import Transport, TransportError
+from protocol.choco import ChocoReceiver, ChocoSender
+from protocol.codecs import codec_from_spec, default_gamma
+from protocol.envelope import Envelope, encode_envelope
+from protocol.mixing import gossip_update, neighbour_mix
+from protocol.spec import parse_spec
+from protocol.topics import subscription, topic
+from protocol.types import PeerId
+from protocol.validation import Expectations
+
+__all__ = ["PeerRuntime", "frame_stable_seed"]
+
+log = logging.getLogger(__name__)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process in MiB (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def frame_stable_seed(seed: int, index: int) -> int:
+    """The sender seed of peer ``index``, as the simulator derives it (``sim.plan``).
+
+    >>> frame_stable_seed(3, 1)
+    196609
+    """
+    return ((seed % 2**16) << 16) + index
+
+
+class PeerRuntime:
+    """One peer's gossip loop; see the module docstring."""
+
+    def __init__(
+        self,
+        config: PeerConfig,
+        transport: Transport,
+        learner: LocalLearner,
+        *,
+        neighbourhood: Neighbourhood | None,
+    ) -> None:
+        """``neighbourhood`` is the static one, or None for a membership-driven topology."""
+        self.config = config
+        self.transport = transport
+        self.learner = learner
+        self.me: PeerId = config.identity.peer
+        self._static = neighbourhood
+        self.hood = neighbourhood or Neighbourhood(me=self.me, index=learner.index, size=1)
+        gossip = config.gossip
+        self.codec = codec_from_spec(parse_spec(gossip.codec))
+        self.gamma = default_gamma(self.codec.spec) if gossip.gamma is None else gossip.gamma
+        self.stable_seed = frame_stable_seed(config.learning.seed, learner.index)
+        self.round = 0
+        self.x = learner.start.clone()
+        self.sender = ChocoSender(
+            self.codec,
+            learner.num_params,
+            keyframe_interval=gossip.keyframe_interval,
+            dtype=self.x.dtype,
+        )
+        self.rejections = Rejections()
+        self.liveness = Liveness(silence_timeout_s=gossip.silence_timeout_s)
+        self.inbound = Inbound(
+            me=self.me,
+            prefix=config.identity.prefix,
+            expected=self._expectations(self.hood),
+            receiver=ChocoReceiver(learner.num_params, dtype=self.x.dtype),
+            liveness=self.liveness,
+            rejections=self.rejections,
+        )
+        self.publish_failed = 0
+        self._store = (
+            None
+            if config.storage.checkpoint_dir is None
+            else CheckpointStore(config.storage.checkpoint_dir)
+        )
+        self._stop = asyncio.Event()
+        self._stack = contextlib.AsyncExitStack()
+        self._subscribed: set[str] = set()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        self._restore()
+        group = await self._stack.enter_async_context(asyncio.TaskGroup())
+        self._pump = group.create_task(self._receive(), name=f"receive-{self.me}")
+        await self._update_subscriptions()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            await asyncio.to_thread(self._checkpoint)
+        finally:
+            self._pump.cancel()
+            await self._stack.aclose()
+
+    def stop(self) -> None:
+        """End the loop after the current round (safe from a signal handler)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def _restore(self) -> None:
+        if self._store is None:
+            return
+        state = self._store.load_latest()
+        if state is None:
+            return
+        resumed = restore(
+            state,
+            codec=self.codec,
+            keyframe_interval=self.config.gossip.keyframe_interval,
+            model=self.learner.fingerprint,
+        )
+        self.round, self.x, self.sender = resumed.round, resumed.x, resumed.sender
+        log.info("%s resumes at round %d from its checkpoint", self.me, self.round)
+
+    def _checkpoint(self) -> None:
+        if self._store is None:
+            return
+        self._store.save(
+            snapshot(
+                round=self.round,
+                x=self.x,
+                sender=self.sender,
+                checkpoint_every=self.config.storage.checkpoint_every,
+                peer=self.me,
+                model=self.learner.fingerprint,
+            )
+        )
+
+    async def _receive(self) -> None:
+        async for message in self.transport.messages():
+            self.inbound.handle(message)
+
+    # -- neighbourhood ---------------------------------------------------------------------
+
+    def _expectations(self, hood: Neighbourhood) -> Expectations:
+        ident = self.config.identity
+        return Expectations(
+            swarm=ident.swarm,
+            model=self.learner.fingerprint,
+            senders=hood.neighbours,
+            n_params=self.learner.num_params,
+            max_bytes=self.config.limits.max_message_bytes,
+        )
+
+    def _topic(self, kind: str, peer: PeerId) -> str:
+        ident = self.config.identity
+        return topic(kind, prefix=ident.prefix, swarm=ident.swarm, peer=peer)  # type: ignore[arg-type]
+
+    def _refresh_membership(self) -> None:
+        """Membership mode: recompute the graph when the announced live set changed."""
+        if self._static is not None:
+            return
+        live = self.liveness.live_set(self.liveness.announced())
+        hood = membership_neighbourhood(live, me=self.me, seed=self.config.topology.seed)
+        if hood.weights != self.hood.weights:
+            for gone in self.hood.neighbours - hood.neighbours:
+                self.inbound.forget(gone)
+            log.info(
+                "%s: membership now %d peers; in-neighbours %s",
+                self.me,
+                hood.size,
+                ", ".join(sorted(hood.neighbours)) or "none",
+            )
+            self.hood = hood
+            self.inbound.expected = self._expectations(hood)
+
+    async def _update_subscriptions(self) -> None:
+        ident = self.config.identity
+        wanted = {
+            self._topic(kind, peer) for peer in self.hood.neighbours for kind in ("key", "delta")
+        }
+        if self._static is None:
+            wanted.add(subscription("presence", prefix=ident.prefix, swarm=ident.swarm))
+        else:
+            wanted |= {self._topic("presence", peer) for peer in self.hood.neighbours}
+        gone, new = self._subscribed - wanted, wanted - self._subscribed
+        if gone:
+            await self.transport.unsubscribe(sorted(gone))
+        if new:
+            await self.transport.subscribe(sorted(new))
+        self._subscribed = wanted
+
+    # -- the round loop --------------------------------------------------------------------
+
+    async def rounds(self) -> AsyncIterator[RoundStats]:
+        """Run rounds until ``gossip.rounds`` are done or :meth:`stop` is called."""
+        total = self.config.gossip.rounds
+        while not self._stop.is_set() and (total is None or self.round < total):
+            stats = await self._one_round(total)
+            yield stats
+        if total is not None and self.round >= total:
+            log.info("%s finished its %d rounds", self.me, total)
+
+    async def _one_round(self, total: int | None) -> RoundStats:
+        r = self.round
+        t0 = time.perf_counter()
+        self._refresh_membership()
+        await self._update_subscriptions()
+        x, loss = await asyncio.to_thread(self.learner.train, self.x, r)
+        t1 = time.perf_counter()
+        payload, key = self._encode(x, r, loss)
+        t2 = time.perf_counter()
+        await self._publish(self._topic("key" if key else "delta", self.me), payload, key)
+        t3 = time.perf_counter()
+        self.inbound.decode_s = 0.0
+        alive = await self._wait(r)
+        t4 = time.perf_counter()
+        received = self._mix(x, r, alive)
+        t5 = time.perf_counter()
+        self.round = r + 1
+        accuracy = await asyncio.to_thread(self.learner.accuracy, self.x)
+        if self._store is not None and self.round % self.config.storage.checkpoint_every == 0:
+            await asyncio.to_thread(self._checkpoint)
+        decode = self.inbound.decode_s
+        stats = RoundStats(
+            round=self.round,
+            loss=loss,
+            accuracy=accuracy,
+            neighbours=len(self.hood.weights),
+            alive=len(alive),
+            received=received,
+            bytes_out=self.transport.stats.bytes_out,
+            bytes_in=self.transport.stats.bytes_in,
+            rejected=self._rejected(),
+            publish_failed=self.publish_failed,
+            timings=Timings(
+                train=t1 - t0,
+                encode=t2 - t1,
+                publish=t3 - t2,
+                wait=max(0.0, t4 - t3 - decode),
+                decode=decode,
+                mix=t5 - t4,
+                total=time.perf_counter() - t0,
+            ),
+            peak_rss_mb=peak_rss_mb(),
+            done=total is not None and self.round >= total,
+        )
+        await self._telemetry(stats)
+        return stats
+
+    def _rejected(self) -> dict[str, int]:
+        counts = self.rejections.counts + self.transport.stats.rejected
+        return dict(sorted(counts.items()))
+
+    def _encode(self, x: torch.Tensor, r: int, loss: float) -> tuple[bytes, bool]:
+        frame = self.sender.step(x, seed=self.stable_seed)
+        meta: dict[str, float | int] = {
+            "samples": self.learner.batch_size * self.learner.local_steps
+        }
+        if math.isfinite(loss):
+            meta["loss"] = loss
+        env = Envelope(
+            swarm=self.config.identity.swarm,
+            sender=self.me,
+            round=r,
+            frame=frame,
+            model=self.learner.fingerprint,
+            meta=meta,
+        )
+        return encode_envelope(env), frame.kind == "key"
+
+    async def _publish(self, where: str, payload: bytes, retain: bool) -> None:
+        try:
+            await self.transport.publish(where, payload, qos=1, retain=retain)
+        except TransportError as exc:
+            self.publish_failed += 1
+            log.warning("%s: frame of round %d not sent: %s", self.me, self.round, exc)
+
+    async def _telemetry(self, stats: RoundStats) -> None:
+        ident = self.config.identity
+        text = to_json(stats, peer=self.me, swarm=ident.swarm)
+        with contextlib.suppress(TransportError):
+            await self.transport.publish(self._topic("telemetry", self.me), text.encode(), qos=0)
+
+    def _alive(self) -> frozenset[PeerId]:
+        return self.liveness.live_set(self.hood.neighbours)
+
+    async def _wait(self, r: int) -> frozenset[PeerId]:
+        """Sync: until every live, in-sync in-neighbour's frame of round ``r`` is in, or timeout.
+
+        Returns the neighbours alive at the end."""
+        if self.config.gossip.mode == "async":
+            await asyncio.sleep(0)
+            return self._alive()
+        deadline = time.monotonic() + self.config.gossip.round_timeout_s
+        while True:
+            self.inbound.changed.clear()
+            alive = self._alive()
+            missing = [
+                p
+                for p in alive
+                if p not in self.inbound.out_of_sync and not self.inbound.has_round(p, r)
+            ]
+            left = deadline - time.monotonic()
+            if not missing or left <= 0 or self._stop.is_set():
+                if missing and not self._stop.is_set():
+                    log.info(
+                        "%s: round %d timed out waiting for %s",
+                        self.me,
+                        r,
+                        ", ".join(sorted(missing)),
+                    )
+                return alive
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(left, 0.5)):
+                    await self._first_of(self.inbound.changed.wait(), self._stop.wait())
+
+    @staticmethod
+    async def _first_of(*waits: Coroutine[object, object, object]) -> None:
+        tasks = [asyncio.ensure_future(w) for w in waits]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    def _mix(self, x: torch.Tensor, r: int, alive: frozenset[PeerId]) -> int:
+        """Mix ``x`` with the copies of live neighbours; set ``self.x``; return how many."""
+        staleness = (
+            None if self.config.gossip.mode == "sync" else self.config.gossip.staleness_bound
+        )
+        weights, copies = [], []
+        for peer, w in self.hood.weights.items():
+            copy = self.inbound.copy_for(peer, r, staleness=staleness) if peer in alive else None
+            if copy is not None:
+                weights.append(w)
+                copies.append(copy)
+        self.inbound.prune(r + 1)
+        if not copies:
+            self.x = x
+            return 0
+        mixed, total = neighbour_mix(torch.tensor(weights, dtype=x.dtype), torch.stack(copies))
+        new = gossip_update(x, self.sender.x_hat, mixed, total, gamma=self.gamma)
+        if not bool(torch.isfinite(new).all()):
+            log.error(
+                "%s: mixing round %d gave non-finite values; kept the local model", self.me, r
+            )
+            new = x
+        self.x = new
+        return len(copies)

@@ -1,0 +1,88 @@
+"""Per-round statistics of a peer: a typed record, its telemetry JSON, and its log line.
+
+The telemetry JSON is what ``rumor watch`` and ``rumor up`` read; its keys are the field names of
+:class:`RoundStats` plus ``peer`` and ``swarm``.
+
+>>> s = RoundStats(round=3, loss=0.5, accuracy=0.8, neighbours=2, alive=2, received=2,
+...                bytes_out=10, bytes_in=20, rejected={"replayed_message": 1})
+>>> s.rejected_total, log_line(s)
+(1, 'round 3: loss 0.5000 acc 0.800 nbrs 2/2 got 2 out 10 B in 20 B rejected 1')
+>>> json.loads(to_json(s, peer="p0", swarm="lab"))["rejected_total"]
+1
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+
+__all__ = ["RoundStats", "Timings", "log_line", "to_json"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Timings:
+    """Seconds spent in each phase of one round."""
+
+    train: float = 0.0
+    encode: float = 0.0
+    publish: float = 0.0
+    wait: float = 0.0
+    decode: float = 0.0
+    """Validating and applying received frames during this round (on the event loop)."""
+    mix: float = 0.0
+    total: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoundStats:
+    """What one finished round reports. ``round`` counts finished rounds (1 after the first)."""
+
+    round: int
+    loss: float | None
+    accuracy: float | None
+    neighbours: int
+    """In-neighbours in the graph this round."""
+    alive: int
+    """Of those, alive (presence and silence timeout)."""
+    received: int
+    """Of those, mixed this round."""
+    bytes_out: int
+    bytes_in: int
+    rejected: Mapping[str, int] = field(default_factory=dict)
+    """Messages rejected since start, by reason (cumulative)."""
+    publish_failed: int = 0
+    """Publishes dropped since start because the broker link was down (cumulative)."""
+    timings: Timings = field(default_factory=Timings)
+    peak_rss_mb: float = 0.0
+    """The process's peak resident memory so far (0 where the platform does not say)."""
+    done: bool = False
+    """The last round of the run."""
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else value
+
+
+def to_json(stats: RoundStats, *, peer: str, swarm: str) -> str:
+    """The telemetry message (JSON object; NaN becomes null)."""
+    data = asdict(stats)
+    data["loss"], data["accuracy"] = _finite(stats.loss), _finite(stats.accuracy)
+    data["rejected"] = dict(stats.rejected)
+    data.update(peer=peer, swarm=swarm, rejected_total=stats.rejected_total)
+    return json.dumps(data, sort_keys=True)
+
+
+def log_line(stats: RoundStats) -> str:
+    loss = "-" if _finite(stats.loss) is None else f"{stats.loss:.4f}"
+    acc = "-" if stats.accuracy is None else f"{stats.accuracy:.3f}"
+    return (
+        f"round {stats.round}: loss {loss} acc {acc} nbrs {stats.alive}/{stats.neighbours} "
+        f"got {stats.received} out {stats.bytes_out} B in {stats.bytes_in} B "
+        f"rejected {stats.rejected_total}"
+    )

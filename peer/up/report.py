@@ -1,0 +1,71 @@
+"""The end of ``rumor up``: each peer's last stats line, the final table and summary.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from peer.up.procs import PeerProcess
+
+__all__ = ["last_stats", "peer_rows", "render_table", "write_summary"]
+
+
+def last_stats(path: Path) -> dict[str, object]:
+    """The last complete JSON line of a peer's stats file ({} if none)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return {}
+    for line in reversed(lines):
+        try:
+            data = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a kill
+        if isinstance(data, dict):
+            return data
+    return {}
+
+
+def peer_rows(peers: list[PeerProcess]) -> list[dict[str, object]]:
+    rows = []
+    for peer in peers:
+        stats = last_stats(peer.stats)
+        rows.append(
+            {
+                "peer": peer.name,
+                "accuracy": stats.get("accuracy"),
+                "loss": stats.get("loss"),
+                "rounds": stats.get("round", 0),
+                "bytes_sent": stats.get("bytes_out", 0),
+                "bytes_received": stats.get("bytes_in", 0),
+                "rejected": stats.get("rejected_total", 0),
+                "rejected_by_reason": stats.get("rejected", {}),
+                "publish_failed": stats.get("publish_failed", 0),
+                "exit_status": peer.process.returncode,
+                "log": str(peer.log),
+            }
+        )
+    return rows
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def render_table(rows: list[dict[str, object]]) -> str:
+    columns = ("peer", "accuracy", "rounds", "bytes_sent", "rejected", "exit_status")
+    widths = [max(len(c), *(len(_cell(r[c])) for r in rows)) for c in columns]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True))]
+    for row in rows:
+        cells = (_cell(row[c]).rjust(w) for c, w in zip(columns, widths, strict=True))
+        lines.append("  ".join(cells))
+    accs = [r["accuracy"] for r in rows if isinstance(r["accuracy"], float)]
+    if accs:
+        lines.append(f"mean accuracy {sum(accs) / len(accs):.4f} over {len(accs)} peers")
+    return "\n".join(lines)
+
+
+def write_summary(path: Path, rows: list[dict[str, object]], extra: dict[str, object]) -> None:
+    path.write_text(json.dumps({"peers": rows, **extra}, indent=2, sort_keys=True) + "\n")

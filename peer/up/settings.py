@@ -1,0 +1,138 @@
+"""``rumor up`` arguments, validated into :class:`UpConfig`, and the per-peer configs from it."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from peer.config import PeerConfig, apply_overrides, config_from_dict
+from peer.watch import parse_address
+from protocol.errors import ConfigError
+
+__all__ = ["UpConfig", "add_up_arguments", "peer_configs", "peer_name", "up_config"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpConfig:
+    peers: int
+    topology: str
+    rounds: int
+    task: str
+    model: str
+    partition: str
+    out: Path
+    broker: tuple[str, int] | None = None
+    """An external broker; None: start a Mosquitto on a free loopback port."""
+    swarm: str = "local"
+    seed: int = 0
+    local_steps: int = 10
+    batch_size: int = 32
+    lr: float = 0.05
+    codec: str = "raw"
+    mode: str = "sync"
+    round_timeout_s: float = 10.0
+    max_packet_size: int | None = None
+    """Mosquitto's packet limit (a started broker only), to exercise chunking."""
+    overrides: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if self.peers < 2:
+            raise ConfigError(f"--peers {self.peers}: expected at least 2")
+        if self.rounds < 1:
+            raise ConfigError(f"--rounds {self.rounds}: expected at least 1")
+
+
+def add_up_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--peers", type=int, default=8, help="number of peer processes (default: %(default)s)")
+    add("--topology", default="ring", help="graph family, e.g. ring, torus, random_regular:d=4")
+    add("--rounds", type=int, default=20, help="gossip rounds (default: %(default)s)")
+    add("--task", default="fmnist", help="fmnist, mnist, synthetic, consensus or module:function")
+    add("--model", default="mlp", help="logreg, mlp[:hidden=H] or cnn (default: %(default)s)")
+    add("--partition", default="iid", help="iid, dirichlet:alpha=A or shards:k=K")
+    add("--broker", metavar="HOST:PORT", help="use this broker instead of starting Mosquitto")
+    add("--out", type=Path, default=Path("rumor-up"), help="run directory (default: %(default)s)")
+    add("--swarm", default="local", help="swarm name (default: %(default)s)")
+    add("--seed", type=int, default=0)
+    add("--local-steps", type=int, default=10)
+    add("--batch-size", type=int, default=32)
+    add("--lr", type=float, default=0.05)
+    add("--codec", default="raw", help="raw, fp16, int8, sign, topk:fraction=F, randk:fraction=F")
+    add("--mode", choices=["sync", "async"], default="sync")
+    add("--round-timeout", type=float, default=10.0, help="sync barrier timeout in seconds")
+    add("--max-packet-size", type=int, help="Mosquitto's max_packet_size (a started broker only)")
+    add(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a value in every peer's config (repeatable)",
+    )
+
+
+def up_config(args: argparse.Namespace) -> UpConfig:
+    return UpConfig(
+        peers=args.peers,
+        topology=args.topology,
+        rounds=args.rounds,
+        task=args.task,
+        model=args.model,
+        partition=args.partition,
+        out=args.out,
+        broker=None if args.broker is None else parse_address(args.broker),
+        swarm=args.swarm,
+        seed=args.seed,
+        local_steps=args.local_steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        codec=args.codec,
+        mode=args.mode,
+        round_timeout_s=args.round_timeout,
+        max_packet_size=args.max_packet_size,
+        overrides=tuple(args.overrides),
+    )
+
+
+def peer_name(index: int, peers: int) -> str:
+    """``p00`` .. ``p15``: zero-padded so that names sort in node order.
+
+    >>> peer_name(3, 16), peer_name(3, 5)
+    ('p03', 'p3')
+    """
+    return f"p{index:0{len(str(peers - 1))}d}"
+
+
+def peer_configs(up: UpConfig, *, host: str, port: int) -> list[PeerConfig]:
+    """One validated config per peer (ConfigError naming the key if an option is bad)."""
+    configs = []
+    for j in range(up.peers):
+        name = peer_name(j, up.peers)
+        data: dict[str, object] = {
+            "identity": {"peer": name, "swarm": up.swarm},
+            "broker": {"host": host, "port": port, "keepalive_s": 5},
+            "topology": {"family": up.topology, "size": up.peers, "node": j, "seed": up.seed},
+            "learning": {
+                "task": up.task,
+                "model": up.model,
+                "partition": up.partition,
+                "seed": up.seed,
+                "local_steps": up.local_steps,
+                "batch_size": up.batch_size,
+                "lr": up.lr,
+            },
+            "gossip": {
+                "mode": up.mode,
+                "rounds": up.rounds,
+                "codec": up.codec,
+                "round_timeout_s": up.round_timeout_s,
+                "silence_timeout_s": max(3 * up.round_timeout_s, 10.0),
+            },
+            "storage": {"checkpoint_dir": str((up.out / name / "checkpoints").resolve())},
+        }
+        if up.max_packet_size is not None:
+            # Room for the MQTT fixed header, topic and properties around each chunk.
+            data["broker"] = {**data["broker"], "max_payload": max(256, up.max_packet_size - 512)}  # type: ignore[dict-item]
+        configs.append(apply_overrides(config_from_dict(data), up.overrides))
+    return configs

@@ -1,0 +1,162 @@
+"""``rumor watch``: a live table of a swarm, from its telemetry and presence topics.
+
+Works against any broker: it only subscribes. On a terminal the table is redrawn in place (plain
+ANSI); otherwise one line is printed per update, which suits logs and tests. ``--once`` prints a
+single table after ``--duration`` seconds (default 2) of listening.
+
+>>> view = SwarmView(prefix="rumor", swarm="lab")
+>>> view.update("rumor/lab/telemetry/p1", b'{"round": 3, "accuracy": 0.5, "rejected_total": 0}')
+'p1'
+>>> view.update("rumor/lab/presence/p1", b"offline")
+'p1'
+>>> view.rows()["p1"]["state"], view.rows()["p1"]["round"]
+('offline', 3)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import time
+
+from peer.transport import MqttSettings, MqttTransport
+from protocol.errors import ConfigError, ProtocolError
+from protocol.topics import DEFAULT_PREFIX, check_id, parse_topic, subscription
+
+__all__ = ["SwarmView", "add_watch_arguments", "parse_address", "run_watch", "watch_swarm"]
+
+_MAX_TELEMETRY = 64 * 1024
+_COLUMNS = (
+    ("peer", "{:<10}"),
+    ("state", "{:<8}"),
+    ("round", "{:>6}"),
+    ("loss", "{:>8}"),
+    ("accuracy", "{:>8}"),
+    ("alive", "{:>5}"),
+    ("bytes_out", "{:>12}"),
+    ("bytes_in", "{:>12}"),
+    ("rejected_total", "{:>8}"),
+)
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` -> (host, port); ConfigError naming the text otherwise.
+
+    >>> parse_address("127.0.0.1:1883")
+    ('127.0.0.1', 1883)
+    """
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ConfigError(f"--broker {text!r}: expected HOST:PORT with a port from 1 to 65535")
+    return host, int(port)
+
+
+class SwarmView:
+    """The latest telemetry and presence of every peer seen; ignores anything malformed."""
+
+    def __init__(self, *, prefix: str, swarm: str) -> None:
+        self.prefix, self.swarm = prefix, swarm
+        self._rows: dict[str, dict[str, object]] = {}
+
+    def rows(self) -> dict[str, dict[str, object]]:
+        return {peer: dict(row) for peer, row in sorted(self._rows.items())}
+
+    def update(self, topic: str, payload: bytes) -> str | None:
+        """Fold one message in; return the peer it concerned, or None if it was ignored."""
+        try:
+            kind, swarm, peer = parse_topic(topic, prefix=self.prefix)
+        except ProtocolError:
+            return None
+        if swarm != self.swarm:
+            return None
+        row = self._rows.setdefault(peer, {"peer": peer, "state": "?"})
+        if kind == "presence" and payload in (b"online", b"offline"):
+            row["state"] = payload.decode()
+        elif kind == "telemetry" and len(payload) <= _MAX_TELEMETRY:
+            try:
+                data = json.loads(payload)
+            except (ValueError, UnicodeDecodeError):
+                return None
+            if not isinstance(data, dict):
+                return None
+            row.update({k: v for k, v in data.items() if isinstance(k, str)})
+            row["seen"] = time.monotonic()
+            if row["state"] == "?":
+                row["state"] = "online"
+        else:
+            return None
+        return peer
+
+    def table(self) -> str:
+        header = " ".join(fmt.format(name[:12]) for name, fmt in _COLUMNS)
+        lines = [header]
+        for row in self.rows().values():
+            lines.append(" ".join(fmt.format(_cell(row.get(name))) for name, fmt in _COLUMNS))
+        return "\n".join(lines)
+
+    def line(self, peer: str) -> str:
+        row = self._rows.get(peer, {})
+        return " ".join(f"{name}={_cell(row.get(name))}" for name, _ in _COLUMNS)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def add_watch_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--broker", required=True, metavar="HOST:PORT", help="the swarm's broker")
+    parser.add_argument("--swarm", required=True, help="the swarm name")
+    parser.add_argument("--prefix", default=DEFAULT_PREFIX, help="topic prefix (default: rumor)")
+    parser.add_argument("--once", action="store_true", help="print one table and exit")
+    parser.add_argument("--duration", type=float, help="stop after this many seconds")
+
+
+async def watch_swarm(
+    host: str, port: int, view: SwarmView, *, duration: float | None, tty: bool, quiet: bool = False
+) -> None:
+    """Subscribe and fold messages into ``view`` until ``duration`` (None: forever)."""
+    settings = MqttSettings(
+        client_id=f"rumor-watch-{os.getpid()}-{time.monotonic_ns()}", host=host, port=port
+    )
+    filters = [
+        subscription(k, prefix=view.prefix, swarm=view.swarm) for k in ("presence", "telemetry")
+    ]
+    async with MqttTransport(settings) as link:
+        await link.subscribe(filters)
+        async with asyncio.timeout(duration):
+            async for message in link.messages():
+                peer = view.update(message.topic, message.payload)
+                if peer is None or quiet:
+                    continue
+                if tty:
+                    sys.stdout.write("\x1b[H\x1b[2J" + view.table() + "\n")
+                else:
+                    sys.stdout.write(view.line(peer) + "\n")
+                sys.stdout.flush()
+
+
+def run_watch(args: argparse.Namespace) -> int:
+    host, port = parse_address(args.broker)
+    check_id(args.swarm, what="--swarm")
+    check_id(args.prefix, what="--prefix")
+    view = SwarmView(prefix=args.prefix, swarm=args.swarm)
+    duration = args.duration if args.duration is not None else (2.0 if args.once else None)
+    if duration is not None and not duration > 0:
+        raise ConfigError(f"--duration {duration}: expected a number of seconds > 0")
+    with contextlib.suppress(TimeoutError):
+        asyncio.run(
+            watch_swarm(
+                host, port, view, duration=duration, tty=sys.stdout.isatty(), quiet=args.once
+            )
+        )
+    if args.once:
+        sys.stdout.write(view.table() + "\n")
+    return 0

@@ -1,0 +1,143 @@
+"""``rumor sim`` and ``rumor sweep``: the simulator's command line.
+
+Each handler turns its arguments into frozen configs at once (bad input raises ConfigError, which
+the dispatcher reports in one line with exit status 2, before any output directory exists).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+from pathlib import Path
+
+from sim.config import ENGINES, TASKS, SimConfig, config_from_settings, load_toml
+from sim.metrics import RoundStats
+from sim.progress import Progress
+from sim.report import run_and_report
+
+__all__ = ["add_run_arguments", "register", "settings_from_args"]
+
+log = logging.getLogger(__name__)
+
+SIM_EXAMPLES = """\
+examples:
+  rumor sim --task consensus --topology ring --peers 16 --rounds 200
+  rumor sim --task fmnist --model mlp:hidden=64 --topology torus --peers 16 --rounds 400 \\
+      --partition dirichlet:alpha=0.1 --lr 0.05 --eval-every 20 --out runs/torus
+  rumor sim --task synthetic --peers 1024 --topology random_regular:d=4 --codec sign \\
+      --drop 0.1 --crash 3@50-120 --churn up=40,down=10 --stragglers 0.2:steps=0
+  rumor sim --config run.toml --seed 3 --out runs/seed3   # CLI flags override the file
+
+failure formats:
+  --drop P                     each message is lost with probability P
+  --crash PEER@ROUND[-RECOVER] peer down from ROUND (until RECOVER); repeat or comma-separate
+  --churn up=U,down=D[,fraction=F]  geometric up/down periods with mean U and D rounds
+  --partition-window START-END[:fraction=F]  cut peers 0..F*N-1 from the rest in [START, END)
+  --stragglers FRACTION[:steps=S]  a fixed set of peers does S local steps (default half)
+  --byzantine FRACTION[:attack=signflip|noise,scale=S]  peers that publish attacked models
+"""
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags shared by ``sim`` and ``sweep`` (defaults live in SimConfig, so all default None)."""
+    add = parser.add_argument
+    add("--config", type=Path, metavar="TOML", help="read settings from a TOML run file")
+    add("--task", help=f"{', '.join(TASKS)} or package.module:function (default consensus)")
+    add("--model", help="logreg, mlp[:hidden=H] or cnn (default: per task)")
+    add("--peers", type=int, help="number of peers (default 16)")
+    add("--rounds", type=int, help="gossip rounds (default 100)")
+    add("--partition", help="iid, dirichlet:alpha=A or shards:k=K (default iid)")
+    add("--gamma", type=float, help="CHOCO consensus step (default: the codec's safe default)")
+    add("--keyframe-interval", type=int, help="every K-th frame is a raw keyframe (default 10)")
+    add("--local-steps", type=int, help="SGD steps per round (default 1)")
+    add("--batch-size", type=int, help="minibatch size (default 32)")
+    add("--lr", type=float, help="learning rate (default 0.05)")
+    add("--engine", help=f"{' or '.join(ENGINES)}: batched (default) or the reference loop")
+    add("--eval-every", type=int, help="evaluate on the test set every E rounds (default 10)")
+    add("--dim", type=int, help="vector length of the consensus task (default 32)")
+    add("--data-path", help="directory with the IDX files (mnist; overrides fmnist's)")
+    add("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_failure_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--drop", type=float, help="message drop probability per link and round")
+    add("--crash", action="append", metavar="PEER@ROUND[-RECOVER]", help="crash schedule")
+    add("--churn", metavar="up=U,down=D", help="on/off churn with mean durations in rounds")
+    add("--partition-window", metavar="START-END", help="cut the network in two for a window")
+    add("--stragglers", metavar="FRACTION[:steps=S]", help="a fraction doing fewer local steps")
+    add("--byzantine", metavar="FRACTION[:attack=A]", help="peers publishing attacked models")
+
+
+_NOT_SETTINGS = {"handler", "command", "log_level", "config", "quiet"}
+
+
+def settings_from_args(args: argparse.Namespace, *, skip: set[str]) -> dict[str, object]:
+    """TOML settings (if ``--config``), overridden by every flag the user gave."""
+    settings: dict[str, object] = {} if args.config is None else dict(load_toml(args.config))
+    for key, value in vars(args).items():
+        if key in _NOT_SETTINGS or key in skip or value is None:
+            continue
+        settings[key] = ",".join(value) if key == "crash" else value
+    return settings
+
+
+def _describe(stats: RoundStats) -> str:
+    acc = "" if stats.acc_mean is None else f" acc {stats.acc_mean:.3f}"
+    cd = "" if stats.consensus_distance is None else f"cd {stats.consensus_distance:.3g} "
+    return f"{cd}{acc} {stats.bytes_sent / 1e6:.1f} MB".strip()
+
+
+def _run_sim(args: argparse.Namespace) -> int:
+    config = config_from_settings(settings_from_args(args, skip=set()))
+    with Progress(config.rounds, enabled=False if args.quiet else None) as bar:
+        result = run_and_report(config, on_round=lambda s: bar.update(s.round, _describe(s)))
+    final = result.records[-1]
+    print(_final_line(config, final, result.summary.get("spectral_gap")))
+    if result.out is not None:
+        print(f"wrote {result.out}/rounds.jsonl, summary.json and {len(result.plots)} plot(s)")
+    return 0
+
+
+def _final_line(config: SimConfig, final: dict[str, float | int | None], gap: object) -> str:
+    head = f"{config.task} {config.topology} n={config.peers} {config.codec}"
+    parts = [f"{head} after {final['round']} rounds:"]
+    if final.get("acc_mean") is not None:
+        parts.append(
+            f"acc mean {final['acc_mean']:.4f} (min {final['acc_min']:.4f}, "
+            f"avg model {final['acc_avg_model']:.4f})"
+        )
+    parts.append(f"consensus distance {final['consensus_distance']:.3e}")
+    parts.append(f"{int(final['bytes_sent'] or 0) / 1e6:.2f} MB sent")
+    if isinstance(gap, float):
+        parts.append(f"spectral gap {gap:.4f}")
+    return ", ".join(parts)
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``rumor sim`` and ``rumor sweep`` to the dispatcher."""
+    parser = subparsers.add_parser(
+        "sim",
+        help="simulate a swarm on this machine",
+        description="Simulate N gossip peers (CHOCO-SGD over a topology) with failures, "
+        "and record accuracy, consensus distance and exact bytes per round.",
+        epilog=SIM_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_run_arguments(parser)
+    parser.add_argument("--topology", help="NAME[:k=v,...], e.g. ring, torus, random_regular:d=4")
+    parser.add_argument("--seed", type=int, help="seed for data, init, failures (default 0)")
+    parser.add_argument("--codec", help="raw, fp16, int8, sign, topk:fraction=F, randk:fraction=F")
+    _add_failure_arguments(parser)
+    parser.add_argument("--out", type=Path, help="write rounds.jsonl, summary.json, plots here")
+    parser.set_defaults(handler=_run_sim)
+
+    from sim.sweep import register_sweep
+
+    register_sweep(subparsers)
+
+
+def replace_config(config: SimConfig, **changes: object) -> SimConfig:
+    """``dataclasses.replace`` that revalidates (for the sweep)."""
+    return dataclasses.replace(config, **changes)  # type: ignore[arg-type]

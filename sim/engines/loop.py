@@ -1,0 +1,73 @@
+"""The reference engine: one peer at a time, [P] tensors, through the same protocol functions.
+
+It is what a swarm of daemons does, one after the other: the parity oracle for the vector
+engine and its speed baseline.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from protocol.mixing import gossip_update, neighbour_mix
+from sim.engines.base import EngineContext, attacked
+from sim.engines.choco import publish_one
+from sim.engines.vector import mixing_weights
+from sim.plan import RoundPlan
+
+__all__ = ["LoopEngine"]
+
+
+class LoopEngine:
+    """Per-peer local SGD, per-peer compression with that peer's seed, per-peer mixing."""
+
+    name = "loop"
+
+    def __init__(self, context: EngineContext, x0: torch.Tensor) -> None:
+        self.ctx = context
+        self.x = [row.clone() for row in x0]
+        self.x_hat = [torch.zeros_like(row) for row in x0]
+
+    def params(self) -> torch.Tensor:
+        return torch.stack(self.x)
+
+    def step(self, plan: RoundPlan) -> torch.Tensor:
+        loss = torch.full((len(self.x),), float("nan"))
+        for peer in np.flatnonzero(plan.alive).tolist():
+            loss[peer] = self._train(peer, plan)
+        for peer in np.flatnonzero(plan.alive).tolist():
+            target = self.x[peer]
+            if self.ctx.byzantine is not None and plan.byzantine[peer]:
+                target = attacked(
+                    target, self.ctx.byzantine, seed=self.ctx.seed, round=plan.round, peer=peer
+                )
+            self.x_hat[peer] = publish_one(
+                self.x_hat[peer], target, plan, peer=peer, codec=self.ctx.codec
+            )
+        use = np.flatnonzero(plan.mix & ~plan.byzantine[plan.dst])
+        # Receiver-major order, then one slice per peer: the edges whose messages it mixes.
+        use = use[np.argsort(plan.dst[use], kind="stable")]
+        bounds = np.searchsorted(plan.dst[use], np.arange(len(self.x) + 1))
+        all_weights = mixing_weights(plan, self.x[0].dtype)
+        for peer in np.flatnonzero(plan.alive).tolist():
+            incoming = use[bounds[peer] : bounds[peer + 1]]
+            if len(incoming) == 0:
+                continue  # nothing received: all weight stays on self
+            weights = all_weights[torch.from_numpy(incoming)]
+            wide = torch.float64  # as in the vector engine: sum in float64, round once
+            copies = torch.stack([self.x_hat[j].to(wide) for j in plan.src[incoming].tolist()])
+            mixed, weight_sum = neighbour_mix(weights, copies)
+            x = self.x[peer]
+            new = gossip_update(
+                x.to(wide), self.x_hat[peer].to(wide), mixed, weight_sum, gamma=self.ctx.gamma
+            )
+            self.x[peer] = new.to(x.dtype)
+        return loss
+
+    def _train(self, peer: int, plan: RoundPlan) -> float:
+        trainer = self.ctx.trainer
+        steps = plan.steps[peer : peer + 1]
+        if trainer is None or steps[0] == 0:
+            return float("nan")
+        self.x[peer], loss = trainer.train(self.x[peer], np.array([peer]), steps, round=plan.round)
+        return float(loss.reshape(-1)[0])

@@ -1,0 +1,352 @@
+"""Failure models: seeded, reproducible masks that say who is up and which messages arrive.
+
+Every mask is a pure function of the run's seed and the round (churn is drawn once for the whole
+run, which is the same thing). Both engines read the same masks, so failures never break parity.
+
+CLI and TOML formats (one spec syntax, the project's ``name:key=value`` family):
+
+- drop ``P``: each directed message is lost with probability P, independently per link and round.
+- crash ``PEER@ROUND[-RECOVER]``: the peer is down from ROUND until RECOVER (exclusive), or forever.
+- churn ``up=U,down=D[,fraction=F]``: peers alternate up and down periods drawn from geometric
+  distributions with means U and D rounds (a fraction F of the peers churn; the others stay up).
+- partition window ``START-END[:fraction=F]``: during rounds [START, END) every link between peers
+  0..floor(F*N)-1 and the rest is cut (by index, so on a ring or torus the groups are contiguous).
+- stragglers ``FRACTION[:steps=S]``: a fixed, seeded set of peers does S local steps per round
+  (default half of the configured steps, rounded down).
+- byzantine ``FRACTION[:attack=signflip|noise,scale=S]``: a fixed, seeded set of peers publishes
+  ``-S * x`` or ``x + S * noise`` instead of its model and never mixes in what it receives.
+
+>>> Crash.parse("3@50-120")
+Crash(peer=3, at=50, recover=120)
+>>> crash_alive((Crash(peer=1, at=2, recover=4),), 3, round=3).tolist()
+[True, False, True]
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from protocol.errors import ConfigError
+from protocol.spec import parse_spec
+
+__all__ = [
+    "Attack",
+    "Byzantine",
+    "Churn",
+    "Crash",
+    "FailureConfig",
+    "FailureModel",
+    "PartitionWindow",
+    "Stragglers",
+    "churn_schedule",
+    "crash_alive",
+    "drop_mask",
+    "partition_cut",
+    "peer_subset",
+    "round_rng",
+]
+
+BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int64]
+Attack = Literal["signflip", "noise"]
+
+# Distinct streams so that, say, enabling churn does not change which messages are dropped.
+_STREAM = {"drop": 1, "churn": 2, "stragglers": 3, "byzantine": 4, "noise": 5}
+_CRASH = re.compile(r"^(\d+)@(\d+)(?:-(\d+))?$")
+_WINDOW = re.compile(r"^(\d+)-(\d+)$")
+
+
+def round_rng(seed: int, stream: str, round: int = 0) -> np.random.Generator:
+    """An independent generator for (seed, stream, round).
+
+    >>> round_rng(0, "drop", 3).random() == round_rng(0, "drop", 3).random()
+    True
+    """
+    sequence = np.random.SeedSequence([seed, _STREAM[stream], round])
+    return np.random.Generator(np.random.PCG64(sequence))
+
+
+def _fraction(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ConfigError(f"{what} must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Crash:
+    peer: int
+    at: int
+    recover: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.peer < 0 or self.at < 0:
+            raise ConfigError(f"crash: peer and round must be >= 0, got {self.peer}@{self.at}")
+        if self.recover is not None and self.recover <= self.at:
+            raise ConfigError(f"crash: recovery round {self.recover} must come after {self.at}")
+
+    @classmethod
+    def parse(cls, text: str) -> Crash:
+        match = _CRASH.match(text.strip())
+        if match is None:
+            raise ConfigError(f"invalid crash {text!r}; expected PEER@ROUND or PEER@ROUND-RECOVER")
+        peer, at, recover = match.groups()
+        return cls(peer=int(peer), at=int(at), recover=None if recover is None else int(recover))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Churn:
+    up: float
+    down: float
+    fraction: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (self.up >= 1 and self.down >= 1):
+            raise ConfigError(f"churn: mean up and down times must be >= 1 round, got {self}")
+        _fraction(self.fraction, "churn fraction")
+
+    @classmethod
+    def parse(cls, text: str) -> Churn:
+        spec = parse_spec("churn:" + text)
+        spec.expect("up", "down", "fraction")
+        if "up" not in spec.params or "down" not in spec.params:
+            raise ConfigError(f"invalid churn {text!r}; expected up=U,down=D[,fraction=F]")
+        try:
+            values = {k: float(v) for k, v in spec.params.items()}
+        except ValueError as exc:
+            raise ConfigError(f"invalid churn {text!r}; values must be numbers") from exc
+        return cls(**values)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PartitionWindow:
+    start: int
+    end: int
+    fraction: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.start < self.end:
+            window = f"{self.start}-{self.end}"
+            raise ConfigError(f"partition window: need 0 <= START < END, got {window}")
+        _fraction(self.fraction, "partition fraction")
+
+    @classmethod
+    def parse(cls, text: str) -> PartitionWindow:
+        window, _, rest = text.strip().partition(":")
+        match = _WINDOW.match(window)
+        if match is None:
+            raise ConfigError(f"invalid partition window {text!r}; expected START-END[:fraction=F]")
+        spec = parse_spec("window:" + rest)
+        spec.expect("fraction")
+        fraction = spec.params.get("fraction", 0.5)
+        return cls(start=int(match[1]), end=int(match[2]), fraction=_fraction(fraction, "fraction"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Stragglers:
+    fraction: float
+    steps: int | None = None
+
+    def __post_init__(self) -> None:
+        _fraction(self.fraction, "straggler fraction")
+        if self.steps is not None and self.steps < 0:
+            raise ConfigError(f"stragglers: steps must be >= 0, got {self.steps}")
+
+    @classmethod
+    def parse(cls, text: str) -> Stragglers:
+        head, _, rest = text.strip().partition(":")
+        spec = parse_spec("stragglers:" + rest)
+        spec.expect("steps")
+        steps = spec.params.get("steps")
+        if steps is not None and not isinstance(steps, int):
+            raise ConfigError(f"stragglers: steps must be an integer, got {steps!r}")
+        try:
+            fraction = float(head)
+        except ValueError as exc:
+            raise ConfigError(f"invalid stragglers {text!r}; expected FRACTION[:steps=S]") from exc
+        return cls(fraction=_fraction(fraction, "straggler fraction"), steps=steps)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Byzantine:
+    fraction: float
+    attack: Attack = "signflip"
+    scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        _fraction(self.fraction, "byzantine fraction")
+        if self.attack not in ("signflip", "noise"):
+            raise ConfigError(f"byzantine: attack must be signflip or noise, got {self.attack!r}")
+
+    @classmethod
+    def parse(cls, text: str) -> Byzantine:
+        head, _, rest = text.strip().partition(":")
+        spec = parse_spec("byzantine:" + rest)
+        spec.expect("attack", "scale")
+        attack = str(spec.params.get("attack", "signflip"))
+        scale = spec.params.get("scale", 1.0)
+        try:
+            fraction = float(head)
+            scale = float(scale)
+        except ValueError as exc:
+            raise ConfigError(f"invalid byzantine {text!r}; expected FRACTION[:attack=A]") from exc
+        if attack not in ("signflip", "noise"):
+            raise ConfigError(f"byzantine: attack must be signflip or noise, got {attack!r}")
+        return cls(fraction=_fraction(fraction, "byzantine fraction"), attack=attack, scale=scale)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, kw_only=True)
+class FailureConfig:
+    """All failure settings of one run; the default is a perfect network."""
+
+    drop: float = 0.0
+    crashes: tuple[Crash, ...] = field(default_factory=tuple)
+    churn: Churn | None = None
+    partition: PartitionWindow | None = None
+    stragglers: Stragglers | None = None
+    byzantine: Byzantine | None = None
+
+    def __post_init__(self) -> None:
+        _fraction(self.drop, "drop probability")
+
+    def check(self, peers: int) -> None:
+        """Raise ConfigError if a crash names a peer outside 0..peers-1."""
+        for crash in self.crashes:
+            if crash.peer >= peers:
+                raise ConfigError(f"crash: peer {crash.peer} does not exist (peers 0..{peers - 1})")
+
+    @property
+    def lossy(self) -> bool:
+        """Whether any message can go missing, so CHOCO copies can fall out of sync."""
+        down = bool(self.crashes) or self.churn is not None
+        return self.drop > 0 or down or self.partition is not None
+
+    def describe(self) -> str:
+        """A short label for tables and plot legends, e.g. ``drop=0.3`` or ``none``."""
+        parts = [f"drop={self.drop:g}"] if self.drop else []
+        parts += [f"crash={c.peer}@{c.at}" for c in self.crashes]
+        if self.churn:
+            parts.append(f"churn={self.churn.up:g}/{self.churn.down:g}")
+        if self.partition:
+            parts.append(f"cut={self.partition.start}-{self.partition.end}")
+        if self.stragglers:
+            parts.append(f"stragglers={self.stragglers.fraction:g}")
+        if self.byzantine:
+            parts.append(f"byz={self.byzantine.fraction:g}:{self.byzantine.attack}")
+        return ",".join(parts) or "none"
+
+
+def drop_mask(p: float, n_edges: int, *, seed: int, round: int) -> BoolArray:
+    """True where the message on that directed edge is lost this round.
+
+    >>> drop_mask(0.0, 4, seed=1, round=0).tolist()
+    [False, False, False, False]
+    >>> drop_mask(1.0, 2, seed=1, round=0).tolist()
+    [True, True]
+    """
+    if p <= 0:
+        return np.zeros(n_edges, dtype=bool)
+    return round_rng(seed, "drop", round).random(n_edges) < p
+
+
+def crash_alive(crashes: Sequence[Crash], n: int, *, round: int) -> BoolArray:
+    """Which peers the crash schedule leaves up at ``round``."""
+    alive = np.ones(n, dtype=bool)
+    for crash in crashes:
+        if crash.at <= round and (crash.recover is None or round < crash.recover):
+            alive[crash.peer] = False
+    return alive
+
+
+def churn_schedule(churn: Churn, n: int, rounds: int, *, seed: int) -> BoolArray:
+    """Up (True) or down per [round, peer]: alternating geometric periods, stationary start.
+
+    >>> sched = churn_schedule(Churn(up=4, down=2), 50, 400, seed=0)
+    >>> sched.shape, bool(0.55 < sched.mean() < 0.78)
+    ((400, 50), True)
+    """
+    rng = round_rng(seed, "churn")
+    up = np.ones((rounds, n), dtype=bool)
+    churning = peer_subset(churn.fraction, n, rng=rng)
+    for peer in np.flatnonzero(churning):
+        state = bool(rng.random() < churn.up / (churn.up + churn.down))
+        t = 0
+        while t < rounds:
+            # Geometric periods are memoryless, so starting mid-period is already stationary.
+            length = int(rng.geometric(1.0 / (churn.up if state else churn.down)))
+            up[t : t + length, peer] = state
+            t += length
+            state = not state
+    return up
+
+
+def partition_cut(
+    window: PartitionWindow, n: int, src: IntArray, dst: IntArray, *, round: int
+) -> BoolArray:
+    """True on edges that cross the two groups while the window is open.
+
+    >>> w = PartitionWindow(start=0, end=5)
+    >>> partition_cut(w, 4, np.array([0, 1, 2]), np.array([1, 2, 3]), round=1).tolist()
+    [False, True, False]
+    """
+    if not window.start <= round < window.end:
+        return np.zeros(len(src), dtype=bool)
+    boundary = int(np.floor(window.fraction * n))
+    cut: BoolArray = (src < boundary) != (dst < boundary)
+    return cut
+
+
+def peer_subset(fraction: float, n: int, *, rng: np.random.Generator) -> BoolArray:
+    """A seeded set of round(fraction * n) peers.
+
+    >>> int(peer_subset(0.25, 8, rng=np.random.default_rng(0)).sum())
+    2
+    """
+    chosen = np.zeros(n, dtype=bool)
+    chosen[rng.permutation(n)[: round(fraction * n)]] = True
+    return chosen
+
+
+class FailureModel:
+    """The failure settings of one run turned into per-round masks (pure in seed and round)."""
+
+    def __init__(
+        self, config: FailureConfig, *, peers: int, rounds: int, local_steps: int, seed: int
+    ) -> None:
+        config.check(peers)
+        self.config, self.peers, self.seed = config, peers, seed
+        self._churn = (
+            None if config.churn is None else churn_schedule(config.churn, peers, rounds, seed=seed)
+        )
+        self._steps = np.full(peers, local_steps, dtype=np.int64)
+        if config.stragglers is not None:
+            slow = peer_subset(config.stragglers.fraction, peers, rng=round_rng(seed, "stragglers"))
+            fewer = config.stragglers.steps
+            self._steps[slow] = local_steps // 2 if fewer is None else min(fewer, local_steps)
+        self.byzantine: BoolArray = np.zeros(peers, dtype=bool)
+        if config.byzantine is not None:
+            rng = round_rng(seed, "byzantine")
+            self.byzantine = peer_subset(config.byzantine.fraction, peers, rng=rng)
+
+    def alive(self, round: int) -> BoolArray:
+        """Peers that are up this round: they train, publish and mix."""
+        alive = crash_alive(self.config.crashes, self.peers, round=round)
+        if self._churn is not None and round < len(self._churn):
+            alive &= self._churn[round]
+        return alive
+
+    def lost(self, src: IntArray, dst: IntArray, *, round: int) -> BoolArray:
+        """Messages lost in the network this round (drop or partition), per directed edge."""
+        lost = drop_mask(self.config.drop, len(src), seed=self.seed, round=round)
+        if self.config.partition is not None:
+            lost |= partition_cut(self.config.partition, self.peers, src, dst, round=round)
+        return lost
+
+    def steps(self, alive: BoolArray) -> IntArray:
+        """Local SGD steps per peer this round: 0 for peers that are down."""
+        return np.where(alive, self._steps, 0)

@@ -1,0 +1,65 @@
+"""Per-round statistics and the pure metrics behind them.
+
+>>> x = torch.tensor([[0.0, 0.0], [2.0, 0.0]], dtype=torch.float64)
+>>> consensus_distance(x)
+1.0
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+
+__all__ = ["RoundStats", "consensus_distance", "finite_or_none"]
+
+
+def consensus_distance(x: torch.Tensor) -> float:
+    """(1/N) sum_i ||x_i - x_bar||^2 over the rows of ``x`` [N, P], computed in float64."""
+    x64 = x.detach().to(torch.float64)
+    return float((x64 - x64.mean(dim=0)).pow(2).sum(dim=1).mean())
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """JSON has no NaN: missing or non-finite numbers become null.
+
+    >>> finite_or_none(float("nan")) is None, finite_or_none(0.5)
+    (True, 0.5)
+    """
+    return None if value is None or not math.isfinite(value) else value
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoundStats:
+    """What the runner yields after a round; accuracy fields are None when not evaluated."""
+
+    round: int
+    """Rounds completed (1 after the first round)."""
+    evaluated: bool
+    acc_mean: float | None = None
+    """Test accuracy of the live peers' own models: mean, min and max."""
+    acc_min: float | None = None
+    acc_max: float | None = None
+    acc_avg_model: float | None = None
+    """Test accuracy of the average of all peers' models."""
+    loss: float | None = None
+    """Mean test loss of the live peers' models."""
+    train_loss: float | None = None
+    """Mean training loss of this round's local steps (live peers that trained)."""
+    consensus_distance: float | None
+    """(1/N) sum_i ||x_i - x_bar||^2 on evaluated rounds (every round for consensus)."""
+    bytes_sent: int
+    """Cumulative bytes published (one publish per live peer per round), exact encoded sizes."""
+    bytes_delivered: int
+    """Cumulative bytes received, summed over deliveries (a publish reaches each neighbour)."""
+    alive: int
+    stale_pairs: int
+    """(sender, receiver) CHOCO copies out of sync, waiting for a keyframe."""
+    wall_s: float
+
+    def to_json(self) -> dict[str, float | int | None]:
+        """One line of rounds.jsonl: NaN becomes null, ``evaluated`` is implied by presence."""
+        data = asdict(self)
+        data.pop("evaluated")
+        return {k: finite_or_none(v) if isinstance(v, float) else v for k, v in data.items()}

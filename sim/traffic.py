@@ -1,0 +1,104 @@
+"""Exact bytes on the wire: the encoded envelope of every frame the simulated peers publish.
+
+The envelope is a msgpack map, so its length depends on the payload length and on how many
+bytes msgpack needs for the round, seq and base integers. :class:`Traffic` encodes one real
+envelope per distinct combination (a handful per run) and reuses the length.
+
+>>> small, big = (Traffic(n=n, delta_payload=5, model="0" * 16, codec=Spec("sign"))
+...               for n in (1, 11))
+>>> big.frame_bytes(kind="key", sender="p0", round=0, seq=0) - small.frame_bytes(
+...     kind="key", sender="p0", round=0, seq=0)  # ten more fp32 values
+40
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from protocol.envelope import Envelope, encode_envelope
+from protocol.frame import Frame, FrameKind
+from protocol.spec import Spec
+
+__all__ = ["SWARM", "Traffic", "peer_name"]
+
+SWARM = "sim"
+"""Swarm name the simulated envelopes carry (it only affects their length)."""
+
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+def peer_name(index: int) -> str:
+    """Peer ids of simulated peers: ``p0``, ``p1``, ... (as ``rumor up`` would name them)."""
+    return f"p{index}"
+
+
+def _int_width(values: IntArray) -> IntArray:
+    """Bytes msgpack uses for non-negative ints: 1 (<128), 2, 3 or 5."""
+    return np.select([values < 128, values < 256, values < 65536], [1, 2, 3], default=5)
+
+
+@dataclass
+class Traffic:
+    """Frame sizes for one run's model and codec; keyframes go raw, deltas with the codec."""
+
+    n: int
+    delta_payload: int
+    model: str
+    codec: Spec
+    _cache: dict[tuple[int, ...], int] = field(default_factory=dict)
+    _names: IntArray | None = None
+
+    def frame_bytes(self, *, kind: FrameKind, sender: str, round: int, seq: int) -> int:
+        """Length of the encoded envelope of one frame."""
+        key = kind == "key"
+        frame = Frame(
+            kind=kind,
+            seq=seq,
+            base=None if key else seq - 1,
+            codec=Spec("raw") if key else self.codec,
+            n=self.n,
+            payload=bytes(4 * self.n if key else self.delta_payload),
+        )
+        env = Envelope(swarm=SWARM, sender=sender, round=round, frame=frame, model=self.model)
+        return len(encode_envelope(env))
+
+    def _name_lengths(self, n: int) -> IntArray:
+        if self._names is None or len(self._names) != n:
+            self._names = np.array([len(peer_name(i)) for i in range(n)], dtype=np.int64)
+        return self._names
+
+    def frame_sizes(
+        self, *, round: int, seqs: IntArray, publish: BoolArray, key: BoolArray
+    ) -> IntArray:
+        """Encoded bytes of each peer's frame this round (0 for peers that publish nothing)."""
+        sizes = np.zeros(len(publish), dtype=np.int64)
+        peers = np.flatnonzero(publish)
+        if len(peers) == 0:
+            return sizes
+        name_len = self._name_lengths(len(publish))[peers]
+        groups = np.stack(
+            [
+                key[peers].astype(np.int64),
+                name_len,
+                _int_width(seqs[peers]),
+                _int_width(np.maximum(seqs[peers] - 1, 0)),
+            ],
+            axis=1,
+        )
+        combos, first, inverse = np.unique(groups, axis=0, return_index=True, return_inverse=True)
+        per_combo = np.empty(len(combos), dtype=np.int64)
+        for index, row in enumerate(first.tolist()):
+            peer = int(peers[row])
+            cache_key = (int(_int_width(np.array([round]))[0]), *combos[index].tolist())
+            if cache_key not in self._cache:
+                kind: FrameKind = "key" if combos[index][0] else "delta"
+                self._cache[cache_key] = self.frame_bytes(
+                    kind=kind, sender=peer_name(peer), round=round, seq=int(seqs[peer])
+                )
+            per_combo[index] = self._cache[cache_key]
+        sizes[peers] = per_combo[inverse.reshape(-1)]
+        return sizes

@@ -1,0 +1,68 @@
+"""Local training of a batch of peers (vector engine) or of one peer (loop engine).
+
+A thin adapter over :func:`peer.learner.local_sgd`. Both engines take their batches from the one
+block :func:`peer.learner.batch_indices` draws per round for ALL peers and the configured number
+of steps (stragglers stop early inside it), so they train on exactly the same samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from peer.learner import batch_indices, local_sgd
+from peer.tasks import FlatModel, PeerData
+
+__all__ = ["Trainer"]
+
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(kw_only=True)
+class Trainer:
+    model: FlatModel
+    data: PeerData
+    steps: int
+    batch_size: int
+    lr: float
+    seed: int
+    _block: tuple[int, torch.Tensor] | None = field(default=None, repr=False)
+
+    def indices(self, round: int) -> torch.Tensor:
+        """This round's [N, steps, B] sample block (drawn once per round, shared by all peers)."""
+        if self._block is None or self._block[0] != round:
+            block = batch_indices(
+                self.data.sizes, self.steps, self.batch_size, seed=self.seed, round=round
+            )
+            self._block = (round, block)
+        return self._block[1]
+
+    def train(
+        self, params: torch.Tensor, peers: IntArray, steps: IntArray, *, round: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Train ``peers`` (rows of ``params``, or one vector [P] for one peer) for ``steps``.
+
+        Returns the new parameters and the mean training loss per peer [len(peers)] (NaN
+        where a peer took no step).
+        """
+        if self.steps == 0 or not steps.any():
+            return params, torch.full((len(peers),), float("nan"))
+        every = len(peers) == self.data.num_peers and bool((peers == np.arange(len(peers))).all())
+        ids = torch.from_numpy(peers)
+        new, loss = local_sgd(
+            self.model,
+            params,
+            self.data,
+            ids,
+            steps=self.steps,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            seed=self.seed,
+            round=round,
+            steps_per_peer=None if (steps == self.steps).all() else torch.from_numpy(steps),
+            indices=None if every else self.indices(round)[ids],
+        )
+        return new, loss.reshape(-1)

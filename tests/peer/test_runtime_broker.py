@@ -1,0 +1,156 @@
+"""Runtimes over a real Mosquitto, in one process: hostile messages, and a broker outage."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import msgpack
+import paho.mqtt.client as paho
+import pytest
+import torch
+from paho.mqtt.enums import CallbackAPIVersion
+
+from peer.broker import Broker
+from peer.runtime import RoundStats
+from protocol.envelope import Envelope, encode_envelope
+from protocol.frame import Frame
+from protocol.spec import Spec
+from tests.peer.runtime_helpers import drive, mqtt_peer, peer_config
+
+pytestmark = pytest.mark.broker
+
+
+def _configs(broker: Broker, swarm: str, rounds: int, **gossip: object) -> list:  # type: ignore[type-arg]
+    return [
+        peer_config(
+            i,
+            3,
+            rounds=rounds,
+            swarm=swarm,
+            broker={
+                "port": broker.port,
+                "keepalive_s": 2,
+                "reconnect_cap_s": 0.5,
+                "reconnect_base_s": 0.1,
+            },
+            limits={"max_message_bytes": 4096},
+            gossip={"round_timeout_s": 5.0, "keyframe_interval": 3, **gossip},
+        )
+        for i in range(3)
+    ]
+
+
+def _hostile_messages(swarm: str, model: str, captured: bytes) -> list[tuple[str, bytes]]:
+    """Garbage, truncated, oversized, wrong-fingerprint, NaN and replayed frames "from" p1."""
+    nan = Frame(
+        kind="key",
+        seq=10**6,
+        base=None,
+        codec=Spec("raw"),
+        n=100,
+        payload=torch.full((100,), math.nan).numpy().tobytes(),
+    )
+    fine = Frame(kind="key", seq=10**6, base=None, codec=Spec("raw"), n=100, payload=bytes(400))
+    other = encode_envelope(Envelope(swarm=swarm, sender="p1", round=0, frame=fine, model="0" * 16))
+    nan_env = msgpack.unpackb(
+        encode_envelope(Envelope(swarm=swarm, sender="p1", round=0, frame=fine, model=model))
+    )
+    nan_env["payload"] = nan.payload
+    key, delta = f"rumor/{swarm}/key/p1", f"rumor/{swarm}/delta/p1"
+    return [
+        (delta, b"\x00garbage\xff" * 7),
+        (delta, captured[: len(captured) // 2]),
+        (delta, b"\x80" + bytes(20_000)),
+        (key, other),
+        (key, msgpack.packb(nan_env, use_bin_type=True)),
+        (delta, captured),
+    ]
+
+
+def _publish(port: int, messages: list[tuple[str, bytes]]) -> None:
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="attacker")
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        for where, payload in messages:
+            client.publish(where, payload, qos=1).wait_for_publish(5)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+async def _swarm(configs: list, hook_peer: int | None = None, hook=None) -> list:  # type: ignore[no-untyped-def, type-arg]
+    peers = [mqtt_peer(c) for c in configs]
+    runs = [drive(t, r, hook if i == hook_peer else None) for i, (t, r) in enumerate(peers)]
+    return list(await asyncio.gather(*runs))
+
+
+async def test_hostile_messages_are_counted_and_change_nothing(broker: Broker) -> None:
+    clean = await _swarm(_configs(broker, "clean", 6))
+    captured: list[bytes] = []
+    configs = _configs(broker, "hostile", 6, mode="sync")
+    peers = [mqtt_peer(c) for c in configs]
+    model = peers[0][1].learner.fingerprint
+
+    def capture(client: object, userdata: object, message: paho.MQTTMessage) -> None:
+        captured.append(bytes(message.payload))
+
+    spy = paho.Client(CallbackAPIVersion.VERSION2, client_id="spy")
+    spy.on_message = capture
+    spy.connect("127.0.0.1", broker.port)
+    spy.subscribe("rumor/hostile/delta/p1", qos=1)
+    spy.loop_start()
+
+    async def attack(stats: RoundStats) -> None:
+        if stats.round == 3:
+            assert captured, "the spy saw no delta of p1 in three rounds"
+            await asyncio.to_thread(
+                _publish, broker.port, _hostile_messages("hostile", model, captured[0])
+            )
+            await asyncio.sleep(0.5)  # the others wait at the barrier, taking the messages in
+
+    try:
+        runs = [drive(t, r, attack if i == 0 else None) for i, (t, r) in enumerate(peers)]
+        hostile = await asyncio.gather(*runs)
+    finally:
+        spy.loop_stop()
+        spy.disconnect()
+    for (stats, x), (_, x_clean) in zip(hostile, clean, strict=True):
+        assert stats[-1].round == 6
+        assert torch.equal(x, x_clean), "a rejected message changed a model"
+    for peer in (0, 2):  # p1's in... out-neighbours: they subscribe to p1's topics
+        rejected = hostile[peer][0][-1].rejected
+        for reason in (
+            "malformed_message",
+            "truncated_message",
+            "oversized_message",
+            "fingerprint_mismatch",
+            "non_finite_values",
+            "replayed_message",
+        ):
+            assert rejected.get(reason, 0) >= 1, (peer, reason, rejected)
+
+
+@pytest.mark.slow
+async def test_broker_outage_every_peer_reconnects_and_finishes(broker: Broker) -> None:
+    rounds = 20
+    peers = [mqtt_peer(c) for c in _configs(broker, "outage", rounds, round_timeout_s=1.0)]
+
+    async def pace(stats: RoundStats) -> None:
+        await asyncio.sleep(0.25)  # stands in for training, so the outage falls mid-run
+
+    async def outage(stats: RoundStats) -> None:
+        await pace(stats)
+        if stats.round == 3:
+            await asyncio.to_thread(broker.stop)
+            await asyncio.sleep(2.0)
+            await asyncio.to_thread(broker.launch)
+
+    runs = [drive(t, r, outage if i == 0 else pace) for i, (t, r) in enumerate(peers)]
+    results = await asyncio.gather(*runs)
+    for (transport, _), (stats, x) in zip(peers, results, strict=True):
+        assert [s.round for s in stats] == list(range(1, rounds + 1))
+        assert torch.isfinite(x).all()
+        assert transport.stats.connects >= 2, "never reconnected"
+        assert any(s.received >= 1 for s in stats[12:]), "no gossip after the broker came back"

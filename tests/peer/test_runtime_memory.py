@@ -1,0 +1,74 @@
+"""The runtime on the in-memory transport: exact gossip averaging, timeouts, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from peer.tasks import TaskSpec, build_task
+from tests.peer.runtime_helpers import peer_config, run_memory_swarm
+from topology import build_graph, mixing_matrix
+
+
+def _expected(peers: int, rounds: int, family: str = "ring") -> torch.Tensor:
+    """W^R x0 for the consensus task (raw codec, gamma 1: plain averaging)."""
+    x0 = build_task(TaskSpec(task="consensus", peers=peers)).init_params(seed=0).numpy()
+    w = mixing_matrix(build_graph(family, peers, seed=0))
+    return torch.from_numpy(np.linalg.matrix_power(w, rounds) @ x0)
+
+
+async def test_sync_ring_averages_exactly() -> None:
+    configs = [peer_config(i, 4, rounds=5) for i in range(4)]
+    results = await run_memory_swarm(configs)
+    expected = _expected(4, 5)
+    for i, (stats, x) in enumerate(results):
+        assert [s.round for s in stats] == [1, 2, 3, 4, 5]
+        assert stats[-1].done
+        assert all(s.received == 2 for s in stats)
+        assert stats[-1].rejected_total == 0
+        # Frames carry float32: the float64 models agree to float32 rounding.
+        torch.testing.assert_close(x, expected[i], rtol=1e-5, atol=1e-6)
+
+
+async def test_a_missing_neighbour_times_out_then_counts_as_dead() -> None:
+    # Round 1 must end well inside the silence timeout even on a loaded machine, and the ten
+    # rounds (each waiting round_timeout_s for p3) well after it.
+    gossip = {"round_timeout_s": 0.25, "silence_timeout_s": 1.2}
+    configs = [peer_config(i, 4, rounds=10, gossip=gossip) for i in range(3)]  # p3 never starts
+    results = await run_memory_swarm(configs)
+    stats0 = results[0][0]  # p0's neighbours: p1 (running) and p3 (absent)
+    assert [s.round for s in stats0] == list(range(1, 11)), "p0 waited forever"
+    assert max(s.received for s in stats0) == 1, "p3 never sent anything"
+    assert stats0[0].alive == 2, "an unheard neighbour gets the silence timeout as grace"
+    assert stats0[-1].alive == 1, "a silent neighbour leaves the mixing set"
+
+
+async def test_async_mode_runs_without_a_barrier() -> None:
+    configs = [peer_config(i, 3, rounds=5, gossip={"mode": "async"}) for i in range(3)]
+    results = await run_memory_swarm(configs)
+    for stats, x in results:
+        assert [s.round for s in stats] == [1, 2, 3, 4, 5]
+        assert torch.isfinite(x).all()
+    # Averaging pulls the three models together.
+    final = torch.stack([x for _, x in results])
+    start = build_task(TaskSpec(task="consensus", peers=3)).init_params(seed=0)
+    assert float(final.var(0).sum()) < 0.5 * float(start.var(0).sum())
+
+
+async def test_resume_from_checkpoint_at_its_round(tmp_path: Path) -> None:
+    dirs = [tmp_path / f"p{i}" for i in range(2)]
+    first = [
+        peer_config(i, 2, family="complete", rounds=4, checkpoint_dir=dirs[i]) for i in range(2)
+    ]
+    await run_memory_swarm(first)
+    again = [
+        peer_config(i, 2, family="complete", rounds=7, checkpoint_dir=dirs[i]) for i in range(2)
+    ]
+    results = await run_memory_swarm(again)
+    for stats, _ in results:
+        assert [s.round for s in stats] == [5, 6, 7]
+        # The first frame after a restart is a keyframe with a fresh seq: neighbours accept it.
+        assert stats[-1].rejected_total == 0
+        assert stats[0].received == 1

@@ -1,0 +1,30 @@
+"""Helpers shared by the simulator tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import torch
+
+from sim.config import SimConfig
+from sim.metrics import RoundStats
+from sim.runner import Simulation
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    """One torch thread: the problems here are tiny, and on a busy 2-core machine every
+    parallel op can stall a scheduler tick; it also makes the engines bit-comparable."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def run(config: SimConfig) -> tuple[list[RoundStats], torch.Tensor, torch.Tensor]:
+    """Stats of round 0 (the start) and of every round, the initial and the final [N, P]."""
+    sim = Simulation(config)
+    x0 = sim.engine.params().clone()
+    stats = [sim.initial_stats(), *sim.run()]
+    return stats, x0, sim.engine.params().clone()
