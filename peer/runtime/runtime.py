@@ -370,7 +370,11 @@ class PeerRuntime:
         )
         weights, copies = [], []
         for peer, w in self.hood.weights.items():
-            copy = self.inbound.copy_for(peer, r, staleness=staleness) if peer in alive else None
+            # Sync: a frame of this round proves its sender took part in it, even when the
+            # sender's offline notice (it finished, or crashed) arrived before we mix.
+            if staleness is not None and peer not in alive:
+                continue
+            copy = self.inbound.copy_for(peer, r, staleness=staleness)
             if copy is not None:
                 weights.append(w)
                 copies.append(copy)

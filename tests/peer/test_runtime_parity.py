@@ -43,7 +43,8 @@ async def test_four_peers_match_the_vector_engine(broker: Broker, codec: str) ->
     peers = [mqtt_peer(c) for c in configs]
     results = await asyncio.gather(*(drive(t, r) for t, r in peers))
     daemon = torch.stack([x for _, x in results])
-    assert all(s.received == 2 for stats, _ in results for s in stats), "a frame was missed"
+    received = [[s.received for s in stats] for stats, _ in results]
+    assert all(r == 2 for row in received for r in row), f"a frame was missed: {received}"
 
     sim = Simulation(
         SimConfig(
