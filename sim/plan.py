@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from protocol.choco import frame_seeds
-from sim.failures import FailureModel
+from sim.failure_masks import FailureModel
 from topology.mixing import MixingEdges
 
 __all__ = ["Planner", "RoundPlan", "peer_frame_seeds"]

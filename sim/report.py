@@ -95,5 +95,5 @@ def _collect(
         records.append(record)
         if writer is not None:
             writer.add_round(record)
-    log.info("run finished: %s", records[-1])
+    log.debug("run finished: %s", records[-1])
     return records

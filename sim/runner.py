@@ -22,7 +22,7 @@ from protocol.spec import parse_spec
 from sim.config import SimConfig
 from sim.engines import EngineContext, make_engine
 from sim.evaluation import Evaluator
-from sim.failures import FailureModel
+from sim.failure_masks import FailureModel
 from sim.metrics import RoundStats, consensus_distance
 from sim.plan import Planner
 from sim.tasks import SimTask, load_task

@@ -10,7 +10,7 @@ import logging
 import math
 
 from protocol.errors import ConfigError
-from sim.cli import settings_from_args
+from sim.cli import apply_threads, settings_from_args
 from sim.config import SimConfig, config_from_settings
 from sim.metrics import RoundStats
 from sim.outputs import RunWriter
@@ -95,13 +95,16 @@ def _write(
     for config, records in curves:
         seen.setdefault(_label(config), records)  # first seed of each setting
     metric = "acc_mean" if curves[0][1][-1].get("acc_mean") is not None else "consensus_distance"
-    plot_curves(list(seen.items()), writer.path("comparison.png"), metric=metric, title="sweep")
+    first = curves[0][0]
+    title = f"{first.task}, {first.peers} peers, {first.partition} (first seed of each setting)"
+    plot_curves(list(seen.items()), writer.path("comparison.png"), metric=metric, title=title)
 
 
 def run_sweep(args: argparse.Namespace) -> int:
     """Handler of ``rumor sweep``."""
     base = config_from_settings(settings_from_args(args, skip=_SWEEP_ONLY))
     grid = _grid(args, base)
+    apply_threads(args)
     if args.target_distance is not None and not (0 < args.target_distance < 1):
         raise ConfigError(f"--target-distance must be in (0, 1), got {args.target_distance}")
     if args.target_acc is not None and not (0 < args.target_acc <= 1):

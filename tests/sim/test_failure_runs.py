@@ -9,7 +9,7 @@ import torch
 from protocol.codecs import codec_from_spec
 from sim.config import SimConfig, failures_from_mapping
 from sim.engines import EngineContext, VectorEngine
-from sim.failures import FailureModel
+from sim.failure_masks import FailureModel
 from sim.plan import Planner
 from sim.runner import Simulation
 from tests.sim.conftest import run

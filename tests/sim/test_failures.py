@@ -7,17 +7,8 @@ import pytest
 
 from protocol.errors import ConfigError
 from sim.config import failures_from_mapping
-from sim.failures import (
-    Byzantine,
-    Churn,
-    Crash,
-    FailureConfig,
-    FailureModel,
-    PartitionWindow,
-    Stragglers,
-    churn_schedule,
-    drop_mask,
-)
+from sim.failure_masks import FailureModel, churn_schedule, drop_mask
+from sim.failures import Byzantine, Churn, Crash, FailureConfig, PartitionWindow, Stragglers
 
 
 def test_parsers_read_the_documented_formats() -> None:

@@ -55,12 +55,12 @@ def _relative_gap(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).abs().max() / b.abs().max())
 
 
-# Every codec x failure for the cheap tasks; for fmnist (slow to load) every codec under drops
-# and every failure model with sign.
+# Every task x codec x failure model; fmnist (slower to load) is marked slow.
 CASES = [
-    *[(t, c, f) for t in ("consensus", "synthetic") for c in CODECS for f in FAILURES],
-    *[pytest.param("fmnist", c, "drop", marks=pytest.mark.slow) for c in CODECS],
-    *[pytest.param("fmnist", "sign", f, marks=pytest.mark.slow) for f in FAILURES if f != "drop"],
+    (t, c, f) if t != "fmnist" else pytest.param(t, c, f, marks=pytest.mark.slow)
+    for t in TASKS
+    for c in CODECS
+    for f in FAILURES
 ]
 
 

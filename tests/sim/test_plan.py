@@ -12,7 +12,7 @@ from protocol.envelope import Envelope, encode_envelope
 from protocol.errors import UnknownBase
 from protocol.fingerprint import fingerprint
 from sim.config import SimConfig, failures_from_mapping
-from sim.failures import FailureModel
+from sim.failure_masks import FailureModel
 from sim.plan import Planner
 from sim.runner import Simulation
 from sim.traffic import SWARM, peer_name
