@@ -4,7 +4,7 @@ The daemon calls these on one vector [P], the simulator on a batch [N, P]; docs/
 byte-level specification for third-party peers.
 """
 
-from protocol.choco import ChocoReceiver, ChocoSender, frame_seed, frame_seeds
+from protocol.choco import ChocoReceiver, ChocoSender, frame_seed, frame_seeds, sender_seed
 from protocol.chunking import Reassembler, packets, split
 from protocol.codecs import CODEC_NAMES, Codec, codec_from_spec, default_gamma
 from protocol.envelope import Envelope, decode_envelope, encode_envelope
@@ -46,6 +46,7 @@ __all__ = [
     "packets",
     "parse_spec",
     "received_weights",
+    "sender_seed",
     "sparse_neighbour_mix",
     "split",
 ]

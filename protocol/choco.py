@@ -61,12 +61,28 @@ __all__ = [
     "SenderState",
     "frame_seed",
     "frame_seeds",
+    "sender_seed",
 ]
 
 IntArray: TypeAlias = npt.NDArray[np.integer]
 
 _RAW = RawCodec()
 _GOLDEN = 0x9E3779B97F4A7C15
+
+
+def sender_seed(run_seed: int, peer_index: int) -> int:
+    """The stable seed of the sender at ``peer_index`` in a swarm seeded with ``run_seed``.
+
+    ``(run_seed mod 2**16) * 2**16 + peer_index``: below 2**32, as :func:`frame_seed` needs, and
+    the one rule the daemon and the simulator share, so both draw the same randk subsets.
+    Distinct for up to 65,536 peers.
+
+    >>> sender_seed(3, 1), sender_seed(2**16 + 3, 1)
+    (196609, 196609)
+    """
+    if not 0 <= peer_index < 2**16:
+        raise ValueError(f"peer_index {peer_index} out of range; expected 0 <= index < 65536")
+    return ((run_seed % 2**16) << 16) + peer_index
 
 
 def frame_seed(seed: int, seq: int) -> int:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from protocol.choco import frame_seeds
+from protocol.choco import frame_seeds, sender_seed
 from sim.failure_masks import FailureModel
 from topology.mixing import MixingEdges
 
@@ -61,16 +61,16 @@ class RoundPlan:
 
 def peer_frame_seeds(seed: int, seqs: IntArray) -> list[int]:
     """Codec seeds of this round's frames: :func:`protocol.choco.frame_seed` of each peer's
-    stable seed ``(seed mod 2**16) * 2**16 + peer`` (what a daemon with that seed and index
-    uses) and of the seq of its frame.
+    :func:`protocol.choco.sender_seed` (what a daemon with that seed and index uses) and of the
+    seq of its frame.
 
-    >>> from protocol.choco import frame_seed
-    >>> expected = [frame_seed(3 << 16, 0), frame_seed((3 << 16) + 1, 7)]
+    >>> from protocol.choco import frame_seed, sender_seed
+    >>> expected = [frame_seed(sender_seed(3, 0), 0), frame_seed(sender_seed(3, 1), 7)]
     >>> peer_frame_seeds(3, np.array([0, 7])) == expected
     True
     """
-    stable = ((seed % 2**16) << 16) + np.arange(len(seqs), dtype=np.int64)
-    return frame_seeds(stable, seqs)
+    sender_seed(seed, len(seqs) - 1)  # raises past the 65,536 peers it keeps distinct
+    return frame_seeds(sender_seed(seed, 0) + np.arange(len(seqs), dtype=np.int64), seqs)
 
 
 class Planner:

@@ -39,7 +39,7 @@ from peer.runtime.rejections import Rejections
 from peer.runtime.resume import restore, snapshot
 from peer.runtime.stats import RoundStats, Timings, to_json
 from peer.transport import Transport, TransportError
-from protocol.choco import ChocoReceiver, ChocoSender
+from protocol.choco import ChocoReceiver, ChocoSender, sender_seed
 from protocol.codecs import codec_from_spec, default_gamma
 from protocol.envelope import Envelope, encode_envelope
 from protocol.mixing import gossip_update, neighbour_mix
@@ -48,7 +48,7 @@ from protocol.topics import subscription, topic
 from protocol.types import PeerId
 from protocol.validation import Expectations
 
-__all__ = ["PeerRuntime", "frame_stable_seed"]
+__all__ = ["PeerRuntime"]
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +56,6 @@ log = logging.getLogger(__name__)
 def peak_rss_mb() -> float:
     """Peak resident set size of this process in MiB (Linux reports ru_maxrss in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def frame_stable_seed(seed: int, index: int) -> int:
-    """The sender seed of peer ``index``, as the simulator derives it (``sim.plan``).
-
-    >>> frame_stable_seed(3, 1)
-    196609
-    """
-    return ((seed % 2**16) << 16) + index
 
 
 class PeerRuntime:
@@ -88,7 +79,7 @@ class PeerRuntime:
         gossip = config.gossip
         self.codec = codec_from_spec(parse_spec(gossip.codec))
         self.gamma = default_gamma(self.codec.spec) if gossip.gamma is None else gossip.gamma
-        self.stable_seed = frame_stable_seed(config.learning.seed, learner.index)
+        self.stable_seed = sender_seed(config.learning.seed, learner.index)
         self.round = 0
         self.x = learner.start.clone()
         self.sender = ChocoSender(
