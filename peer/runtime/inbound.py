@@ -26,6 +26,9 @@ __all__ = ["Inbound"]
 
 log = logging.getLogger(__name__)
 
+MAX_SNAPSHOTS_PER_SENDER = 16
+"""A sender's round numbers are its own claim: however many it sends, we keep its newest few."""
+
 
 class Inbound:
     """Validates and applies received frames; tracks presence; keeps per-round copy snapshots."""
@@ -89,7 +92,10 @@ class Inbound:
             raise
         self.liveness.heard(peer)
         self.out_of_sync.discard(peer)
-        self._copies.setdefault(peer, {})[env.round] = copy
+        held = self._copies.setdefault(peer, {})
+        held[env.round] = copy
+        while len(held) > MAX_SNAPSHOTS_PER_SENDER:
+            del held[min(held)]
         self.changed.set()
 
     def has_round(self, peer: PeerId, round: int) -> bool:

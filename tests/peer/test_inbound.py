@@ -1,0 +1,48 @@
+"""The receiving side alone: what a neighbour can make a peer hold in memory."""
+
+from __future__ import annotations
+
+import torch
+
+from peer.runtime.inbound import MAX_SNAPSHOTS_PER_SENDER, Inbound
+from peer.runtime.liveness import Liveness
+from peer.runtime.rejections import Rejections
+from peer.transport import Message
+from protocol.choco import ChocoReceiver, ChocoSender
+from protocol.codecs import codec_from_spec
+from protocol.envelope import Envelope, encode_envelope
+from protocol.topics import topic
+from protocol.validation import Expectations
+
+N = 64
+
+
+def _inbound() -> Inbound:
+    expected = Expectations(
+        swarm="s", model="ab" * 8, senders=frozenset({"p1"}), n_params=N, max_bytes=1 << 20
+    )
+    return Inbound(
+        me="p0",
+        prefix="rumor",
+        expected=expected,
+        receiver=ChocoReceiver(N),
+        liveness=Liveness(silence_timeout_s=5.0),
+        rejections=Rejections(),
+    )
+
+
+def test_a_sender_claiming_ever_later_rounds_cannot_grow_our_memory() -> None:
+    inbound = _inbound()
+    sender = ChocoSender(codec_from_spec("raw"), N, keyframe_interval=10)
+    for i in range(100):
+        frame = sender.step(torch.full((N,), float(i)), seed=1)
+        env = Envelope(swarm="s", sender="p1", round=1000 + 7 * i, frame=frame, model="ab" * 8)
+        kind = "key" if frame.kind == "key" else "delta"
+        inbound.handle(
+            Message(topic=topic(kind, swarm="s", peer="p1"), payload=encode_envelope(env))
+        )
+    assert inbound.rejections.counts == {}, "every frame was valid"
+    assert inbound.snapshot_bytes() == MAX_SNAPSHOTS_PER_SENDER * N * 4
+    newest = inbound.copy_for("p1", 1000 + 7 * 99, staleness=None)
+    assert newest is not None
+    torch.testing.assert_close(newest, torch.full((N,), 99.0))
