@@ -37,9 +37,8 @@ def test_a_sender_claiming_ever_later_rounds_cannot_grow_our_memory() -> None:
     for i in range(100):
         frame = sender.step(torch.full((N,), float(i)), seed=1)
         env = Envelope(swarm="s", sender="p1", round=1000 + 7 * i, frame=frame, model="ab" * 8)
-        kind = "key" if frame.kind == "key" else "delta"
         inbound.handle(
-            Message(topic=topic(kind, swarm="s", peer="p1"), payload=encode_envelope(env))
+            Message(topic=topic(frame.kind, swarm="s", peer="p1"), payload=encode_envelope(env))
         )
     assert inbound.rejections.counts == {}, "every frame was valid"
     assert inbound.snapshot_bytes() == MAX_SNAPSHOTS_PER_SENDER * N * 4
