@@ -18,6 +18,26 @@ from peer.watch import add_watch_arguments, run_watch
 
 __all__ = ["register"]
 
+_PEER_EXAMPLES = """\
+examples:
+  rumor peer --config peer.toml
+  rumor peer --config peer.toml --set gossip.rounds=50 --set gossip.codec=sign --print-config
+  rumor peer --config peer.toml --stats-file stats.jsonl
+
+docs/config.md documents every key. SIGTERM or Ctrl-C: finish the step, checkpoint, publish
+offline, exit 0. Exit status 2 for a bad config (the error names the key).
+"""
+
+_UP_EXAMPLES = """\
+examples:
+  rumor up --peers 8 --topology ring --rounds 100 --partition dirichlet:alpha=0.1
+  rumor up --peers 16 --topology random_regular:d=4 --codec sign --out runs/sign16
+  rumor up --peers 6 --topology torus --broker broker.lan:1883 --swarm lab
+
+Writes one config and log per peer under --out, and --out/summary.json at the end. Ctrl-C stops
+every process it started, and the broker.
+"""
+
 
 def register(subparsers: Subparsers) -> None:
     """Add ``peer``, ``up`` and ``watch`` to the ``rumor`` command."""
@@ -25,6 +45,8 @@ def register(subparsers: Subparsers) -> None:
         "peer",
         help="run one gossip peer daemon from a TOML config",
         description="Run one peer: train on local data, gossip with neighbours over MQTT.",
+        epilog=_PEER_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     peer.add_argument("--config", type=Path, required=True, help="the peer's TOML config file")
     peer.add_argument(
@@ -47,6 +69,8 @@ def register(subparsers: Subparsers) -> None:
         "up",
         help="run a local swarm: a broker and N peer processes",
         description="Start Mosquitto (unless --broker) and N peer processes on this machine.",
+        epilog=_UP_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_up_arguments(up)
     up.set_defaults(handler=run_up)
