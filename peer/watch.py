@@ -30,17 +30,18 @@ from protocol.topics import DEFAULT_PREFIX, check_id, parse_topic, subscription
 __all__ = ["SwarmView", "add_watch_arguments", "parse_address", "run_watch", "watch_swarm"]
 
 _MAX_TELEMETRY = 64 * 1024
-_COLUMNS = (
-    ("peer", "{:<10}"),
-    ("state", "{:<8}"),
-    ("round", "{:>6}"),
-    ("loss", "{:>8}"),
-    ("accuracy", "{:>8}"),
-    ("alive", "{:>5}"),
-    ("bytes_out", "{:>12}"),
-    ("bytes_in", "{:>12}"),
-    ("rejected_total", "{:>8}"),
+_COLUMNS = (  # telemetry key, table heading, cell format
+    ("peer", "peer", "{:<10}"),
+    ("state", "state", "{:<8}"),
+    ("round", "round", "{:>6}"),
+    ("loss", "loss", "{:>8}"),
+    ("accuracy", "accuracy", "{:>8}"),
+    ("alive", "alive", "{:>5}"),
+    ("bytes_out", "MB out", "{:>9}"),
+    ("bytes_in", "MB in", "{:>9}"),
+    ("rejected_total", "rejected", "{:>8}"),
 )
+_MEGABYTES = frozenset({"bytes_out", "bytes_in"})
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -92,15 +93,22 @@ class SwarmView:
         return peer
 
     def table(self) -> str:
-        header = " ".join(fmt.format(name[:12]) for name, fmt in _COLUMNS)
+        header = " ".join(fmt.format(title) for _, title, fmt in _COLUMNS)
         lines = [header]
         for row in self.rows().values():
-            lines.append(" ".join(fmt.format(_cell(row.get(name))) for name, fmt in _COLUMNS))
+            cells = (fmt.format(_table_cell(key, row.get(key))) for key, _, fmt in _COLUMNS)
+            lines.append(" ".join(cells))
         return "\n".join(lines)
 
     def line(self, peer: str) -> str:
         row = self._rows.get(peer, {})
-        return " ".join(f"{name}={_cell(row.get(name))}" for name, _ in _COLUMNS)
+        return " ".join(f"{key}={_cell(row.get(key))}" for key, _, _ in _COLUMNS)
+
+
+def _table_cell(key: str, value: object) -> str:
+    if key in _MEGABYTES and isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value / 1e6:.1f}"
+    return _cell(value)
 
 
 def _cell(value: object) -> str:
