@@ -2,9 +2,10 @@
 
 For each N it runs ``rumor up`` (Fashion-MNIST, MLP, ring) and reports, per round and averaged
 over peers: the time spent training, encoding, publishing, waiting for neighbours, decoding and
-mixing; the MB/s the broker delivered to peers; and each peer's peak RSS. In the same run it
-times a raw aiomqtt publish/subscribe of the same payload size, so gossip throughput reads as a
-fraction of what the broker can move.
+mixing; the MB/s the broker delivered to peers; and each peer's peak RSS (MiB, from
+``ru_maxrss``), next to the peak of a process that only imports torch, the floor any peer pays.
+In the same run it times a raw aiomqtt publish/subscribe of the same payload size, so gossip
+throughput reads as a fraction of what the broker can move.
 
     python bench/swarm.py --peers 4 8 16 --rounds 10
 """
@@ -15,6 +16,7 @@ import argparse
 import asyncio
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +28,13 @@ from peer.broker import Broker
 from peer.cli import main
 
 PHASES = ("train", "encode", "publish", "wait", "decode", "mix", "total")
+
+
+def _torch_floor_mb() -> float:
+    """Peak RSS (MiB) of a Python process that imports torch and nothing else."""
+    code = "import resource, torch; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(out.stdout) / 1024
 
 
 def _stats(run: Path, peers: int) -> list[list[dict[str, object]]]:
@@ -119,9 +128,12 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--local-steps", type=int, default=10)
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
-    results = []
+    floor = _torch_floor_mb()
+    print(f"a process that only imports torch peaks at {floor:.0f} MB")
+    results: list[dict[str, object]] = []
     for n in args.peers:
         result = bench(n, args.rounds, args.model, args.local_steps)
+        result["torch_floor_mb"] = floor
         _print(result)
         results.append(result)
     if args.json is not None:

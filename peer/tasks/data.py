@@ -6,6 +6,8 @@ from peer.tasks.dataset import Dataset, PeerData
 from peer.tasks.errors import DataError, DatasetMissing
 from peer.tasks.idx import (
     FASHION_MNIST_ROOT,
+    IdxSplit,
+    PixelRows,
     RawIdx,
     load_fashion_mnist,
     load_idx_pair,
@@ -19,7 +21,9 @@ __all__ = [
     "DataError",
     "Dataset",
     "DatasetMissing",
+    "IdxSplit",
     "PeerData",
+    "PixelRows",
     "RawIdx",
     "load_fashion_mnist",
     "load_idx_pair",

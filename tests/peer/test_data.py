@@ -6,17 +6,21 @@ from pathlib import Path
 import pytest
 import torch
 
+from peer.tasks import idx_io
 from peer.tasks.data import (
     FASHION_MNIST_ROOT,
     DataError,
     Dataset,
     DatasetMissing,
+    IdxSplit,
     PeerData,
     load_fashion_mnist,
     load_idx_pair,
     load_mnist,
+    load_raw_split,
     synthetic_fedprox,
 )
+from peer.tasks.idx import clear_cache, read_idx
 from protocol.errors import ConfigError
 
 
@@ -175,3 +179,94 @@ def test_peer_data_offsets_and_validation() -> None:
         PeerData(pd.x, pd.y, torch.tensor([0, 2, 4]), 2)
     with pytest.raises(ConfigError, match="int64"):
         Dataset(torch.zeros(2, 1), torch.tensor([0, 1], dtype=torch.int32), 2)
+
+
+def random_split(root: Path, *, train: int, test: int, gz: bool, seed: int) -> None:
+    """Train and test IDX files of 3x3 images with random pixels and labels."""
+    g = torch.Generator().manual_seed(seed)
+    for prefix, n in (("train", train), ("t10k", test)):
+        pixels = torch.randint(256, (n * 9,), generator=g).tolist()
+        labels = torch.randint(10, (n,), generator=g).tolist()
+        img, _ = write_pair(root, [0] * n * 4, labels, gz=gz, prefix=prefix)
+        blob = idx_bytes(pixels, [n, 3, 3])
+        img.write_bytes(gzip.compress(blob) if gz else blob)
+
+
+@pytest.fixture
+def small_slices(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read 20 bytes at a time: two 9-pixel rows per slice, so slices split files and rows."""
+    monkeypatch.setattr(idx_io, "_SLICE", 20)
+
+
+@pytest.mark.usefixtures("small_slices")
+@pytest.mark.parametrize("gz", [False, True])
+def test_streamed_rows_equal_the_whole_file_bitwise(tmp_path: Path, gz: bool) -> None:
+    random_split(tmp_path, train=37, test=11, gz=gz, seed=1)
+    train_raw, test_raw = load_raw_split(tmp_path, dataset="mnist")
+    assert train_raw.images.shape == (37, 9)
+    split = IdxSplit.locate(tmp_path, dataset="mnist")
+    assert torch.equal(split.train_labels, train_raw.labels)
+    assert torch.equal(split.test_labels, test_raw.labels)
+    rows = torch.tensor([36, 0, 5, 5, 17, 1])  # unsorted, a repeat, both ends
+    own, held = split.rows(rows, torch.arange(2, 11, 3))
+    assert torch.equal(own.raw.images, train_raw.images[rows])
+    assert own.stats == train_raw.pixel_stats()
+    # the simulator's floats for the same rows: identical, not merely close
+    stats = train_raw.pixel_stats()
+    expected = train_raw.to_dataset(stats, rows=rows)
+    got = own.subset(torch.arange(len(own)))
+    assert torch.equal(got.x, expected.x)
+    assert torch.equal(got.y, expected.y)
+    assert torch.equal(held.subset(torch.tensor([2, 0])).x, test_raw.to_dataset(stats).x[[8, 2]])
+
+
+def test_stream_histogram_and_stats_match_a_brute_force_count(tmp_path: Path) -> None:
+    random_split(tmp_path, train=50, test=3, gz=True, seed=2)
+    split = IdxSplit.locate(tmp_path, dataset="mnist")
+    images, counts = idx_io.scan_images(split.train_images, torch.tensor([], dtype=torch.int64))
+    assert images.shape == (0, 9)
+    raw = gzip.decompress(split.train_images.read_bytes())[16:]
+    assert counts.tolist() == [raw.count(bytes([v])) for v in range(256)]
+    pixels = torch.tensor(list(raw), dtype=torch.float64) / 255
+    mean, std = idx_io.pixel_stats(counts)
+    assert mean == pytest.approx(float(pixels.mean()), rel=1e-12)
+    assert std == pytest.approx(float(pixels.std(correction=0)), rel=1e-12)
+
+
+@pytest.mark.usefixtures("small_slices")
+@pytest.mark.parametrize(
+    ("corrupt", "fragment"),
+    [(lambda b: b[:-1], "data has 11 bytes"), (lambda b: b + b"\x00" * 30, "data has 42 bytes")],
+)
+def test_streaming_names_short_and_long_files(
+    tmp_path: Path, corrupt: Callable[[bytes], bytes], fragment: str
+) -> None:
+    img, _ = write_pair(tmp_path, IMAGES, [0, 1, 2])
+    img.write_bytes(corrupt(img.read_bytes()))
+    with pytest.raises(DataError, match=fragment) as info:
+        idx_io.scan_images(img, torch.tensor([0]))
+    assert str(img) in str(info.value)
+
+
+def test_streaming_rejects_rows_outside_the_file(tmp_path: Path) -> None:
+    img, _ = write_pair(tmp_path, IMAGES, [0, 1, 2])
+    with pytest.raises(DataError, match="row 3 asked for; the file has rows 0 to 2"):
+        idx_io.scan_images(img, torch.tensor([0, 3]))
+
+
+def test_locate_checks_labels_against_the_image_header(tmp_path: Path) -> None:
+    random_split(tmp_path, train=4, test=2, gz=False, seed=0)
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(idx_bytes([1, 2, 3], [3]))
+    with pytest.raises(DataError, match=r"has 4 images but .*train-labels.* has 3 labels"):
+        IdxSplit.locate(tmp_path, dataset="mnist")
+
+
+def test_cache_is_shared_until_cleared(tmp_path: Path) -> None:
+    img, _ = write_pair(tmp_path, IMAGES, [0, 1, 2])
+    first = read_idx(img, ndim=3)
+    assert read_idx(img, ndim=3) is first
+    assert read_idx(img, ndim=3, cached=False) is not first
+    clear_cache()
+    again = read_idx(img, ndim=3)
+    assert again is not first
+    assert torch.equal(again, first)

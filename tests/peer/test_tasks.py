@@ -1,13 +1,17 @@
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from peer.learner import evaluate, local_sgd
+from peer.runtime.learning import load_learner
 from peer.tasks import DatasetMissing, PeerData, Task, TaskSpec, build_task
 from peer.tasks.data import FASHION_MNIST_ROOT, Dataset
 from peer.tasks.models import model_from_spec
 from protocol.errors import ConfigError
+from tests.peer.runtime_helpers import peer_config
 
 
 def test_consensus_task_starts_from_per_peer_float64_normals() -> None:
@@ -152,3 +156,84 @@ def test_task_validates_its_parts() -> None:
         Task(name="t", peers=3, model=model_from_spec("logreg", 4, 2), train=data, test=test)
     with pytest.raises(ConfigError, match="without a model"):
         Task(name="t", peers=3)
+
+
+needs_fmnist = pytest.mark.skipif(
+    not FASHION_MNIST_ROOT.is_dir(), reason="dataset-fashion-mnist not installed"
+)
+DAEMON_LEARNING = {
+    "task": "fmnist",
+    "model": "mlp:hidden=16",
+    "partition": "dirichlet:alpha=0.5",
+    "local_steps": 3,
+    "batch_size": 8,
+    "lr": 0.05,
+    "seed": 0,
+}
+
+
+@needs_fmnist
+def test_a_daemon_shard_trains_exactly_like_the_simulator() -> None:
+    task = build_task(
+        TaskSpec(task="fmnist", peers=4, model="mlp:hidden=16", partition="dirichlet:alpha=0.5")
+    )
+    assert task.train is not None
+    assert task.test is not None
+    assert task.model is not None
+    learner = load_learner(peer_config(1, 4, learning=DAEMON_LEARNING), index=1, peers=4)
+    assert learner.shard is not None
+    assert torch.equal(learner.sizes, task.train.sizes)
+    # the same rows in the same order, as the same floats (uint8 held, converted on demand)
+    own = learner.shard.subset(torch.arange(len(learner.shard)))
+    assert torch.equal(own.x, task.train.shard(1).x)
+    assert torch.equal(own.y, task.train.shard(1).y)
+    start = task.init_params(seed=0)[1]
+    assert torch.equal(learner.start, start)
+    x, expected = learner.start, start
+    for r in range(3):
+        x, loss = learner.train(x, r)
+        expected, ref_loss = local_sgd(
+            task.model, expected, task.train, 1, steps=3, batch_size=8, lr=0.05, seed=0, round=r
+        )
+        assert loss == float(ref_loss)
+    assert not torch.equal(x, start)
+    assert torch.equal(x, expected)
+    acc, _ = evaluate(task.model, x, task.test.subset(torch.arange(1, 10000, 4)))
+    assert learner.accuracy(x) == pytest.approx(float(acc), abs=1e-12)
+
+
+_HWM = "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))"
+_DAEMON_LOAD = """
+from peer.config import config_from_dict
+from peer.runtime.daemon import run_peer  # everything the daemon imports
+from peer.runtime.learning import load_learner
+config = config_from_dict({
+    "identity": {"peer": "p0", "swarm": "m"},
+    "topology": {"family": "ring", "size": 4, "node": 0, "seed": 0},
+    "learning": {"task": "fmnist", "model": "mlp"},
+    "gossip": {"rounds": 3},
+})
+learner = load_learner(config, index=0, peers=4)
+x = learner.start
+for r in range(3):
+    x, _ = learner.train(x, r)
+assert learner.accuracy(x) > 0.3
+"""
+
+
+def _peak_mib(code: str) -> float:
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\n" + _HWM], capture_output=True, text=True, check=True
+    )
+    return int(out.stdout.split()[-1]) / 1024
+
+
+@needs_fmnist
+@pytest.mark.slow
+def test_a_fashion_mnist_peer_stays_under_300_mib() -> None:
+    # Issue 5's target for `rumor up --task fmnist` with the MLP; before the shard was streamed
+    # and kept in uint8 this peak was 373 MiB.
+    torch_only = _peak_mib("import torch")
+    daemon = _peak_mib(_DAEMON_LOAD)
+    print(f"peak RSS: import torch {torch_only:.0f} MiB, fmnist peer 0 of 4 {daemon:.0f} MiB")
+    assert daemon < 300, (torch_only, daemon)
