@@ -112,6 +112,11 @@ def _run_sim(args: argparse.Namespace) -> int:
         result = run_and_report(config, on_round=lambda s: bar.update(s.round, _describe(s)))
     final = result.records[-1]
     print(_final_line(config, final, result.summary.get("spectral_gap")))
+    contraction = result.summary.get("contraction")
+    if isinstance(contraction, dict) and contraction.get("measured") is not None:
+        predicted = contraction.get("predicted")
+        theory = "" if predicted is None else f"; theory (1 - rho)^2 = {predicted:.5f}"
+        print(f"consensus distance shrinks by {contraction['measured']:.5f} per round{theory}")
     if result.out is not None:
         print(f"wrote {result.out}/rounds.jsonl, summary.json and {len(result.plots)} plot(s)")
     return 0

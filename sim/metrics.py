@@ -8,17 +8,48 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 
-__all__ = ["RoundStats", "consensus_distance", "finite_or_none"]
+__all__ = ["RoundStats", "consensus_distance", "finite_or_none", "fitted_contraction"]
 
 
 def consensus_distance(x: torch.Tensor) -> float:
     """(1/N) sum_i ||x_i - x_bar||^2 over the rows of ``x`` [N, P], computed in float64."""
     x64 = x.detach().to(torch.float64)
     return float((x64 - x64.mean(dim=0)).pow(2).sum(dim=1).mean())
+
+
+def fitted_contraction(
+    distances: Sequence[float | None], *, high: float = 1e-3, low: float = 1e-9
+) -> float | None:
+    """Per-round factor by which ``distances`` (one per round, from round 0) shrink.
+
+    A least-squares fit of log distance against round, over the rounds where the distance lies
+    between ``low`` and ``high`` times its start: past the transient of the slower modes, before
+    float64 round-off. Pure averaging predicts (1 - rho)^2. None with fewer than 3 such rounds.
+
+    >>> round(fitted_contraction([0.5**t for t in range(80)]), 12)
+    0.5
+    >>> fitted_contraction([1.0, 0.5]) is None
+    True
+    """
+    start = distances[0]
+    if start is None or not start > 0:
+        return None
+    window = [
+        (t, d)
+        for t, d in enumerate(distances)
+        if d is not None and low * start <= d <= high * start
+    ]
+    if len(window) < 3:
+        return None
+    rounds, values = zip(*window, strict=True)
+    slope = np.polyfit(rounds, np.log(values), 1)[0]
+    return math.exp(float(slope))
 
 
 def finite_or_none(value: float | None) -> float | None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sim.config import SimConfig
-from sim.metrics import RoundStats
+from sim.metrics import RoundStats, fitted_contraction
 from sim.outputs import RunWriter, write_json
 from sim.runner import Simulation
 
@@ -36,7 +36,8 @@ class RunResult:
 
 def _summary(sim: Simulation, records: list[Record], wall: float) -> dict[str, object]:
     final = records[-1]
-    return {
+    gap = sim.topology.spectral_gap
+    summary: dict[str, object] = {
         "config": sim.config.to_dict(),
         "gamma": sim.gamma,
         "num_params": sim.num_params,
@@ -46,6 +47,13 @@ def _summary(sim: Simulation, records: list[Record], wall: float) -> dict[str, o
         "wall_s": wall,
         "final": final,
     }
+    if sim.config.task == "consensus":  # every round is recorded: the rate can be read off
+        distances = [r["consensus_distance"] for r in records]
+        summary["contraction"] = {
+            "measured": fitted_contraction([None if d is None else float(d) for d in distances]),
+            "predicted": None if gap is None else (1 - gap) ** 2,
+        }
+    return summary
 
 
 def run_and_report(

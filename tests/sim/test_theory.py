@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from sim.config import SimConfig
+from sim.metrics import fitted_contraction
 from tests.sim.conftest import run
 from topology.mixing import mixing_matrix
 from topology.named import build_graph
@@ -19,15 +20,6 @@ def _second_modulus(topology: str, n: int) -> float:
     w = mixing_matrix(build_graph(topology, n, seed=0))
     moduli = np.sort(np.abs(np.linalg.eigvalsh(w)))
     return float(moduli[-2])
-
-
-def _fitted_contraction(distances: list[float]) -> float:
-    """Per-round factor of the distance, fitted where it lies in [1e-9, 1e-3] of its start."""
-    start = distances[0]
-    rounds = [t for t, d in enumerate(distances) if 1e-9 * start <= d <= 1e-3 * start]
-    assert len(rounds) >= 3, f"only {len(rounds)} rounds in the fitting window"
-    slope = np.polyfit(rounds, np.log([distances[t] for t in rounds]), 1)[0]
-    return math.exp(slope)
 
 
 @pytest.mark.parametrize(
@@ -49,7 +41,9 @@ def test_contraction_matches_spectral_gap(
     stats, x0, _ = run(config)
     assert x0.dtype == torch.float64
     distances = [s.consensus_distance or 0.0 for s in stats]
-    assert _fitted_contraction(distances) == pytest.approx(one_minus_rho**2, rel=0.05)
+    fitted = fitted_contraction(distances)
+    assert fitted is not None, "too few rounds in the fitting window"
+    assert fitted == pytest.approx(one_minus_rho**2, rel=0.05)
 
 
 def test_one_peer_exponential_reaches_exact_average_in_log2_n_rounds() -> None:
@@ -64,3 +58,14 @@ def test_one_peer_exponential_is_not_exact_after_three_rounds() -> None:
     config = SimConfig(task="consensus", topology="one_peer_exponential", peers=16, rounds=3)
     _, _, x = run(config)
     assert float((x - x.mean(dim=0)).abs().max()) > 1e-3
+
+
+def test_summary_reports_measured_and_predicted_contraction() -> None:
+    from sim.report import run_and_report
+
+    config = SimConfig(task="consensus", topology="ring", peers=16, rounds=260, dim=16)
+    contraction = run_and_report(config).summary["contraction"]
+    assert isinstance(contraction, dict)
+    predicted = (1 - (2 / 3) * (1 - math.cos(2 * math.pi / 16))) ** 2
+    assert contraction["predicted"] == pytest.approx(predicted, rel=1e-9)
+    assert contraction["measured"] == pytest.approx(predicted, rel=0.01)
