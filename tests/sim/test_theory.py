@@ -10,6 +10,7 @@ import torch
 
 from sim.config import SimConfig
 from sim.metrics import fitted_contraction
+from sim.report import run_and_report
 from tests.sim.conftest import run
 from topology.mixing import mixing_matrix
 from topology.named import build_graph
@@ -61,8 +62,6 @@ def test_one_peer_exponential_is_not_exact_after_three_rounds() -> None:
 
 
 def test_summary_reports_measured_and_predicted_contraction() -> None:
-    from sim.report import run_and_report
-
     config = SimConfig(task="consensus", topology="ring", peers=16, rounds=260, dim=16)
     contraction = run_and_report(config).summary["contraction"]
     assert isinstance(contraction, dict)
