@@ -41,12 +41,18 @@ class Trainer:
         return self._block[1]
 
     def train(
-        self, params: torch.Tensor, peers: IntArray, steps: IntArray, *, round: int
+        self,
+        params: torch.Tensor,
+        peers: IntArray,
+        steps: IntArray,
+        *,
+        round: int,
+        inplace: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Train ``peers`` (rows of ``params``, or one vector [P] for one peer) for ``steps``.
 
-        Returns the new parameters and the mean training loss per peer [len(peers)] (NaN
-        where a peer took no step).
+        Returns the new parameters (``params`` itself if ``inplace``) and the mean training
+        loss per peer [len(peers)] (NaN where a peer took no step).
         """
         if self.steps == 0 or not steps.any():
             return params, torch.full((len(peers),), float("nan"))
@@ -64,5 +70,6 @@ class Trainer:
             round=round,
             steps_per_peer=None if (steps == self.steps).all() else torch.from_numpy(steps),
             indices=None if every else self.indices(round)[ids],
+            inplace=inplace,
         )
         return new, loss.reshape(-1)

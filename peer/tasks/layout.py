@@ -83,15 +83,26 @@ def as_batch(
 def xent_and_dlogits(
     z: torch.Tensor, y: torch.Tensor, scale: torch.Tensor | float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean cross-entropy per peer [N] of logits z [N, B, C], and ``scale`` times its gradient
-    with respect to z (``scale`` a float or [N]); z is not modified."""
-    logp = torch.log_softmax(z, dim=-1)
-    picked = logp.gather(2, y.unsqueeze(2))
+    """Mean cross-entropy per peer [N] of class-major logits z [N, C, B] (labels y [N, B]), and
+    ``scale`` times its gradient with respect to z (``scale`` a float or [N]), softmax - onehot.
+
+    Class-major because the softmax then reduces over a middle dimension, which PyTorch
+    vectorises across the batch; over a last dimension of 10 classes it was 20x slower on
+    [1024, 32, 10] and dominated a logistic-regression step. z is not modified.
+
+    >>> loss, dz = xent_and_dlogits(torch.zeros(1, 2, 1), torch.tensor([[1]]), 1.0)
+    >>> round(float(loss[0]), 4), dz.flatten().tolist()
+    (0.6931, [0.5, -0.5])
+    """
+    batch = z.shape[2]
+    logp = torch.log_softmax(z, dim=1)
+    labels = y.unsqueeze(1)
+    picked = logp.gather(1, labels)
     loss = picked.mean((1, 2)).neg()
     dz = logp.exp_()
-    dz.scatter_add_(2, y.unsqueeze(2), torch.full_like(picked, -1.0))
+    dz.scatter_add_(1, labels, torch.full_like(picked, -1.0))
     if isinstance(scale, torch.Tensor):
-        dz.mul_((scale / z.shape[1]).view(-1, 1, 1))
+        dz.mul_((scale / batch).view(-1, 1, 1))
     else:
-        dz.mul_(scale / z.shape[1])
+        dz.mul_(scale / batch)
     return loss, dz

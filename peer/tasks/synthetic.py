@@ -51,6 +51,16 @@ def _sample(peers: _Peers, owner: torch.Tensor, g: torch.Generator, classes: int
     return Dataset(x.to(torch.float32), logits.argmax(1), classes)
 
 
+def _sample_each(peers: _Peers, count: int, g: torch.Generator, classes: int) -> Dataset:
+    """``count`` samples of every peer in turn: :func:`_sample` of owners 0,..,0, 1,.. (the same
+    draws and inputs), without gathering a [C, D] model per sample (4.8 GB for 10,000 peers)."""
+    n, dim = peers.v.shape
+    noise = torch.randn(n * count, dim, generator=g, dtype=torch.float64)
+    x = noise.view(n, count, dim).mul_(peers.std).add_(peers.v.unsqueeze(1))
+    logits = torch.baddbmm(peers.b.unsqueeze(1), x, peers.w.transpose(1, 2))
+    return Dataset(x.view(n * count, dim).to(torch.float32), logits.argmax(2).view(-1), classes)
+
+
 def _check(alpha: float, beta: float, sizes: dict[str, int]) -> None:
     if alpha < 0 or beta < 0:
         raise ConfigError(f"synthetic alpha and beta must be >= 0, got {alpha}, {beta}")
@@ -85,7 +95,7 @@ def synthetic_peer_data(
     )
     g = torch.Generator().manual_seed(seed)
     params = _draw_peers(alpha, beta, peers, dim, classes, g)
-    pooled = _sample(params, torch.arange(peers).repeat_interleave(samples_per_peer), g, classes)
+    pooled = _sample_each(params, samples_per_peer, g, classes)
     offsets = torch.arange(peers + 1, dtype=torch.int64) * samples_per_peer
     test = _sample(params, torch.randint(peers, (test_samples,), generator=g), g, classes)
     return PeerData(pooled.x, pooled.y, offsets, classes), test

@@ -12,7 +12,7 @@ import torch
 from protocol.mixing import gossip_update, neighbour_mix
 from sim.engines.base import EngineContext, attacked
 from sim.engines.choco import publish_one
-from sim.engines.vector import mixing_weights
+from sim.engines.mixer import mixing_weights
 from sim.plan import RoundPlan
 
 __all__ = ["LoopEngine"]
@@ -54,7 +54,7 @@ class LoopEngine:
             if len(incoming) == 0:
                 continue  # nothing received: all weight stays on self
             weights = all_weights[torch.from_numpy(incoming)]
-            wide = torch.float64  # as in the vector engine: sum in float64, round once
+            wide = torch.float64  # as in the vector engine (sim.engines.mixer): float64, round once
             copies = torch.stack([self.x_hat[j].to(wide) for j in plan.src[incoming].tolist()])
             mixed, weight_sum = neighbour_mix(weights, copies)
             x = self.x[peer]

@@ -94,6 +94,33 @@ def test_single_peer_call_reproduces_its_row_of_the_batch(spec: str) -> None:
         assert not torch.equal(one, params[i])
 
 
+@pytest.mark.parametrize(
+    ("spec", "dim", "batch"),
+    [("logreg", 784, 8), ("mlp:hidden=16", 784, 8), ("logreg", 16, 8), ("mlp:hidden=64", 60, 5)],
+)
+def test_single_peer_training_is_bit_identical_to_its_row_with_one_thread(
+    spec: str, dim: int, batch: int
+) -> None:
+    # Odd rows of these [N, P] buffers are not 16-byte aligned (P = 2 mod 4), which changes
+    # MKL's summation order in W @ A^T unless the model aligns W (what the parity of the
+    # engines and of the daemon rests on); with several threads BLAS may split differently.
+    data = toy_data(4, dim, 10, seed=3)
+    model = model_from_spec(spec, dim, 10)
+    assert model.num_params % 4 == 2
+    params = model.init(seed=1).expand(4, -1).clone()
+    kwargs: dict[str, Any] = {"steps": 2, "batch_size": batch, "lr": 0.1, "seed": 5, "round": 1}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        batched, losses = local_sgd(model, params, data, **kwargs)
+        for i in range(4):
+            one, one_loss = local_sgd(model, params[i].clone(), data, i, **kwargs)
+            assert torch.equal(one, batched[i])
+            assert torch.equal(one_loss, losses[i])
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_peer_ids_select_shards_and_precomputed_indices_match() -> None:
     data = toy_data()
     model = model_from_spec("logreg", 8, 3)
