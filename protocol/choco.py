@@ -185,6 +185,24 @@ class ChocoSender:
         self.x_hat, self.next_seq = x_hat, seq + 1
         return frame
 
+    def force_keyframe(self) -> None:
+        """Make the next frame a keyframe by skipping seq ahead to the next keyframe slot.
+
+        For when receivers may have lost track (a publish failed, the link to the broker was
+        lost): they accept the keyframe as newer than anything they hold and resynchronise at
+        once, instead of rejecting deltas until the next periodic keyframe.
+
+        >>> sender = ChocoSender(codec_from_spec("raw"), 2, keyframe_interval=10)
+        >>> [sender.step(torch.zeros(2), seed=0).kind for _ in range(2)]
+        ['key', 'delta']
+        >>> sender.force_keyframe(); sender.next_seq
+        10
+        >>> sender.force_keyframe(); sender.next_seq  # already on a keyframe slot
+        10
+        """
+        interval = self.keyframe_interval
+        self.next_seq = -(-self.next_seq // interval) * interval
+
     def keyframe(self) -> Frame:
         """The current public copy as a keyframe with the last emitted seq (to re-publish it)."""
         if self.next_seq == 0:

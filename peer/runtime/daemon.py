@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 from pathlib import Path
+from typing import TextIO
 
 from peer.config import PeerConfig
 from peer.runtime.learning import load_learner
@@ -18,6 +19,7 @@ from peer.runtime.neighbours import static_neighbourhood
 from peer.runtime.runtime import PeerRuntime
 from peer.runtime.stats import log_line, to_json
 from peer.transport import MqttTransport, Presence, settings_from_config
+from protocol.errors import ConfigError
 from protocol.topics import topic
 
 __all__ = ["configure_logging", "run_peer"]
@@ -30,9 +32,20 @@ def configure_logging(config: PeerConfig) -> None:
     root = logging.getLogger()
     root.setLevel(config.logging.level)
     if config.logging.file is not None:
-        handler = logging.FileHandler(config.logging.file)
+        try:
+            handler = logging.FileHandler(config.logging.file)
+        except OSError as exc:
+            where = str(config.logging.file)
+            raise ConfigError(f"logging.file = {where!r}: {exc.strerror}") from exc
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root.addHandler(handler)
+
+
+def _open_for_append(path: Path, what: str) -> TextIO:
+    try:
+        return path.open("a", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{what} {str(path)!r}: {exc.strerror}") from exc
 
 
 def _install_signals(runtime: PeerRuntime) -> None:
@@ -59,7 +72,13 @@ async def run_peer(config: PeerConfig, *, stats_file: Path | None = None) -> int
         topic=topic("presence", prefix=ident.prefix, swarm=ident.swarm, peer=ident.peer)
     )
     transport = MqttTransport(settings_from_config(config), presence=presence)
-    stream = None if stats_file is None else stats_file.open("a", encoding="utf-8")
+    stream = None if stats_file is None else _open_for_append(stats_file, "--stats-file")
+    if config.storage.checkpoint_dir is not None:  # fail now, not after the first round
+        try:
+            config.storage.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            where = str(config.storage.checkpoint_dir)
+            raise ConfigError(f"storage.checkpoint_dir = {where!r}: {exc.strerror}") from exc
     try:
         async with transport:
             try:

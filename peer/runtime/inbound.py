@@ -80,7 +80,14 @@ class Inbound:
                 raise MalformedMessage(
                     f"presence of {peer!r} is {message.payload[:20]!r}; expected online/offline"
                 )
-            self.liveness.presence(peer, online=message.payload == ONLINE)
+            online = message.payload == ONLINE
+            if not online:
+                # Whatever comes back under this name is a new incarnation (restarted, maybe
+                # without its checkpoint): its deltas must not land on the old one's copy.
+                self._copies.pop(peer, None)
+                self.receiver.forget(peer)
+                self.out_of_sync.discard(peer)
+            self.liveness.presence(peer, online=online)
             self.changed.set()
             return
         try:

@@ -99,6 +99,9 @@ class PeerRuntime:
             rejections=self.rejections,
         )
         self.publish_failed = 0
+        self._resync = False
+        """Set when receivers may have lost track of our frames: the next one is a keyframe."""
+        self._connects_seen = 0
         self._store = (
             None
             if config.storage.checkpoint_dir is None
@@ -115,6 +118,7 @@ class PeerRuntime:
         group = await self._stack.enter_async_context(asyncio.TaskGroup())
         self._pump = group.create_task(self._receive(), name=f"receive-{self.me}")
         await self._update_subscriptions()
+        self._connects_seen = self.transport.stats.connects
         return self
 
     async def __aexit__(
@@ -190,7 +194,10 @@ class PeerRuntime:
         """Membership mode: recompute the graph when the announced live set changed."""
         if self._static is not None:
             return
-        live = self.liveness.live_set(self.liveness.announced())
+        # Presence only (retained online, and the will for crashes): silence is no evidence
+        # here, since a peer hears only its in-neighbours, and every peer must derive the same
+        # graph from the same announcements.
+        live = self.liveness.announced()
         hood = membership_neighbourhood(live, me=self.me, seed=self.config.topology.seed)
         if hood.weights != self.hood.weights:
             for gone in self.hood.neighbours - hood.neighbours:
@@ -237,7 +244,12 @@ class PeerRuntime:
         self._refresh_membership()
         await self._update_subscriptions()
         x, loss = await asyncio.to_thread(self.learner.train, self.x, r)
+        if not bool(torch.isfinite(x).all()):
+            log.error("%s: local training diverged in round %d; kept the last model", self.me, r)
+            x, loss = self.x, float("nan")
         t1 = time.perf_counter()
+        if self._receivers_may_have_lost_track():
+            self.sender.force_keyframe()
         payload, key = self._encode(x, r, loss)
         t2 = time.perf_counter()
         await self._publish(self._topic("key" if key else "delta", self.me), payload, key)
@@ -299,11 +311,19 @@ class PeerRuntime:
         )
         return encode_envelope(env), frame.kind == "key"
 
+    def _receivers_may_have_lost_track(self) -> bool:
+        """After a failed publish or a reconnect (our will said offline): resync with a key."""
+        connects = self.transport.stats.connects
+        lost = self._resync or connects != self._connects_seen
+        self._resync, self._connects_seen = False, connects
+        return lost
+
     async def _publish(self, where: str, payload: bytes, retain: bool) -> None:
         try:
             await self.transport.publish(where, payload, qos=1, retain=retain)
         except TransportError as exc:
             self.publish_failed += 1
+            self._resync = True
             log.warning("%s: frame of round %d not sent: %s", self.me, self.round, exc)
 
     async def _telemetry(self, stats: RoundStats) -> None:

@@ -11,6 +11,7 @@ from peer.transport import Message
 from protocol.choco import ChocoReceiver, ChocoSender
 from protocol.codecs import codec_from_spec
 from protocol.envelope import Envelope, encode_envelope
+from protocol.frame import Frame
 from protocol.topics import topic
 from protocol.validation import Expectations
 
@@ -45,3 +46,27 @@ def test_a_sender_claiming_ever_later_rounds_cannot_grow_our_memory() -> None:
     newest = inbound.copy_for("p1", 1000 + 7 * 99, staleness=None)
     assert newest is not None
     torch.testing.assert_close(newest, torch.full((N,), 99.0))
+
+
+def test_a_peer_back_from_offline_is_a_new_incarnation() -> None:
+    """Restarted without its checkpoint, p1 counts seq from 0 again: after its offline notice,
+    its keyframe is taken as new (no replay) and nothing of the old copy survives."""
+    inbound = _inbound()
+    old = ChocoSender(codec_from_spec("raw"), N, keyframe_interval=10)
+    for i in range(5):
+        _deliver(inbound, old.step(torch.full((N,), 1.0 + i), seed=1), round=i)
+    inbound.handle(Message(topic=topic("presence", swarm="s", peer="p1"), payload=b"offline"))
+    inbound.handle(Message(topic=topic("presence", swarm="s", peer="p1"), payload=b"online"))
+    new = ChocoSender(codec_from_spec("raw"), N, keyframe_interval=10)
+    _deliver(inbound, new.step(torch.full((N,), -7.0), seed=1), round=0)
+    assert inbound.rejections.counts == {}
+    copy = inbound.copy_for("p1", 0, staleness=None)
+    assert copy is not None
+    torch.testing.assert_close(copy, torch.full((N,), -7.0))
+
+
+def _deliver(inbound: Inbound, frame: Frame, *, round: int) -> None:
+    env = Envelope(swarm="s", sender="p1", round=round, frame=frame, model="ab" * 8)
+    inbound.handle(
+        Message(topic=topic(frame.kind, swarm="s", peer="p1"), payload=encode_envelope(env))
+    )
