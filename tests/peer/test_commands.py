@@ -49,3 +49,21 @@ def test_up_rejects_a_single_peer(tmp_path: Path) -> None:
     args = _parser().parse_args(["up", "--peers", "1", "--out", str(tmp_path)])
     with pytest.raises(ConfigError, match="--peers 1"):
         args.handler(args)
+
+
+@pytest.mark.parametrize(
+    ("extra_config", "extra_args", "named"),
+    [
+        ("", ["--stats-file", "/nonexistent-dir/stats.jsonl"], "--stats-file"),
+        ('[logging]\nfile = "/nonexistent-dir/peer.log"\n', [], "logging.file"),
+        ('[storage]\ncheckpoint_dir = "/proc/rumor-cannot-be-here"\n', [], "checkpoint_dir"),
+    ],
+)
+def test_unwritable_paths_are_config_errors_before_any_round(
+    tmp_path: Path, extra_config: str, extra_args: list[str], named: str
+) -> None:
+    body = '[identity]\npeer = "a"\n[topology]\nmembership = true\n[learning]\ntask = "consensus"\n'
+    path = _config(tmp_path, body + extra_config)
+    args = _parser().parse_args(["peer", "--config", str(path), *extra_args])
+    with pytest.raises(ConfigError, match=named):
+        args.handler(args)
