@@ -28,15 +28,45 @@ def _read_node_link(path: Path) -> nx.Graph[Hashable]:
         raise TopologyError(f"{path}: expected node-link JSON, an object with 'nodes' and 'edges'")
     # networkx < 3.4 wrote the edges under "links".
     key = "links" if "links" in data and "edges" not in data else "edges"
+    nodes, links = data["nodes"], data.get(key, [])
+    if not isinstance(nodes, list) or not isinstance(links, list):
+        raise TopologyError(f"{path}: 'nodes' and '{key}' must be lists")
+    ids = {n.get("id") for n in nodes if isinstance(n, dict) and isinstance(n.get("id"), Hashable)}
+    for i, link in enumerate(links):
+        ends = (link.get("source"), link.get("target")) if isinstance(link, dict) else ()
+        if len(ends) != 2 or not all(isinstance(e, Hashable) and e in ids for e in ends):
+            raise TopologyError(
+                f"{path}: {key}[{i}] = {link!r} must join two nodes listed under 'nodes'"
+            )
     graph: nx.Graph[Hashable] = nx.node_link_graph(data, edges=key)
+    return graph
+
+
+def _read_edge_list(path: Path) -> nx.Graph[Hashable]:
+    graph: nx.Graph[Hashable] = nx.Graph()
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        fields = line.split("#", 1)[0].split()
+        if not fields:
+            continue
+        if len(fields) == 3:
+            try:
+                float(fields[2])
+            except ValueError:
+                fields = []
+        if len(fields) not in (2, 3):
+            raise TopologyError(
+                f"{path}:{number}: {line.strip()!r} is not an edge; "
+                "expected 'node node' or 'node node weight'"
+            )
+        graph.add_edge(fields[0], fields[1])
     return graph
 
 
 def load_graph(path: str | os.PathLike[str]) -> nx.Graph[Hashable]:
     """Read a graph, choosing the format by suffix (see :data:`GRAPH_SUFFIXES`).
 
-    Edge lists are whitespace-separated pairs of node ids, read as strings; ``#`` starts a
-    comment and extra columns (weights) are ignored.
+    Edge lists are whitespace-separated pairs of node ids, read as strings, optionally followed
+    by a numeric weight (ignored); ``#`` starts a comment; any other line is an error.
 
     >>> import tempfile
     >>> with tempfile.TemporaryDirectory() as tmp:
@@ -57,7 +87,7 @@ def load_graph(path: str | os.PathLike[str]) -> nx.Graph[Hashable]:
         elif suffix == ".json":
             graph = _read_node_link(file)
         else:
-            graph = nx.read_edgelist(file, nodetype=str, data=False)
+            graph = _read_edge_list(file)
     except OSError as exc:
         raise TopologyError(f"cannot read graph file {file}: {exc.strerror or exc}") from exc
     except (ParseError, json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -124,3 +124,30 @@ def test_errors_are_config_errors_so_the_cli_exits_2() -> None:
 
     assert issubclass(DisconnectedGraph, ConfigError)
     assert issubclass(TopologyError, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [("a b\nfoo\n", 2), ("a b c d\n", 1), ("a b\nb c {bad\n", 2)],
+)
+def test_edge_list_lines_that_are_not_edges_name_the_line(
+    tmp_path: Path, text: str, line: int
+) -> None:
+    path = tmp_path / "g.edgelist"
+    path.write_text(text)
+    with pytest.raises(TopologyError, match=rf"g\.edgelist:{line}: .* is not an edge"):
+        load_graph(path)
+
+
+def test_node_link_links_must_join_listed_nodes(tmp_path: Path) -> None:
+    path = tmp_path / "g.json"
+    path.write_text(
+        json.dumps(
+            {
+                "nodes": [{"id": "a"}, {"id": "b"}],
+                "edges": [{"source": "a", "target": "b"}, {"source": "b", "target": "ghost"}],
+            }
+        )
+    )
+    with pytest.raises(TopologyError, match=r"edges\[1\] .* two nodes listed"):
+        load_graph(path)
