@@ -73,6 +73,9 @@ class Simulation:
             delta_payload=self.codec.payload_size(self.num_params),
             model=fingerprint(layout),
             codec=self.codec.spec,
+            # The daemon's meta: samples always, the local loss when there is a model to train.
+            meta={"samples": config.batch_size * config.local_steps}
+            | ({} if self.task.model is None else {"loss": 0.0}),
         )
 
     def initial_stats(self) -> RoundStats:

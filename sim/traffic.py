@@ -49,6 +49,8 @@ class Traffic:
     delta_payload: int
     model: str
     codec: Spec
+    meta: dict[str, float | int] = field(default_factory=dict)
+    """What the daemon puts in ``meta``: the same keys, so the same number of bytes."""
     _cache: dict[tuple[int, ...], int] = field(default_factory=dict)
     _names: IntArray | None = None
 
@@ -63,7 +65,9 @@ class Traffic:
             n=self.n,
             payload=bytes(4 * self.n if key else self.delta_payload),
         )
-        env = Envelope(swarm=SWARM, sender=sender, round=round, frame=frame, model=self.model)
+        env = Envelope(
+            swarm=SWARM, sender=sender, round=round, frame=frame, model=self.model, meta=self.meta
+        )
         return len(encode_envelope(env))
 
     def _name_lengths(self, n: int) -> IntArray:

@@ -82,7 +82,10 @@ def test_bytes_sent_and_delivered_equal_the_encoded_envelopes() -> None:
         sizes = {}
         for i in np.flatnonzero(plan.alive).tolist():
             frame = senders[i].step(torch.randn(300), seed=0)
-            env = Envelope(swarm=SWARM, sender=peer_name(i), round=round, frame=frame, model=model)
+            meta = {"samples": config.batch_size * config.local_steps}  # the daemon's meta
+            env = Envelope(
+                swarm=SWARM, sender=peer_name(i), round=round, frame=frame, model=model, meta=meta
+            )
             sizes[i] = len(encode_envelope(env))
         sent += sum(sizes.values())
         delivered += sum(sizes[int(s)] for s in plan.src[plan.delivered])
