@@ -56,6 +56,9 @@ class Inbound:
         """Seconds spent validating and applying frames, since the runtime last reset it."""
         self.out_of_sync: set[PeerId] = set()
         """Senders whose deltas we cannot apply until their next keyframe."""
+        self.joined = False
+        """A peer came (back) online: it holds none of our frames, so send it a keyframe soon
+        rather than leave it waiting for the periodic one. The runtime clears it."""
         self._copies: dict[PeerId, dict[int, Vector]] = {}
 
     def handle(self, message: Message) -> None:
@@ -81,6 +84,8 @@ class Inbound:
                     f"presence of {peer!r} is {message.payload[:20]!r}; expected online/offline"
                 )
             online = message.payload == ONLINE
+            if online and peer not in self.liveness.announced():
+                self.joined = True
             if not online:
                 # Whatever comes back under this name is a new incarnation (restarted, maybe
                 # without its checkpoint): its deltas must not land on the old one's copy.

@@ -312,10 +312,11 @@ class PeerRuntime:
         return encode_envelope(env), frame.kind == "key"
 
     def _receivers_may_have_lost_track(self) -> bool:
-        """After a failed publish or a reconnect (our will said offline): resync with a key."""
+        """After a failed publish, a reconnect (our will said offline), or a peer (re)joining:
+        the retained keyframe is older than our deltas, so send a fresh one."""
         connects = self.transport.stats.connects
-        lost = self._resync or connects != self._connects_seen
-        self._resync, self._connects_seen = False, connects
+        lost = self._resync or self.inbound.joined or connects != self._connects_seen
+        self._resync, self._connects_seen, self.inbound.joined = False, connects, False
         return lost
 
     async def _publish(self, where: str, payload: bytes, retain: bool) -> None:

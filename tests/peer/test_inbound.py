@@ -70,3 +70,16 @@ def _deliver(inbound: Inbound, frame: Frame, *, round: int) -> None:
     inbound.handle(
         Message(topic=topic(frame.kind, swarm="s", peer="p1"), payload=encode_envelope(env))
     )
+
+
+def test_a_peer_coming_back_online_asks_for_a_keyframe() -> None:
+    inbound = _inbound()
+    presence = topic("presence", swarm="s", peer="p1")
+    inbound.handle(Message(topic=presence, payload=b"online"))
+    assert inbound.joined, "a first announcement: the newcomer holds none of our frames"
+    inbound.joined = False
+    inbound.handle(Message(topic=presence, payload=b"online"))
+    assert not inbound.joined, "a repeated online changes nothing"
+    inbound.handle(Message(topic=presence, payload=b"offline"))
+    inbound.handle(Message(topic=presence, payload=b"online"))
+    assert inbound.joined
