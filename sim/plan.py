@@ -86,10 +86,12 @@ class Planner:
         self._stale = np.zeros(0, dtype=np.int64)
         """Sorted keys src * N + dst of out-of-sync pairs."""
         self._edges: tuple[MixingEdges, IntArray, IntArray, FloatArray] | None = None
+        self._was_alive = np.ones(peers, dtype=bool)
 
     def plan(self, round: int, edges: MixingEdges) -> RoundPlan:
         src, dst, weight = self._arrays(edges)
         alive = self.failures.alive(round)
+        self._rejoin_with_keyframes(alive, src, dst)
         seqs = self._seq.copy()
         keyframe = alive & (seqs % self.keyframe_interval == 0)
         published = alive[src]
@@ -114,6 +116,19 @@ class Planner:
             mix=delivered & ~stale,
             byzantine=self.failures.byzantine & alive,
         )
+
+    def _rejoin_with_keyframes(self, alive: BoolArray, src: IntArray, dst: IntArray) -> None:
+        """What the daemons do when a peer comes back online: it resumes on a keyframe slot,
+        and the neighbours that see its presence send it a keyframe at their next frame."""
+        back = alive & ~self._was_alive
+        self._was_alive = alive.copy()
+        if not back.any():
+            return
+        rejoin = back.copy()
+        rejoin[src[back[dst]]] = True
+        rejoin &= alive
+        interval = self.keyframe_interval
+        self._seq[rejoin] = -(-self._seq[rejoin] // interval) * interval
 
     def _arrays(self, edges: MixingEdges) -> tuple[IntArray, IntArray, FloatArray]:
         """Writable copies of the edge arrays, reused while the schedule returns the same
