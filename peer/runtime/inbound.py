@@ -88,8 +88,9 @@ class Inbound:
                 self.joined = True
             if not online:
                 # Whatever comes back under this name is a new incarnation (restarted, maybe
-                # without its checkpoint): its deltas must not land on the old one's copy.
-                self._copies.pop(peer, None)
+                # without its checkpoint): its deltas must not land on the old one's copy. The
+                # snapshots already taken stay: they are its frames of rounds it did send (a
+                # peer that finishes says offline right after its last frame).
                 self.receiver.forget(peer)
                 self.out_of_sync.discard(peer)
             self.liveness.presence(peer, online=online)

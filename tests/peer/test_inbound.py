@@ -83,3 +83,14 @@ def test_a_peer_coming_back_online_asks_for_a_keyframe() -> None:
     inbound.handle(Message(topic=presence, payload=b"offline"))
     inbound.handle(Message(topic=presence, payload=b"online"))
     assert inbound.joined
+
+
+def test_a_frame_received_before_an_offline_notice_is_still_mixed() -> None:
+    """A peer that finishes says offline right after its last frame: that frame counts."""
+    inbound = _inbound()
+    sender = ChocoSender(codec_from_spec("raw"), N, keyframe_interval=10)
+    _deliver(inbound, sender.step(torch.full((N,), 3.0), seed=1), round=299)
+    inbound.handle(Message(topic=topic("presence", swarm="s", peer="p1"), payload=b"offline"))
+    copy = inbound.copy_for("p1", 299, staleness=None)
+    assert copy is not None
+    torch.testing.assert_close(copy, torch.full((N,), 3.0))
