@@ -23,7 +23,7 @@ import logging
 import math
 import resource
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Self
 
@@ -31,6 +31,7 @@ import torch
 
 from peer.checkpoint import CheckpointStore
 from peer.config import PeerConfig
+from peer.runtime.gossip import mix_received, wait_for_round
 from peer.runtime.inbound import Inbound
 from peer.runtime.learning import LocalLearner
 from peer.runtime.liveness import Liveness
@@ -42,7 +43,6 @@ from peer.transport import Transport, TransportError
 from protocol.choco import ChocoReceiver, ChocoSender, sender_seed
 from protocol.codecs import codec_from_spec, default_gamma
 from protocol.envelope import Envelope, encode_envelope
-from protocol.mixing import gossip_update, neighbour_mix
 from protocol.spec import parse_spec
 from protocol.topics import subscription, topic
 from protocol.types import PeerId
@@ -337,69 +337,25 @@ class PeerRuntime:
         return self.liveness.live_set(self.hood.neighbours)
 
     async def _wait(self, r: int) -> frozenset[PeerId]:
-        """Sync: until every live, in-sync in-neighbour's frame of round ``r`` is in, or timeout.
-
-        Returns the neighbours alive at the end."""
         if self.config.gossip.mode == "async":
             await asyncio.sleep(0)
             return self._alive()
-        deadline = time.monotonic() + self.config.gossip.round_timeout_s
-        while True:
-            self.inbound.changed.clear()
-            alive = self._alive()
-            missing = [
-                p
-                for p in alive
-                if p not in self.inbound.out_of_sync and not self.inbound.has_round(p, r)
-            ]
-            left = deadline - time.monotonic()
-            if not missing or left <= 0 or self._stop.is_set():
-                if missing and not self._stop.is_set():
-                    log.info(
-                        "%s: round %d timed out waiting for %s",
-                        self.me,
-                        r,
-                        ", ".join(sorted(missing)),
-                    )
-                return alive
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(min(left, 0.5)):
-                    await self._first_of(self.inbound.changed.wait(), self._stop.wait())
-
-    @staticmethod
-    async def _first_of(*waits: Coroutine[object, object, object]) -> None:
-        tasks = [asyncio.ensure_future(w) for w in waits]
-        try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
+        timeout_s = self.config.gossip.round_timeout_s
+        return await wait_for_round(
+            self.inbound, self._alive, r, timeout_s=timeout_s, stop=self._stop, me=self.me
+        )
 
     def _mix(self, x: torch.Tensor, r: int, alive: frozenset[PeerId]) -> int:
-        """Mix ``x`` with the copies of live neighbours; set ``self.x``; return how many."""
-        staleness = (
-            None if self.config.gossip.mode == "sync" else self.config.gossip.staleness_bound
+        """Mix ``x`` with the neighbours' copies; set ``self.x``; return how many were mixed."""
+        gossip = self.config.gossip
+        self.x, mixed = mix_received(
+            x,
+            self.sender.x_hat,
+            r,
+            weights=self.hood.weights,
+            inbound=self.inbound,
+            alive=alive,
+            staleness=None if gossip.mode == "sync" else gossip.staleness_bound,
+            gamma=self.gamma,
         )
-        weights, copies = [], []
-        for peer, w in self.hood.weights.items():
-            # Sync: a frame of this round proves its sender took part in it, even when the
-            # sender's offline notice (it finished, or crashed) arrived before we mix.
-            if staleness is not None and peer not in alive:
-                continue
-            copy = self.inbound.copy_for(peer, r, staleness=staleness)
-            if copy is not None:
-                weights.append(w)
-                copies.append(copy)
-        self.inbound.prune(r + 1)
-        if not copies:
-            self.x = x
-            return 0
-        mixed, total = neighbour_mix(torch.tensor(weights, dtype=x.dtype), torch.stack(copies))
-        new = gossip_update(x, self.sender.x_hat, mixed, total, gamma=self.gamma)
-        if not bool(torch.isfinite(new).all()):
-            log.error(
-                "%s: mixing round %d gave non-finite values; kept the local model", self.me, r
-            )
-            new = x
-        self.x = new
-        return len(copies)
+        return mixed

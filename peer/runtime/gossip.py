@@ -1,0 +1,104 @@
+"""The receive half of a round: the sync barrier, and mixing with what arrived.
+
+Kept apart from the loop in :mod:`peer.runtime.runtime` so that each reads on its own: the
+barrier decides *when* a round's receiving is over, :func:`mix_received` *what* goes into the
+model (through the same :mod:`protocol.mixing` functions the simulator calls).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Coroutine, Mapping
+
+import torch
+
+from peer.runtime.inbound import Inbound
+from protocol.mixing import gossip_update, neighbour_mix
+from protocol.types import PeerId
+
+__all__ = ["mix_received", "wait_for_round"]
+
+log = logging.getLogger(__name__)
+
+_POLL_S = 0.5
+"""Liveness can change without a message (silence): re-check at least this often."""
+
+
+async def wait_for_round(
+    inbound: Inbound,
+    alive: Callable[[], frozenset[PeerId]],
+    round: int,
+    *,
+    timeout_s: float,
+    stop: asyncio.Event,
+    me: PeerId,
+) -> frozenset[PeerId]:
+    """Until every live, in-sync in-neighbour's frame of ``round`` is in, the timeout passes, or
+    ``stop`` is set. Returns the neighbours alive at the end."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        inbound.changed.clear()
+        live = alive()
+        missing = [
+            p for p in live if p not in inbound.out_of_sync and not inbound.has_round(p, round)
+        ]
+        left = deadline - time.monotonic()
+        if not missing or left <= 0 or stop.is_set():
+            if missing and not stop.is_set():
+                log.info(
+                    "%s: round %d timed out waiting for %s", me, round, ", ".join(sorted(missing))
+                )
+            return live
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(min(left, _POLL_S)):
+                await _first_of(inbound.changed.wait(), stop.wait())
+
+
+async def _first_of(*waits: Coroutine[object, object, object]) -> None:
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+def mix_received(
+    x: torch.Tensor,
+    x_hat: torch.Tensor,
+    round: int,
+    *,
+    weights: Mapping[PeerId, float],
+    inbound: Inbound,
+    alive: frozenset[PeerId],
+    staleness: int | None,
+    gamma: float,
+) -> tuple[torch.Tensor, int]:
+    """CHOCO-mix ``x`` with the neighbours' copies for ``round``; (new x, how many mixed).
+
+    ``staleness`` None is sync mode: the copies sent in ``round`` (or the earliest newer one).
+    Otherwise async: each live neighbour's newest copy within ``staleness`` rounds. Missing
+    weight stays with the peer; a non-finite result keeps ``x``.
+    """
+    used_weights, copies = [], []
+    for peer, w in weights.items():
+        # Sync: a frame of this round proves its sender took part in it, even when the
+        # sender's offline notice (it finished, or crashed) arrived before we mix.
+        if staleness is not None and peer not in alive:
+            continue
+        copy = inbound.copy_for(peer, round, staleness=staleness)
+        if copy is not None:
+            used_weights.append(w)
+            copies.append(copy)
+    inbound.prune(round + 1)
+    if not copies:
+        return x, 0
+    mixed, total = neighbour_mix(torch.tensor(used_weights, dtype=x.dtype), torch.stack(copies))
+    new = gossip_update(x, x_hat, mixed, total, gamma=gamma)
+    if not bool(torch.isfinite(new).all()):
+        log.error("mixing round %d gave non-finite values; kept the local model", round)
+        return x, len(copies)
+    return new, len(copies)
