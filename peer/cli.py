@@ -29,11 +29,26 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 log = logging.getLogger("rumor")
 
+_EXAMPLES = """\
+examples:
+  rumor up --peers 8 --topology ring --rounds 100 --partition dirichlet:alpha=0.1
+  rumor peer --config peer.toml
+  rumor watch --broker 127.0.0.1:1883 --swarm local
+  rumor sim --task consensus --topology ring --peers 16 --rounds 200
+  rumor sweep --task fmnist --topologies complete,torus,ring --target-acc 0.7 --out runs/t
+  rumor topology random_regular:d=4 --nodes 1000
+
+rumor COMMAND --help shows every option of a command. Exit status: 0 done, 1 runtime error,
+2 bad input (arguments, config, files), 130 interrupted.
+"""
+
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rumor",
         description="Decentralized gossip learning over MQTT, and a simulator for it.",
+        epilog=_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--log-level",
