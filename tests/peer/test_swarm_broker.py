@@ -181,3 +181,47 @@ def test_malformed_config_exits_2_naming_the_key(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "gossip.round_timeout_s" in done.stderr
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """Pids whose command line contains ``text`` (peers and the broker name their run dir)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+def test_ctrl_c_on_rumor_up_stops_every_peer_cleanly_and_the_broker(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    command = ["up", "--peers", "3", "--task", "consensus", "--rounds", "100000", "--out"]
+    up = subprocess.Popen(
+        [sys.executable, "-m", "peer", *command, str(run)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(_processes_mentioning(str(run))) < 4:
+            time.sleep(0.2)
+        assert len(_processes_mentioning(str(run))) >= 4, "3 peers and the broker never started"
+        time.sleep(2.0)  # some rounds
+        up.send_signal(signal.SIGINT)
+        assert up.wait(timeout=60) in (0, 130)
+    finally:
+        if up.poll() is None:
+            up.kill()
+    assert _processes_mentioning(str(run)) == [], "something rumor up started is still running"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["interrupted"] is True
+    for peer in summary["peers"]:
+        assert peer["exit_status"] == 0, peer  # SIGTERM: finish the round, checkpoint, exit 0
+        assert peer["rounds"] > 0
+        assert "stopped cleanly" in Path(peer["log"]).read_text()
+        assert CheckpointStore(Path(peer["log"]).parent / "checkpoints").load_latest() is not None
