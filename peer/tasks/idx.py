@@ -54,13 +54,14 @@ _STEMS = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 _FILES_HINT = (
-    "a directory holding train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+    "a directory (rumor sim --data-path DIR; learning.data in peer.toml) holding "
+    "train-images-idx3-ubyte, train-labels-idx1-ubyte, "
     "t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (each optionally .gz)"
 )
 _INSTALL_HINTS = {
     "fmnist": "install it with `apt-get install dataset-fashion-mnist` (files go to "
-    f"{FASHION_MNIST_ROOT}), or pass --data DIR with {_FILES_HINT}",
-    "mnist": f"pass --data DIR with {_FILES_HINT}",
+    f"{FASHION_MNIST_ROOT}), or point to {_FILES_HINT}",
+    "mnist": f"point to {_FILES_HINT}",
 }
 
 

@@ -110,7 +110,7 @@ def test_broken_gzip_is_a_data_error(tmp_path: Path) -> None:
 def test_missing_files_say_how_to_install(tmp_path: Path) -> None:
     with pytest.raises(DatasetMissing, match="apt-get install dataset-fashion-mnist"):
         load_fashion_mnist(tmp_path)
-    with pytest.raises(DatasetMissing, match="--data DIR") as info:
+    with pytest.raises(DatasetMissing, match="--data-path DIR") as info:
         load_mnist(tmp_path / "nowhere")
     assert isinstance(info.value, ConfigError)  # the CLI exits 2 on it
 
