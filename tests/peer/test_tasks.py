@@ -84,7 +84,7 @@ def test_fmnist_task_partitions_the_training_set() -> None:
 
 
 def test_missing_mnist_says_how_to_get_it(tmp_path: Path) -> None:
-    with pytest.raises(DatasetMissing, match="--data DIR"):
+    with pytest.raises(DatasetMissing, match="--data-path DIR"):
         build_task(TaskSpec(task="mnist", peers=2, data_path=tmp_path))
     with pytest.raises(DatasetMissing, match="apt-get install dataset-fashion-mnist"):
         build_task(TaskSpec(task="fmnist", peers=2, data_path=tmp_path))
