@@ -27,18 +27,15 @@ then reconnect, re-subscribe and announce presence again, as the MQTT one does.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Self
 
-from peer.transport.base import ConnectionState, Message, Presence, TransportStats
-from peer.transport.chunks import ChunkLayer
+from peer.transport.base import Presence
+from peer.transport.core import TransportCore
 from peer.transport.errors import NotConnectedError, TransportError
 from peer.transport.filters import check_filter, check_topic, matches
-from peer.transport.inbox import Inbox
 
 __all__ = ["MemoryBroker", "MemoryTransport"]
 
@@ -138,7 +135,7 @@ class MemoryBroker:
         session.filters.difference_update(filters)
 
 
-class MemoryTransport:
+class MemoryTransport(TransportCore):
     """A :class:`~peer.transport.base.Transport` over a :class:`MemoryBroker`."""
 
     def __init__(
@@ -151,32 +148,16 @@ class MemoryTransport:
         max_message_bytes: int | None = None,
         max_queued: int = 256,
     ) -> None:
+        super().__init__(
+            task_name=f"memory-transport-{client_id}",
+            presence=presence,
+            max_payload=max_payload,
+            max_message_bytes=max_message_bytes,
+            max_queued=max_queued,
+        )
         self._broker = broker
         self._client_id = client_id
-        self._presence = presence
-        self._state = ConnectionState()
-        self._stats = TransportStats()
-        self._chunks = ChunkLayer(
-            max_payload=max_payload, max_message_bytes=max_message_bytes, stats=self._stats
-        )
-        self._inbox = Inbox(maxsize=max_queued, stats=self._stats)
-        self._filters: set[str] = set()
         self._session: _Session | None = None
-        self._stack = contextlib.AsyncExitStack()
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def state(self) -> ConnectionState:
-        return self._state
-
-    @property
-    def stats(self) -> TransportStats:
-        return self._stats
-
-    async def __aenter__(self) -> Self:
-        group = await self._stack.enter_async_context(asyncio.TaskGroup())
-        self._task = group.create_task(self._run(), name=f"memory-transport-{self._client_id}")
-        return self
 
     async def __aexit__(
         self,
@@ -189,21 +170,14 @@ class MemoryTransport:
             if self._presence is not None:
                 self._broker.publish(self._presence.topic, self._presence.offline, retain=True)
             self._broker.disconnect(session, clean=True)
-        await self._shutdown()
+        await self._close()
 
     async def abort(self) -> None:
         """Vanish without a clean close, as a killed process does: the broker sends the will."""
         session, self._session = self._session, None
         if session is not None:
             self._broker.disconnect(session, clean=False)
-        await self._shutdown()
-
-    async def _shutdown(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-        self._state.set_down("closed")
-        self._inbox.close()
-        await self._stack.aclose()
+        await self._close()
 
     async def _run(self) -> None:
         while True:
@@ -255,6 +229,3 @@ class MemoryTransport:
         if self._session is not None:
             self._broker.unsubscribe(self._session, self._chunks.expand_filters(gone))
         await asyncio.sleep(0)
-
-    def messages(self) -> AsyncIterator[Message]:
-        return aiter(self._inbox)

@@ -15,17 +15,15 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from types import TracebackType
-from typing import Self
 
 import aiomqtt
 
-from peer.transport.base import ConnectionState, Message, Presence, TransportStats
-from peer.transport.chunks import ChunkLayer
+from peer.transport.base import Presence
+from peer.transport.core import TransportCore
 from peer.transport.errors import NotConnectedError, TransportError
 from peer.transport.filters import check_filter, check_topic
-from peer.transport.inbox import Inbox
 from peer.transport.settings import MqttSettings
 
 __all__ = ["MqttTransport"]
@@ -36,7 +34,7 @@ _SUBSCRIBE_QOS = 1
 _PROTOCOLS = {"3.1.1": aiomqtt.ProtocolVersion.V311, "5": aiomqtt.ProtocolVersion.V5}
 
 
-class MqttTransport:
+class MqttTransport(TransportCore):
     """A :class:`~peer.transport.base.Transport` over a real MQTT broker."""
 
     def __init__(
@@ -46,34 +44,16 @@ class MqttTransport:
         presence: Presence | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        self._settings = settings
-        self._presence = presence
-        self._rng = rng if rng is not None else random.Random()
-        self._state = ConnectionState()
-        self._stats = TransportStats()
-        self._chunks = ChunkLayer(
+        super().__init__(
+            task_name=f"mqtt-{settings.client_id}",
+            presence=presence,
             max_payload=settings.max_payload,
             max_message_bytes=settings.max_message_bytes,
-            stats=self._stats,
+            max_queued=settings.max_queued,
         )
-        self._inbox = Inbox(maxsize=settings.max_queued, stats=self._stats)
-        self._filters: set[str] = set()
+        self._settings = settings
+        self._rng = rng if rng is not None else random.Random()
         self._client: aiomqtt.Client | None = None
-        self._stack = contextlib.AsyncExitStack()
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def state(self) -> ConnectionState:
-        return self._state
-
-    @property
-    def stats(self) -> TransportStats:
-        return self._stats
-
-    async def __aenter__(self) -> Self:
-        group = await self._stack.enter_async_context(asyncio.TaskGroup())
-        self._task = group.create_task(self._run(), name=f"mqtt-{self._settings.client_id}")
-        return self
 
     async def __aexit__(
         self,
@@ -86,11 +66,7 @@ class MqttTransport:
             # A clean close says so; the will is only for a peer that vanishes.
             with contextlib.suppress(TransportError):
                 await self._send(client, self._presence.topic, self._presence.offline, 1, True)
-        if self._task is not None:
-            self._task.cancel()  # the client's own exit sends DISCONNECT: no will
-        await self._stack.aclose()
-        self._inbox.close()
-        self._state.set_down("closed")
+        await self._close()  # the client's own exit sends DISCONNECT: no will
 
     def _new_client(self) -> aiomqtt.Client:
         s = self._settings
@@ -217,6 +193,3 @@ class MqttTransport:
         except aiomqtt.MqttError as exc:
             # The link is going down; the reconnect re-applies the desired set.
             log.warning("(un)subscribe %s deferred to the next connection: %s", expanded, exc)
-
-    def messages(self) -> AsyncIterator[Message]:
-        return aiter(self._inbox)
