@@ -12,7 +12,6 @@ from pathlib import Path
 
 from peer.cli import Subparsers
 from peer.config import apply_overrides, load_config, to_toml
-from peer.runtime.daemon import configure_logging, run_peer
 from peer.up import add_up_arguments, run_up
 from peer.watch import add_watch_arguments, run_watch
 
@@ -89,5 +88,7 @@ def _peer(args: argparse.Namespace) -> int:
     if args.print_config:
         sys.stdout.write(to_toml(config))
         return 0
+    from peer.runtime.daemon import configure_logging, run_peer  # torch: only when running
+
     configure_logging(config)
     return asyncio.run(run_peer(config, stats_file=args.stats_file))

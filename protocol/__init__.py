@@ -2,19 +2,54 @@
 
 The daemon calls these on one vector [P], the simulator on a batch [N, P]; docs/protocol.md is the
 byte-level specification for third-party peers.
+
+The names below load on first use (PEP 562), so that importing a light part of the package (the
+error tree, the spec parser) does not import torch: ``rumor --help`` and ``rumor topology`` stay
+quick on small devices.
 """
 
-from protocol.choco import ChocoReceiver, ChocoSender, frame_seed, frame_seeds, sender_seed
-from protocol.chunking import Reassembler, packets, split
-from protocol.codecs import CODEC_NAMES, Codec, codec_from_spec, default_gamma
-from protocol.envelope import Envelope, decode_envelope, encode_envelope
-from protocol.errors import ConfigError, ProtocolError, RumorError
-from protocol.fingerprint import fingerprint
-from protocol.frame import Frame, FrameKind
-from protocol.mixing import gossip_update, neighbour_mix, received_weights, sparse_neighbour_mix
-from protocol.spec import Spec, parse_spec
-from protocol.types import PeerId, Vector
-from protocol.validation import Expectations, accept, check_envelope
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from protocol.choco import ChocoReceiver, ChocoSender, frame_seed, frame_seeds, sender_seed
+    from protocol.chunking import Reassembler, packets, split
+    from protocol.codecs import CODEC_NAMES, Codec, codec_from_spec, default_gamma
+    from protocol.envelope import Envelope, decode_envelope, encode_envelope
+    from protocol.errors import ConfigError, ProtocolError, RumorError
+    from protocol.fingerprint import fingerprint
+    from protocol.frame import Frame, FrameKind
+    from protocol.mixing import (
+        gossip_update,
+        neighbour_mix,
+        received_weights,
+        sparse_neighbour_mix,
+    )
+    from protocol.spec import Spec, parse_spec
+    from protocol.types import PeerId, Vector
+    from protocol.validation import Expectations, accept, check_envelope
+
+_HOMES = {
+    "protocol.choco": ("ChocoReceiver", "ChocoSender", "frame_seed", "frame_seeds", "sender_seed"),
+    "protocol.chunking": ("Reassembler", "packets", "split"),
+    "protocol.codecs": ("CODEC_NAMES", "Codec", "codec_from_spec", "default_gamma"),
+    "protocol.envelope": ("Envelope", "decode_envelope", "encode_envelope"),
+    "protocol.errors": ("ConfigError", "ProtocolError", "RumorError"),
+    "protocol.fingerprint": ("fingerprint",),
+    "protocol.frame": ("Frame", "FrameKind"),
+    "protocol.mixing": (
+        "gossip_update",
+        "neighbour_mix",
+        "received_weights",
+        "sparse_neighbour_mix",
+    ),
+    "protocol.spec": ("Spec", "parse_spec"),
+    "protocol.types": ("PeerId", "Vector"),
+    "protocol.validation": ("Expectations", "accept", "check_envelope"),
+}
+_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
     "CODEC_NAMES",
@@ -50,3 +85,16 @@ __all__ = [
     "sparse_neighbour_mix",
     "split",
 ]
+
+
+def __getattr__(name: str) -> object:
+    module = _HOME_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'protocol' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

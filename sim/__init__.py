@@ -4,12 +4,43 @@
 >>> stats = list(Simulation(SimConfig(topology="complete", peers=4, rounds=1, dim=2)).run())
 >>> stats[-1].consensus_distance < 1e-20
 True
+
+The names load on first use (PEP 562): ``rumor``'s dispatcher imports ``sim.cli`` to build its
+parser, and that must not cost a torch import.
 """
 
-from sim.config import SimConfig
-from sim.failures import FailureConfig
-from sim.metrics import RoundStats
-from sim.report import RunResult, run_and_report
-from sim.runner import Simulation
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sim.config import SimConfig
+    from sim.failures import FailureConfig
+    from sim.metrics import RoundStats
+    from sim.report import RunResult, run_and_report
+    from sim.runner import Simulation
+
+_HOME_OF = {
+    "FailureConfig": "sim.failures",
+    "RoundStats": "sim.metrics",
+    "RunResult": "sim.report",
+    "SimConfig": "sim.config",
+    "Simulation": "sim.runner",
+    "run_and_report": "sim.report",
+}
 
 __all__ = ["FailureConfig", "RoundStats", "RunResult", "SimConfig", "Simulation", "run_and_report"]
+
+
+def __getattr__(name: str) -> object:
+    module = _HOME_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sim' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -9,14 +9,14 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from protocol.errors import ConfigError
 from sim.config import ENGINES, TASKS, SimConfig, config_from_settings, load_toml
-from sim.metrics import RoundStats
 from sim.progress import Progress
-from sim.report import run_and_report
+
+if TYPE_CHECKING:
+    from sim.metrics import RoundStats
 
 __all__ = ["add_run_arguments", "apply_threads", "register", "settings_from_args"]
 
@@ -86,6 +86,8 @@ def apply_threads(args: argparse.Namespace) -> None:
     if args.threads is not None:
         if args.threads < 1:
             raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+        import torch  # here, not at import: the dispatcher loads every command's parser
+
         torch.set_num_threads(args.threads)
 
 
@@ -109,6 +111,8 @@ def _run_sim(args: argparse.Namespace) -> int:
     config = config_from_settings(settings_from_args(args, skip=set()))
     apply_threads(args)
     with Progress(config.rounds, enabled=False if args.quiet else None) as bar:
+        from sim.report import run_and_report  # torch: only when simulating
+
         result = run_and_report(config, on_round=lambda s: bar.update(s.round, _describe(s)))
     final = result.records[-1]
     print(_final_line(config, final, result.summary.get("spectral_gap")))

@@ -18,12 +18,15 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from protocol.errors import ConfigError
 from protocol.spec import Spec, parse_spec
 from sim.config import SimConfig, failures_from_mapping
 from sim.failures import FailureConfig
-from sim.report import Record
+
+if TYPE_CHECKING:
+    from sim.report import Record
 
 __all__ = ["RunRow", "register_sweep", "split_list", "summarise", "to_target"]
 
@@ -182,7 +185,6 @@ def _grid(args: argparse.Namespace, base: SimConfig) -> list[SimConfig]:
 def register_sweep(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``rumor sweep``."""
     from sim.cli import add_run_arguments
-    from sim.sweep_run import run_sweep
 
     parser = subparsers.add_parser(
         "sweep",
@@ -205,4 +207,10 @@ def register_sweep(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         help="consensus target, relative to the start (default 1e-6; consensus task)",
     )
     add("--out", type=Path, help="write sweep.csv, curves.jsonl and comparison.png here")
-    parser.set_defaults(handler=run_sweep)
+    parser.set_defaults(handler=_run_sweep)
+
+
+def _run_sweep(args: argparse.Namespace) -> int:
+    from sim.sweep_run import run_sweep  # torch: only when sweeping
+
+    return run_sweep(args)

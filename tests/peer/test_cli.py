@@ -54,3 +54,16 @@ def test_installed_command_lists_registered_subcommands() -> None:
         [sys.executable, "-m", "peer", "--help"], capture_output=True, text=True, check=True
     )
     assert "topology" in result.stdout
+
+
+def test_building_the_parser_does_not_import_torch() -> None:
+    """`rumor --help` and `rumor topology` must stay quick on small devices, where importing
+    torch takes seconds: only the commands that train or simulate import it."""
+    probe = (
+        "import sys; from peer.cli import _build_parser; _build_parser(); "
+        "import topology; print('torch' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"
