@@ -10,8 +10,9 @@ quick on small devices.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from protocol.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from protocol.choco import ChocoReceiver, ChocoSender, frame_seed, frame_seeds, sender_seed
@@ -87,14 +88,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    module = _HOME_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'protocol' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_exports("protocol", _HOME_OF, globals())

@@ -11,8 +11,9 @@ parser, and that must not cost a torch import.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from protocol.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from sim.config import SimConfig
@@ -33,14 +34,4 @@ _HOME_OF = {
 __all__ = ["FailureConfig", "RoundStats", "RunResult", "SimConfig", "Simulation", "run_and_report"]
 
 
-def __getattr__(name: str) -> object:
-    module = _HOME_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'sim' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_exports("sim", _HOME_OF, globals())

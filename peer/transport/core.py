@@ -53,6 +53,12 @@ class TransportCore:
     def messages(self) -> AsyncIterator[Message]:
         return aiter(self._inbox)
 
+    def _deliver(self, topic: str, payload: bytes, retained: bool) -> None:
+        """One packet from the broker: reassembled through the chunk layer into the inbox."""
+        message = self._chunks.incoming(topic, payload, retained=retained)
+        if message is not None:
+            self._inbox.put(message)
+
     async def __aenter__(self) -> Self:
         group = await self._stack.enter_async_context(asyncio.TaskGroup())
         self._task = group.create_task(self._run(), name=self._task_name)

@@ -185,7 +185,7 @@ class MemoryTransport(TransportCore):
             will = (
                 None if self._presence is None else (self._presence.topic, self._presence.offline)
             )
-            session = self._broker.connect(self._client_id, deliver=self._receive, will=will)
+            session = self._broker.connect(self._client_id, deliver=self._deliver, will=will)
             self._session = session
             self._stats.connects += 1
             self._broker.subscribe(session, self._chunks.expand_filters(self._filters))
@@ -195,11 +195,6 @@ class MemoryTransport(TransportCore):
             await session.lost.wait()
             self._session = None
             self._state.set_down("connection lost")
-
-    def _receive(self, topic: str, payload: bytes, retained: bool) -> None:
-        message = self._chunks.incoming(topic, payload, retained=retained)
-        if message is not None:
-            self._inbox.put(message)
 
     async def publish(
         self, topic: str, payload: bytes, *, qos: int = 0, retain: bool = False

@@ -131,11 +131,7 @@ class MqttTransport(TransportCore):
         self._state.set_up()
         log.info("connected to %s:%d", self._settings.host, self._settings.port)
         async for raw in client.messages:
-            message = self._chunks.incoming(
-                str(raw.topic), bytes(raw.payload), retained=bool(raw.retain)
-            )
-            if message is not None:
-                self._inbox.put(message)
+            self._deliver(str(raw.topic), bytes(raw.payload), retained=bool(raw.retain))
 
     async def publish(
         self, topic: str, payload: bytes, *, qos: int = 0, retain: bool = False
