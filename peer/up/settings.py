@@ -9,8 +9,9 @@ from pathlib import Path
 from peer.config import PeerConfig, apply_overrides, config_from_dict
 from peer.watch import parse_address
 from protocol.errors import ConfigError
+from protocol.topics import peer_name
 
-__all__ = ["UpConfig", "add_up_arguments", "peer_configs", "peer_name", "up_config"]
+__all__ = ["UpConfig", "add_up_arguments", "peer_configs", "up_config"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,20 +96,11 @@ def up_config(args: argparse.Namespace) -> UpConfig:
     )
 
 
-def peer_name(index: int, peers: int) -> str:
-    """``p00`` .. ``p15``: zero-padded so that names sort in node order.
-
-    >>> peer_name(3, 16), peer_name(3, 5)
-    ('p03', 'p3')
-    """
-    return f"p{index:0{len(str(peers - 1))}d}"
-
-
 def peer_configs(up: UpConfig, *, host: str, port: int) -> list[PeerConfig]:
     """One validated config per peer (ConfigError naming the key if an option is bad)."""
     configs = []
     for j in range(up.peers):
-        name = peer_name(j, up.peers)
+        name = peer_name(j)
         data: dict[str, object] = {
             "identity": {"peer": name, "swarm": up.swarm},
             "broker": {"host": host, "port": port, "keepalive_s": 5},
