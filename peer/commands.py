@@ -37,6 +37,16 @@ Writes one config and log per peer under --out, and --out/summary.json at the en
 every process it started, and the broker.
 """
 
+_WATCH_EXAMPLES = """\
+examples:
+  rumor watch --broker 127.0.0.1:1883 --swarm local
+  rumor watch --broker broker.lan:1883 --swarm lab --once --duration 5
+  rumor watch --broker 127.0.0.1:1883 --swarm local --duration 60 > swarm.log
+
+On a terminal the table is redrawn in place; otherwise one line per update. Exit status 1 when
+the broker cannot be reached within --connect-timeout, 2 for bad arguments.
+"""
+
 
 def register(subparsers: Subparsers) -> None:
     """Add ``peer``, ``up`` and ``watch`` to the ``rumor`` command."""
@@ -78,6 +88,8 @@ def register(subparsers: Subparsers) -> None:
         "watch",
         help="live table of a swarm from its telemetry and presence",
         description="Show a swarm's peers (round, loss, accuracy, traffic) from any broker.",
+        epilog=_WATCH_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_watch_arguments(watch)
     watch.set_defaults(handler=run_watch)
