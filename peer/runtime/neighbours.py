@@ -37,7 +37,8 @@ __all__ = [
     "static_neighbourhood",
 ]
 
-MEMBERSHIP_FAMILY = "random_regular:d=4"
+MEMBERSHIP_FAMILY = "hashed_rings:k=2"
+"""Membership graphs: the union of two rings over seeded hashes of the ids (degree <= 4)."""
 _TRAILING_NUMBER = re.compile(r"^(.*?)(\d+)$")
 
 
