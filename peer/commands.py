@@ -12,6 +12,7 @@ from pathlib import Path
 
 from peer.cli import Subparsers
 from peer.config import apply_overrides, load_config, to_toml
+from peer.stopping import StopSignals
 from peer.up import add_up_arguments, run_up
 from peer.watch import add_watch_arguments, run_watch
 
@@ -96,11 +97,15 @@ def register(subparsers: Subparsers) -> None:
 
 
 def _peer(args: argparse.Namespace) -> int:
-    config = apply_overrides(load_config(args.config), args.overrides)
-    if args.print_config:
-        sys.stdout.write(to_toml(config))
-        return 0
-    from peer.runtime.daemon import configure_logging, run_peer  # torch: only when running
+    signals = StopSignals.install()  # first: a stop during start-up must end in exit 0 too
+    try:
+        config = apply_overrides(load_config(args.config), args.overrides)
+        if args.print_config:
+            sys.stdout.write(to_toml(config))
+            return 0
+        from peer.runtime.daemon import configure_logging, run_peer  # torch: only when running
 
-    configure_logging(config)
-    return asyncio.run(run_peer(config, stats_file=args.stats_file))
+        configure_logging(config)
+        return asyncio.run(run_peer(config, stats_file=args.stats_file, signals=signals))
+    finally:
+        signals.restore()

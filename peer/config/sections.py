@@ -7,13 +7,12 @@ Optional values default to None, so that a TOML file can leave them out.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal, NoReturn, TypeAlias
 
-from peer.config.specs import check_model_spec, check_partition_spec
+from peer.config.specs import check_model_spec, check_partition_spec, check_task
 from protocol.codec_names import check_codec_spec
 from protocol.errors import ConfigError
 from protocol.spec import parse_spec
@@ -34,7 +33,6 @@ __all__ = [
 
 LogLevel: TypeAlias = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 _MQTT_MAX_PACKET = 268_435_455
-_PLUGIN_OR_NAME = re.compile(r"^[A-Za-z_][\w.\-]*(:[A-Za-z_]\w*)?$")
 
 
 def config_error(key: str, value: object, expected: str) -> ConfigError:
@@ -199,9 +197,7 @@ class LearningConfig(_Section):
     seed: int = 0
 
     def __post_init__(self) -> None:
-        self._require(
-            bool(_PLUGIN_OR_NAME.match(self.task)), "task", "a task name or 'package.module:func'"
-        )
+        self._spec("task", check_task)
         self._spec("model", check_model_spec)
         self._spec("partition", check_partition_spec)
         self._require(self.peers is None or self.peers >= 1, "peers", "an int >= 1")

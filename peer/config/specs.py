@@ -13,10 +13,38 @@ protocol.errors.ConfigError: dirichlet needs alpha=<positive number>, got 0
 
 from __future__ import annotations
 
+import re
+
 from protocol.errors import ConfigError
 from protocol.spec import Spec, parse_spec
 
-__all__ = ["check_model_spec", "check_partition_spec", "positive_param"]
+__all__ = [
+    "BUILTIN_TASKS",
+    "check_model_spec",
+    "check_partition_spec",
+    "check_task",
+    "positive_param",
+]
+
+BUILTIN_TASKS = ("consensus", "synthetic", "fmnist", "mnist")
+_PLUGIN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+def check_task(name: str) -> str:
+    """A built-in task or a plug-in ``package.module:function``; ConfigError otherwise.
+
+    >>> check_task("fmnistt")
+    Traceback (most recent call last):
+    ...
+    protocol.errors.ConfigError: unknown task 'fmnistt'; expected one of consensus, synthetic, \
+fmnist, mnist or a plug-in 'package.module:function'
+    """
+    if name not in BUILTIN_TASKS and not _PLUGIN.match(name):
+        raise ConfigError(
+            f"unknown task {name!r}; expected one of {', '.join(BUILTIN_TASKS)} "
+            "or a plug-in 'package.module:function'"
+        )
+    return name
 
 
 def positive_param(spec: Spec, key: str, kind: type[int] | type[float]) -> float:

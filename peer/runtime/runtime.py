@@ -68,8 +68,10 @@ class PeerRuntime:
         learner: LocalLearner,
         *,
         neighbourhood: Neighbourhood | None,
+        stop: asyncio.Event | None = None,
     ) -> None:
-        """``neighbourhood`` is the static one, or None for a membership-driven topology."""
+        """``neighbourhood`` is the static one, or None for a membership-driven topology;
+        ``stop``, when given, is an event that :meth:`stop` sets and others may set too."""
         self.config = config
         self.transport = transport
         self.learner = learner
@@ -107,7 +109,7 @@ class PeerRuntime:
             if config.storage.checkpoint_dir is None
             else CheckpointStore(config.storage.checkpoint_dir)
         )
-        self._stop = asyncio.Event()
+        self._stop = asyncio.Event() if stop is None else stop
         self._stack = contextlib.AsyncExitStack()
         self._subscribed: set[str] = set()
 

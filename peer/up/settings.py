@@ -11,7 +11,7 @@ from peer.watch import parse_address
 from protocol.errors import ConfigError
 from protocol.topics import peer_name
 
-__all__ = ["UpConfig", "add_up_arguments", "peer_configs", "up_config"]
+__all__ = ["UpConfig", "add_up_arguments", "peer_configs", "up_config", "validate_swarm"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,3 +128,14 @@ def peer_configs(up: UpConfig, *, host: str, port: int) -> list[PeerConfig]:
             data["broker"] = {**data["broker"], "max_payload": max(256, up.max_packet_size - 512)}  # type: ignore[dict-item]
         configs.append(apply_overrides(config_from_dict(data), up.overrides))
     return configs
+
+
+def validate_swarm(up: UpConfig) -> None:
+    """Every peer's config, validated as the peers will (the graph built, the codec, task, model
+    and partition specs and each data share checked): ConfigError naming the problem, before
+    anything (the broker included) is launched."""
+    host, port = up.broker if up.broker is not None else ("127.0.0.1", 1883)
+    try:
+        peer_configs(up, host=host, port=port)
+    except ConfigError as exc:
+        raise ConfigError(f"no peer started: {exc}") from exc

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import pytest
+
+from peer import cli
 from peer.commands import register
 from peer.up.settings import UpConfig, peer_configs, up_config
 from protocol.topics import peer_name
@@ -23,3 +26,29 @@ def test_up_names_peers_as_the_simulator_does(tmp_path: Path) -> None:
     assert names == [f"p{j}" for j in range(12)]
     assert names == [peer_name(j) for j in range(12)]
     assert traffic.peer_name is peer_name  # one naming function for daemons and simulator
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--peers", "6", "--topology", "torus"], "topology.family: torus: n = 6 is not a perfect"),
+        (["--topology", "hypercube", "--peers", "6"], "hypercube: n = 6 is not a power of two"),
+        (["--codec", "bogus"], "gossip.codec: unknown codec 'bogus'"),
+        (["--task", "fmnistt"], "learning.task: unknown task 'fmnistt'"),
+        (["--model", "rnn"], "learning.model: unknown model 'rnn'"),
+        (["--partition", "dirichlet:beta=1"], "learning.partition: dirichlet: unknown parameter"),
+        (["--set", "gossip.codec=topk:fraction=3"], "gossip.codec: topk: fraction=3 out of range"),
+    ],
+)
+def test_up_refuses_a_bad_swarm_before_launching_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as info:
+        cli.main(["up", "--out", str(out), *argv])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rumor up: error: no peer started: "), err
+    assert message in err
+    assert len(err.splitlines()) == 1
+    assert not out.exists(), "something was launched (or written) for a swarm that cannot run"
