@@ -18,12 +18,11 @@ import asyncio
 import contextlib
 import logging
 import signal
-import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from types import FrameType
 from typing import Self, TypeVar
 
-__all__ = ["STOP_SIGNALS", "StopSignals", "in_daemon_thread", "until_stopped"]
+__all__ = ["STOP_SIGNALS", "StopSignals", "until_stopped"]
 
 log = logging.getLogger("rumor.peer")
 
@@ -91,28 +90,3 @@ async def until_stopped(stop: asyncio.Event, wait: Awaitable[T]) -> T | None:
     with contextlib.suppress(asyncio.CancelledError):
         await task
     return None
-
-
-async def in_daemon_thread(function: Callable[[], T], *, name: str) -> T:
-    """Run ``function`` in a daemon thread: unlike ``asyncio.to_thread``, a stop need not wait for
-    it (a data set half read) before the process exits."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
-
-    def settle(outcome: Callable[[], None]) -> None:
-        if not future.done():
-            outcome()
-
-    def run() -> None:
-        try:
-            result = function()
-        except BaseException as exc:  # handed to the awaiting task, which re-raises it
-            error = exc
-            with contextlib.suppress(RuntimeError):  # the loop may be gone: nobody waits
-                loop.call_soon_threadsafe(settle, lambda: future.set_exception(error))
-        else:
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(settle, lambda: future.set_result(result))
-
-    threading.Thread(target=run, name=name, daemon=True).start()
-    return await future

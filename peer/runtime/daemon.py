@@ -19,7 +19,7 @@ from peer.runtime.learning import LocalLearner, load_learner
 from peer.runtime.neighbours import Neighbourhood, static_neighbourhood
 from peer.runtime.runtime import PeerRuntime
 from peer.runtime.stats import log_line, to_json
-from peer.stopping import StopSignals, in_daemon_thread, until_stopped
+from peer.stopping import StopSignals, until_stopped
 from peer.transport import MqttTransport, Presence, settings_from_config
 from protocol.errors import ConfigError
 from protocol.topics import topic
@@ -79,12 +79,10 @@ async def run_peer(
     stream = None if stats_file is None else _open_for_append(stats_file, "--stats-file")
     try:
         _make_checkpoint_dir(config)
-        learner = await until_stopped(
-            stop,
-            in_daemon_thread(
-                lambda: load_learner(config, index=index, peers=peers), name="load-learner"
-            ),
-        )
+        # A stop during the load returns at once; the process exits when the load's thread is
+        # done (torch's threads must not be torn down under it).
+        load = asyncio.to_thread(load_learner, config, index=index, peers=peers)
+        learner = await until_stopped(stop, load)
         if learner is not None:
             await _gossip(config, learner, hood, stop, stream)
     finally:

@@ -204,7 +204,7 @@ ERRORS = [
     ),
     ("[broker]\nmax_payload = 100", "broker.max_payload = 100: expected 256 to 268435455 bytes"),
     ("[learning]\npeers = 4\npartition_index = 4", "learning.partition_index = 4: expected 0 to 3"),
-    ('[learning]\ntask = "a b"', "learning.task = 'a b': expected a task name"),
+    ('[learning]\ntask = "a b"', "learning.task: unknown task 'a b'; expected one of consensus"),
     (
         '[learning]\ndata = "missing"',
         "learning.data = '{dir}/missing': expected an existing directory",
