@@ -126,7 +126,10 @@ def test_kill_two_peers_then_restart_one(broker: Broker, tmp_path: Path) -> None
     finally:
         stop_all(peers, grace_s=5)
     lines = [json.loads(s) for s in (tmp_path / "p1" / "stats.jsonl").read_text().splitlines()]
-    assert 2 <= lines[0]["round"] - 1 <= killed_at, "p1 did not resume from its checkpoint"
+    # The runtime checkpoints a round before the daemon writes its stats line: the kill may fall
+    # in between, so the checkpoint can be one round past the last line.
+    resumed = lines[0]["round"] - 1
+    assert 2 <= resumed <= killed_at + 1, "p1 did not resume from its checkpoint"
     assert lines[-1]["round"] == 30
     for name in ("p0", "p2", "p3", "p5"):
         stats = last_stats(tmp_path / name / "stats.jsonl")
