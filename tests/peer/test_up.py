@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
 import pytest
 
 from peer import cli
-from peer.commands import register
-from peer.up.settings import UpConfig, peer_configs, up_config
+from peer.commands import _UP_EXAMPLES, register
+from peer.up.settings import UpConfig, peer_configs, up_config, validate_swarm
 from protocol.topics import peer_name
 from sim import traffic
 
@@ -52,3 +53,16 @@ def test_up_refuses_a_bad_swarm_before_launching_anything(
     assert message in err
     assert len(err.splitlines()) == 1
     assert not out.exists(), "something was launched (or written) for a swarm that cannot run"
+
+
+def _documented_up_commands() -> list[str]:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    lines = [*readme.splitlines(), *_UP_EXAMPLES.splitlines()]
+    return [line.split("#")[0].strip() for line in lines if line.strip().startswith("rumor up ")]
+
+
+def test_every_documented_rumor_up_command_is_a_valid_swarm(tmp_path: Path) -> None:
+    commands = _documented_up_commands()
+    assert len(commands) >= 4
+    for command in commands:
+        validate_swarm(_up(tmp_path, *shlex.split(command)[2:]))
