@@ -20,7 +20,7 @@ protocol.errors.TruncatedMessage: envelope: the bytes end inside a msgpack value
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 import msgpack
@@ -38,14 +38,17 @@ from protocol._fields import (
     short,
 )
 from protocol.errors import (
+    BadSignature,
     ConfigError,
     MalformedMessage,
     OversizedMessage,
     ProtocolError,
     TruncatedMessage,
+    Unsigned,
     VersionMismatch,
 )
 from protocol.frame import Frame
+from protocol.signing import FRAME_DOMAIN, SIG_BYTES, SigningKey, Trust, attach, detach
 from protocol.spec import Spec
 from protocol.types import PeerId
 
@@ -57,6 +60,8 @@ __all__ = [
     "MetaValue",
     "decode_envelope",
     "encode_envelope",
+    "sign_envelope",
+    "verify_envelope",
 ]
 
 VERSION: Final = 1
@@ -111,6 +116,30 @@ def encode_envelope(env: Envelope) -> bytes:
         raise ConfigError(f"refusing to encode an invalid envelope: {exc}") from exc
     packed: bytes = msgpack.packb(fields, use_bin_type=True)
     return packed
+
+
+def sign_envelope(env: Envelope, key: SigningKey) -> bytes:
+    """``env`` encoded without ``sig``, then signed (:mod:`protocol.signing` gives the bytes)."""
+    unsigned = encode_envelope(replace(env, sig=None))
+    return attach(unsigned, key.sign(FRAME_DOMAIN, unsigned))
+
+
+def verify_envelope(data: bytes, env: Envelope, trust: Trust) -> None:
+    """Check the signature of ``env``, decoded from ``data``, before anything uses its payload.
+
+    Unsigned when signatures are required and ``env`` has none; UnknownSender when its sender
+    has no trusted key; BadSignature when the signature is misplaced or wrong.
+    """
+    if env.sig is None:
+        if trust.required:
+            raise Unsigned(f"envelope from {env.sender!r} is unsigned; signatures are required")
+        return
+    if len(env.sig) != SIG_BYTES:
+        raise BadSignature(
+            f"envelope from {env.sender!r}: signature of {len(env.sig)} bytes; expected {SIG_BYTES}"
+        )
+    unsigned, sig = detach(data)
+    trust.verify(env.sender, FRAME_DOMAIN, unsigned, sig)
 
 
 def _unpack(data: bytes, max_bytes: int) -> object:

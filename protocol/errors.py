@@ -13,7 +13,9 @@ enter, with ``raise ... from exc``. Messages name the offending value and what w
         ├── OversizedMessage        larger than the configured limit
         ├── VersionMismatch         envelope version this peer does not speak
         ├── WrongSwarm              envelope names another swarm
-        ├── UnknownSender           sender is not an expected in-neighbour
+        ├── UnknownSender           sender is not an expected in-neighbour, or not trusted
+        ├── Unsigned                signatures are required and the message has none
+        ├── BadSignature            the signature does not verify with the sender's trusted key
         ├── FingerprintMismatch     model fingerprint differs from ours
         ├── UnknownCodec            codec name or parameters not supported
         ├── InconsistentLength      payload length disagrees with the codec and parameter count
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 __all__ = [
     "BadChunk",
+    "BadSignature",
     "ConfigError",
     "FingerprintMismatch",
     "InconsistentLength",
@@ -42,6 +45,7 @@ __all__ = [
     "UnknownBase",
     "UnknownCodec",
     "UnknownSender",
+    "Unsigned",
     "VersionMismatch",
     "WrongSwarm",
 ]
@@ -88,7 +92,15 @@ class WrongSwarm(ProtocolError):
 
 
 class UnknownSender(ProtocolError):
-    """The sender is not an expected in-neighbour."""
+    """The sender is not an expected in-neighbour, or (signed) not in the trust list."""
+
+
+class Unsigned(ProtocolError):
+    """Signatures are required and the message carries none."""
+
+
+class BadSignature(ProtocolError):
+    """The signature is misplaced or does not verify with the sender's trusted key."""
 
 
 class FingerprintMismatch(ProtocolError):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal, NoReturn, TypeAlias
 
+from peer.config.security import SecurityConfig
 from peer.config.specs import check_model_spec, check_partition_spec, check_task
 from protocol.codec_names import check_codec_spec
 from protocol.errors import ConfigError
@@ -276,6 +277,7 @@ class PeerConfig:
     storage: StorageConfig = field(default_factory=StorageConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
 
     def __post_init__(self) -> None:
         """This peer's share of the data: ``learning.partition_index`` of ``learning.peers``."""

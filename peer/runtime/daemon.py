@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -19,9 +20,12 @@ from peer.runtime.learning import LocalLearner, load_learner
 from peer.runtime.neighbours import Neighbourhood, static_neighbourhood
 from peer.runtime.runtime import PeerRuntime
 from peer.runtime.stats import log_line, to_json
+from peer.security.credentials import Credentials, load_credentials
 from peer.stopping import StopSignals, until_stopped
 from peer.transport import MqttTransport, Presence, settings_from_config
 from protocol.errors import ConfigError
+from protocol.presence import encode_presence
+from protocol.signing import SigningKey
 from protocol.topics import topic
 
 __all__ = ["configure_logging", "data_share", "run_peer"]
@@ -76,6 +80,7 @@ async def run_peer(
     ident = config.identity
     hood = static_neighbourhood(config.topology, me=ident.peer)
     index, peers = data_share(config, hood)
+    credentials = load_credentials(config.security)  # a bad key file fails before the data load
     stream = None if stats_file is None else _open_for_append(stats_file, "--stats-file")
     try:
         _make_checkpoint_dir(config)
@@ -84,12 +89,24 @@ async def run_peer(
         load = asyncio.to_thread(load_learner, config, index=index, peers=peers)
         learner = await until_stopped(stop, load)
         if learner is not None:
-            await _gossip(config, learner, hood, stop, stream)
+            await _gossip(config, learner, hood, stop, stream, credentials)
     finally:
         if stream is not None:
             stream.close()
     log.info("%s stopped cleanly", ident.peer)
     return 0
+
+
+def presence_signer(config: PeerConfig, key: SigningKey) -> Callable[[bool, int], bytes]:
+    """Signs this peer's presence payloads (:func:`protocol.presence.encode_presence`)."""
+    ident = config.identity
+
+    def sign(online: bool, epoch: int) -> bytes:
+        return encode_presence(
+            swarm=ident.swarm, sender=ident.peer, online=online, epoch=epoch, key=key
+        )
+
+    return sign
 
 
 def _make_checkpoint_dir(config: PeerConfig) -> None:
@@ -107,11 +124,13 @@ async def _gossip(
     hood: Neighbourhood | None,
     stop: asyncio.Event,
     stream: TextIO | None,
+    credentials: Credentials,
 ) -> None:
     """Connect, run the rounds, and say ``offline`` on the way out (the transport's exit)."""
     ident = config.identity
     presence = Presence(
-        topic=topic("presence", prefix=ident.prefix, swarm=ident.swarm, peer=ident.peer)
+        topic=topic("presence", prefix=ident.prefix, swarm=ident.swarm, peer=ident.peer),
+        sign=None if credentials.key is None else presence_signer(config, credentials.key),
     )
     log.info(
         "%s: data loaded; connecting to %s:%d", ident.peer, config.broker.host, config.broker.port
@@ -129,7 +148,7 @@ async def _gossip(
         if stop.is_set():
             return
         async with PeerRuntime(
-            config, transport, learner, neighbourhood=hood, stop=stop
+            config, transport, learner, neighbourhood=hood, stop=stop, credentials=credentials
         ) as runtime:
             async for stats in runtime.rounds():
                 log.info("%s %s", ident.peer, log_line(stats))

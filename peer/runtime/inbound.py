@@ -17,9 +17,10 @@ import time
 
 from peer.runtime.liveness import Liveness
 from peer.runtime.rejections import Rejections
-from peer.transport import OFFLINE, ONLINE, Message
+from peer.transport import Message
 from protocol.choco import ChocoReceiver
-from protocol.errors import MalformedMessage, ProtocolError, UnknownBase
+from protocol.errors import ProtocolError, ReplayedMessage, UnknownBase
+from protocol.presence import PresenceState, decode_presence
 from protocol.topics import parse_topic
 from protocol.types import PeerId, Vector
 from protocol.validation import Expectations, accept
@@ -68,6 +69,7 @@ class Inbound:
         """A peer came (back) online: it holds none of our frames, so send it a keyframe soon
         rather than leave it waiting for the periodic one. The runtime clears it."""
         self._copies: dict[PeerId, dict[int, Vector]] = {}
+        self._presence_seen: dict[PeerId, PresenceState] = {}
 
     def handle(self, message: Message) -> None:
         """Process one message; never raises for anything a remote party can send."""
@@ -87,27 +89,15 @@ class Inbound:
         if swarm != self.expected.swarm or peer == self.me or kind == "telemetry":
             return
         if kind == "presence":
-            if message.payload not in (ONLINE, OFFLINE):
-                raise MalformedMessage(
-                    f"presence of {peer!r} is {message.payload[:20]!r}; expected online/offline"
-                )
-            online = message.payload == ONLINE
-            if online and peer not in self.liveness.announced():
-                self.joined = True
-            if not online:
-                # Whatever comes back under this name is a new incarnation (restarted, maybe
-                # without its checkpoint): its deltas must not land on the old one's copy. The
-                # snapshots already taken stay: they are its frames of rounds it did send (a
-                # peer that finishes says offline right after its last frame).
-                self.receiver.forget(peer)
-                self.out_of_sync.discard(peer)
-            self.liveness.presence(peer, online=online)
-            self.changed.set()
+            self._presence(peer, message.payload)
             return
         try:
             env, copy = accept(message.payload, self.expected, self.receiver, via=peer)
         except UnknownBase:
-            self.liveness.heard(peer)  # alive, but its deltas wait for its next keyframe
+            if self.expected.trust is not None:
+                # A signed delta: the sender is alive, but its deltas wait for its next keyframe.
+                # Unsigned, anyone could have sent it: it proves nothing about the sender.
+                self.liveness.heard(peer)
             self.out_of_sync.add(peer)
             self.changed.set()
             raise
@@ -122,6 +112,27 @@ class Inbound:
         held[env.round] = copy
         while len(held) > MAX_SNAPSHOTS_PER_SENDER:
             del held[min(held)]
+
+    def _presence(self, peer: PeerId, payload: bytes) -> None:
+        trust = self.expected.trust
+        state = decode_presence(payload, swarm=self.expected.swarm, peer=peer, trust=trust)
+        if not state.after(self._presence_seen.get(peer)):
+            raise ReplayedMessage(
+                f"presence of {peer!r} from epoch {state.epoch}, not newer than the last believed"
+            )
+        self._presence_seen[peer] = state
+        online = state.online
+        if online and peer not in self.liveness.announced():
+            self.joined = True
+        if not online:
+            # Whatever comes back under this name is a new incarnation (restarted, maybe
+            # without its checkpoint): its deltas must not land on the old one's copy. The
+            # snapshots already taken stay: they are its frames of rounds it did send (a
+            # peer that finishes says offline right after its last frame).
+            self.receiver.forget(peer)
+            self.out_of_sync.discard(peer)
+        self.liveness.presence(peer, online=online)
+        self.changed.set()
 
     def has_round(self, peer: PeerId, round: int) -> bool:
         """Whether a copy sent in ``round`` or later has arrived from ``peer``."""

@@ -39,10 +39,11 @@ from peer.runtime.neighbours import Neighbourhood, membership_neighbourhood
 from peer.runtime.rejections import Rejections
 from peer.runtime.resume import restore, snapshot
 from peer.runtime.stats import RoundStats, Timings, to_json
+from peer.security.credentials import Credentials, load_credentials
 from peer.transport import Transport, TransportError
 from protocol.choco import ChocoReceiver, ChocoSender, sender_seed
 from protocol.codecs import codec_from_spec, default_gamma
-from protocol.envelope import Envelope, encode_envelope
+from protocol.envelope import Envelope, encode_envelope, sign_envelope
 from protocol.spec import parse_spec
 from protocol.topics import subscription, topic
 from protocol.types import PeerId
@@ -69,10 +70,13 @@ class PeerRuntime:
         *,
         neighbourhood: Neighbourhood | None,
         stop: asyncio.Event | None = None,
+        credentials: Credentials | None = None,
     ) -> None:
         """``neighbourhood`` is the static one, or None for a membership-driven topology;
-        ``stop``, when given, is an event that :meth:`stop` sets and others may set too."""
+        ``stop``, when given, is an event that :meth:`stop` sets and others may set too;
+        ``credentials``: the key to sign with and the trust list (default: ``[security]``'s)."""
         self.config = config
+        self.credentials = credentials or load_credentials(config.security)
         self.transport = transport
         self.learner = learner
         self.me: PeerId = config.identity.peer
@@ -190,6 +194,7 @@ class PeerRuntime:
             senders=hood.neighbours,
             n_params=self.learner.num_params,
             max_bytes=self.config.limits.max_message_bytes,
+            trust=self.credentials.trust,
         )
 
     def _topic(self, kind: str, peer: PeerId) -> str:
@@ -317,7 +322,9 @@ class PeerRuntime:
             model=self.learner.fingerprint,
             meta=meta,
         )
-        return encode_envelope(env), frame.kind == "key"
+        key = self.credentials.key
+        data = encode_envelope(env) if key is None else sign_envelope(env, key)
+        return data, frame.kind == "key"
 
     def _receivers_may_have_lost_track(self) -> bool:
         """After a failed publish, a reconnect (our will said offline), or a peer (re)joining:

@@ -61,18 +61,19 @@ class MqttTransport(TransportCore):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        client = self._client
-        if client is not None and self._state.is_up and self._presence is not None:
+        client, announce = self._client, self._announce
+        if client is not None and self._state.is_up and self._presence and announce:
             # A clean close says so; the will is only for a peer that vanishes.
             with contextlib.suppress(TransportError):
-                await self._send(client, self._presence.topic, self._presence.offline, 1, True)
+                await self._send(client, self._presence.topic, announce[1], 1, True)
         await self._close()  # the client's own exit sends DISCONNECT: no will
 
     def _new_client(self) -> aiomqtt.Client:
         s = self._settings
         will = None
-        if self._presence is not None:
-            will = aiomqtt.Will(self._presence.topic, self._presence.offline, qos=1, retain=True)
+        announce = self._new_announcement()
+        if self._presence is not None and announce is not None:
+            will = aiomqtt.Will(self._presence.topic, announce[1], qos=1, retain=True)
         tls = None
         if s.tls:
             tls = aiomqtt.TLSParameters(
@@ -126,8 +127,8 @@ class MqttTransport(TransportCore):
         filters = self._chunks.expand_filters(self._filters)
         if filters:
             await client.subscribe([(f, _SUBSCRIBE_QOS) for f in filters])
-        if self._presence is not None:
-            await client.publish(self._presence.topic, self._presence.online, qos=1, retain=True)
+        if self._presence is not None and self._announce is not None:
+            await client.publish(self._presence.topic, self._announce[0], qos=1, retain=True)
         self._state.set_up()
         log.info("connected to %s:%d", self._settings.host, self._settings.port)
         async for raw in client.messages:
