@@ -48,7 +48,7 @@ from protocol.errors import (
     VersionMismatch,
 )
 from protocol.frame import Frame
-from protocol.signing import FRAME_DOMAIN, SIG_BYTES, SigningKey, Trust, attach, detach
+from protocol.signing import FRAME_DOMAIN, SIG_BYTES, SigningKey, Trust, attach
 from protocol.spec import Spec
 from protocol.types import PeerId
 
@@ -138,8 +138,7 @@ def verify_envelope(data: bytes, env: Envelope, trust: Trust) -> None:
         raise BadSignature(
             f"envelope from {env.sender!r}: signature of {len(env.sig)} bytes; expected {SIG_BYTES}"
         )
-    unsigned, sig = detach(data)
-    trust.verify(env.sender, FRAME_DOMAIN, unsigned, sig)
+    trust.verify_signed(env.sender, FRAME_DOMAIN, data)
 
 
 def _unpack(data: bytes, max_bytes: int) -> object:

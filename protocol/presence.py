@@ -91,11 +91,11 @@ def decode_presence(data: bytes, *, swarm: str, peer: PeerId, trust: Trust | Non
         return PresenceState(online=data == ONLINE, epoch=None)
     if len(data) > MAX_PRESENCE_BYTES:
         raise OversizedMessage(f"presence of {len(data)} bytes; the limit is {MAX_PRESENCE_BYTES}")
-    unsigned, sig = detach(data)
+    unsigned, _ = detach(data)
     if trust is None:
         # Nothing is verified, so the epoch is anyone's claim: it must not order anything.
         return PresenceState(online=_fields(unsigned, swarm=swarm, peer=peer).online, epoch=None)
-    trust.verify(peer, PRESENCE_DOMAIN, unsigned, sig)
+    trust.verify_signed(peer, PRESENCE_DOMAIN, data)
     return _fields(unsigned, swarm=swarm, peer=peer)
 
 

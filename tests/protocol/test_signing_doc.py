@@ -1,7 +1,8 @@
 """docs/protocol.md section 11's worked example, checked against the code byte for byte."""
 
-import hashlib
 import re
+
+from blake3 import blake3
 
 from protocol.choco import ChocoReceiver
 from protocol.envelope import decode_envelope, sign_envelope
@@ -27,7 +28,7 @@ def test_the_documented_signature_is_what_the_code_writes() -> None:
     key = SigningKey.from_seed(bytes.fromhex(SECRET))
     assert key.public_bytes().hex() == PUBLIC
     text = DOC.read_text(encoding="utf-8")
-    assert hashlib.sha256(unsigned).hexdigest() in text
+    assert blake3(unsigned).hexdigest() in text
     signed = sign_envelope(doc_example_envelope(), key)
     assert signed == b"\x8d" + unsigned[1:] + doc_trailer()
     assert len(signed) == 250
