@@ -20,6 +20,7 @@ enter, with ``raise ... from exc``. Messages name the offending value and what w
         ├── UnknownCodec            codec name or parameters not supported
         ├── InconsistentLength      payload length disagrees with the codec and parameter count
         ├── NonFiniteValues         decoded values contain NaN or infinity
+        ├── OutOfRange              decoded values exceed the receiver's magnitude bound
         ├── ReplayedMessage         seq is not newer than the last one accepted from this sender
         ├── UnknownBase             delta applies to a frame the receiver does not hold
         └── BadChunk                chunk header inconsistent, or chunk set incomplete or expired
@@ -37,6 +38,7 @@ __all__ = [
     "InconsistentLength",
     "MalformedMessage",
     "NonFiniteValues",
+    "OutOfRange",
     "OversizedMessage",
     "ProtocolError",
     "ReplayedMessage",
@@ -117,6 +119,10 @@ class InconsistentLength(ProtocolError):
 
 class NonFiniteValues(ProtocolError):
     """The decoded values contain NaN or infinity."""
+
+
+class OutOfRange(ProtocolError):
+    """The decoded values are finite but larger in magnitude than the receiver accepts."""
 
 
 class ReplayedMessage(ProtocolError):

@@ -253,9 +253,12 @@ class LimitsConfig(_Section):
     SECTION: ClassVar[str] = "limits"
     max_message_bytes: int = 64 * 1024 * 1024
     """Largest whole (reassembled) message accepted from the network."""
+    max_abs_value: float = 1e6
+    """Largest magnitude of a received model entry, and of a model worth a checkpoint."""
 
     def __post_init__(self) -> None:
         self._require(self.max_message_bytes >= 1024, "max_message_bytes", "an int >= 1024")
+        self._positive("max_abs_value")
 
 
 @dataclass(frozen=True, kw_only=True)

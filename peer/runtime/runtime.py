@@ -100,7 +100,9 @@ class PeerRuntime:
             me=self.me,
             prefix=config.identity.prefix,
             expected=self._expectations(self.hood),
-            receiver=ChocoReceiver(learner.num_params, dtype=self.x.dtype),
+            receiver=ChocoReceiver(
+                learner.num_params, dtype=self.x.dtype, max_abs=config.limits.max_abs_value
+            ),
             liveness=self.liveness,
             rejections=self.rejections,
         )
