@@ -301,7 +301,7 @@ class ChocoReceiver:
                 "expected 'raw'"
             )
         copy = _RAW.from_bytes(frame.payload, self.n).to(self.dtype)
-        check_values(copy, f"keyframe {frame.seq} from {sender!r}", max_abs=self.max_abs)
+        check_values(copy, f"keyframe {frame.seq} from {sender!r} holds", max_abs=self.max_abs)
         return copy
 
     def _decode_delta(self, sender: PeerId, frame: Frame, last: int | None) -> torch.Tensor:
@@ -314,7 +314,7 @@ class ChocoReceiver:
         codec = codec_from_spec(frame.codec, from_network=True)
         q = codec.from_bytes(frame.payload, self.n).to(self.dtype)
         copy = self._copies[sender] + q
-        check_values(copy, f"delta {frame.seq} from {sender!r}", max_abs=self.max_abs)
+        check_values(copy, f"delta {frame.seq} from {sender!r} leaves", max_abs=self.max_abs)
         return copy
 
     def state_dict(self) -> ReceiverState:
@@ -347,10 +347,10 @@ def check_values(copy: torch.Tensor, what: str, *, max_abs: float) -> None:
     ``max_abs``: one flipped exponent bit turns 0.01 into 3.4e36, finite but poison.
 
     >>> check_values(torch.tensor([0.5, -2.0]), "x", max_abs=1e6)
-    >>> check_values(torch.tensor([1e30]), "x", max_abs=1e6)
+    >>> check_values(torch.tensor([1e30]), "x:", max_abs=1e6)
     Traceback (most recent call last):
     ...
-    protocol.errors.OutOfRange: x holds a value of magnitude 1e+30; the bound is 1e+06
+    protocol.errors.OutOfRange: x: a value of magnitude 1e+30; the bound is 1e+06
     """
     if copy.numel() == 0:
         return
@@ -358,8 +358,8 @@ def check_values(copy: torch.Tensor, what: str, *, max_abs: float) -> None:
     # numpy's reductions are much faster than torch's on one core; NaN propagates through both.
     peak = max(float(values.max()), -float(values.min()))
     if not np.isfinite(peak):
-        raise NonFiniteValues(f"{what} makes its public copy non-finite")
+        raise NonFiniteValues(f"{what} a non-finite value (NaN or infinity)")
     if peak > max_abs:
         raise OutOfRange(
-            f"{what} holds a value of magnitude {peak:.3g}; the bound is {max_abs:.3g}"
+            f"{what} a value of magnitude {peak:.3g}; the bound is {max_abs:.3g}"
         )

@@ -29,7 +29,7 @@ from typing import Self
 
 import torch
 
-from peer.checkpoint import CheckpointStore
+from peer.checkpoint import CheckpointError, CheckpointStore
 from peer.config import PeerConfig
 from peer.runtime.gossip import mix_received, wait_for_round
 from peer.runtime.inbound import Inbound
@@ -37,7 +37,7 @@ from peer.runtime.learning import LocalLearner
 from peer.runtime.liveness import Liveness
 from peer.runtime.neighbours import Neighbourhood, membership_neighbourhood
 from peer.runtime.rejections import Rejections
-from peer.runtime.resume import restore, snapshot
+from peer.runtime.resume import restore, snapshot, state_problem
 from peer.runtime.stats import RoundStats, Timings, to_json
 from peer.security.credentials import Credentials, load_credentials
 from peer.transport import Transport, TransportError
@@ -107,6 +107,8 @@ class PeerRuntime:
             rejections=self.rejections,
         )
         self.publish_failed = 0
+        self.checkpoints_refused = 0
+        """Checkpoints skipped: the state failed the sanity check, or the write failed."""
         self.timeouts = 0
         """Sync rounds whose barrier ended at ``round_timeout_s`` with frames missing."""
         self._resync = False
@@ -169,18 +171,29 @@ class PeerRuntime:
         log.info("%s resumes at round %d from its checkpoint", self.me, self.round)
 
     def _checkpoint(self) -> None:
+        """Save unless the state fails the sanity check; a failed write is logged, not fatal
+        (the previous checkpoint stays, and a full disk must not stop the peer)."""
         if self._store is None:
             return
-        self._store.save(
-            snapshot(
-                round=self.round,
-                x=self.x,
-                sender=self.sender,
-                checkpoint_every=self.config.storage.checkpoint_every,
-                peer=self.me,
-                model=self.learner.fingerprint,
-            )
+        max_abs = self.config.limits.max_abs_value
+        problem = state_problem(self.x, self.sender.x_hat, max_abs=max_abs)
+        if problem is not None:
+            self.checkpoints_refused += 1
+            log.warning("%s: round %d not checkpointed: %s", self.me, self.round, problem)
+            return
+        state = snapshot(
+            round=self.round,
+            x=self.x,
+            sender=self.sender,
+            checkpoint_every=self.config.storage.checkpoint_every,
+            peer=self.me,
+            model=self.learner.fingerprint,
         )
+        try:
+            self._store.save(state)
+        except CheckpointError as exc:
+            self.checkpoints_refused += 1
+            log.warning("%s: %s; the previous checkpoint stays", self.me, exc)
 
     async def _receive(self) -> None:
         async for message in self.transport.messages():
