@@ -360,6 +360,4 @@ def check_values(copy: torch.Tensor, what: str, *, max_abs: float) -> None:
     if not np.isfinite(peak):
         raise NonFiniteValues(f"{what} a non-finite value (NaN or infinity)")
     if peak > max_abs:
-        raise OutOfRange(
-            f"{what} a value of magnitude {peak:.3g}; the bound is {max_abs:.3g}"
-        )
+        raise OutOfRange(f"{what} a value of magnitude {peak:.3g}; the bound is {max_abs:.3g}")
