@@ -60,6 +60,7 @@ __all__ = [
     "MetaValue",
     "decode_envelope",
     "encode_envelope",
+    "envelope_bound",
     "sign_envelope",
     "verify_envelope",
 ]
@@ -68,6 +69,19 @@ VERSION: Final = 1
 MAX_N: Final = 2**31 - 1
 """Largest parameter count: sparse codecs index with uint32, and C peers count with int32."""
 MAX_SIG_BYTES: Final = 512
+_ENVELOPE_SLACK: Final = 64 * 1024
+
+
+def envelope_bound(n: int) -> int:
+    """The largest envelope any v1 codec makes for ``n`` parameters, with room to spare.
+
+    The widest payload is a sparse one keeping every entry (8 bytes each); every other field
+    together stays far below 64 KiB. A receiver that knows ``n`` refuses anything larger.
+
+    >>> envelope_bound(1_000_000)
+    8065536
+    """
+    return 8 * n + _ENVELOPE_SLACK
 
 
 @dataclass(frozen=True, kw_only=True)

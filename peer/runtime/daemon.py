@@ -10,6 +10,7 @@ loads its data or waits for the broker returns 0 too.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,7 @@ from peer.runtime.stats import log_line, to_json
 from peer.security.credentials import Credentials, load_credentials
 from peer.stopping import StopSignals, until_stopped
 from peer.transport import MqttTransport, Presence, settings_from_config
+from protocol.envelope import envelope_bound
 from protocol.errors import ConfigError
 from protocol.presence import encode_presence
 from protocol.signing import SigningKey
@@ -135,7 +137,11 @@ async def _gossip(
     log.info(
         "%s: data loaded; connecting to %s:%d", ident.peer, config.broker.host, config.broker.port
     )
-    async with MqttTransport(settings_from_config(config), presence=presence) as transport:
+    settings = settings_from_config(config)
+    # Nothing larger than this model's widest frame is worth reassembling or queueing.
+    limit = min(config.limits.max_message_bytes, envelope_bound(learner.num_params))
+    settings = dataclasses.replace(settings, max_message_bytes=limit)
+    async with MqttTransport(settings, presence=presence) as transport:
         wait = asyncio.wait_for(transport.state.wait_up(), config.broker.connect_timeout_s)
         try:
             await until_stopped(stop, wait)

@@ -43,7 +43,7 @@ from peer.security.credentials import Credentials, load_credentials
 from peer.transport import Transport, TransportError
 from protocol.choco import ChocoReceiver, ChocoSender, sender_seed
 from protocol.codecs import codec_from_spec, default_gamma
-from protocol.envelope import Envelope, encode_envelope, sign_envelope
+from protocol.envelope import Envelope, encode_envelope, envelope_bound, sign_envelope
 from protocol.spec import parse_spec
 from protocol.topics import subscription, topic
 from protocol.types import PeerId
@@ -208,7 +208,9 @@ class PeerRuntime:
             model=self.learner.fingerprint,
             senders=hood.neighbours,
             n_params=self.learner.num_params,
-            max_bytes=self.config.limits.max_message_bytes,
+            max_bytes=min(
+                self.config.limits.max_message_bytes, envelope_bound(self.learner.num_params)
+            ),
             trust=self.credentials.trust,
         )
 

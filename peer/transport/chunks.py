@@ -36,8 +36,9 @@ log = logging.getLogger(__name__)
 CHUNK_LEVEL = "chunk"
 _ID_BITS = 64
 _DEFAULT_MAX_MESSAGE = 64 * 1024 * 1024
-# Room for several neighbours' chunked keyframes in flight at once.
-_PENDING_FACTOR = 4
+# Room for two whole messages in flight at once (several neighbours' keyframes, as frames are
+# far below the limit the runtime sets from the model size).
+_PENDING_FACTOR = 2
 
 
 def chunk_topic(topic: str, index: int) -> str:
@@ -68,13 +69,15 @@ class ChunkLayer:
         self._max_payload = max_payload
         self._stats = stats
         limit = _DEFAULT_MAX_MESSAGE if max_message_bytes is None else max_message_bytes
+        self._max_message = limit
         self._reassembler = Reassembler(
             max_pending_bytes=_PENDING_FACTOR * limit,
             max_message_bytes=limit,
             timeout_s=reassembly_timeout_s,
         )
-        # Random start: chunks retained by an earlier run of this peer must not share ids.
-        self._next_id = random.SystemRandom().getrandbits(_ID_BITS)
+        # A fresh random id per message: chunks retained by an earlier run must not share ids,
+        # and no one may predict the next id to spoil a set with a forged chunk sent first.
+        self._ids = random.SystemRandom()
 
     def expand_filters(self, filters: Iterable[str]) -> list[str]:
         """Each filter plus its chunk filter (``#`` already covers chunk topics), sorted."""
@@ -89,7 +92,7 @@ class ChunkLayer:
         """(topic, bytes) pairs to publish for ``payload``: itself, or its chunks."""
         if self._max_payload is None or len(payload) <= self._max_payload:
             return [(topic, payload)]
-        message_id, self._next_id = self._next_id, (self._next_id + 1) % (1 << _ID_BITS)
+        message_id = self._ids.getrandbits(_ID_BITS)
         parts = split(payload, max_payload=self._max_payload, message_id=message_id)
         return [(chunk_topic(topic, k), part) for k, part in enumerate(parts)]
 
@@ -99,6 +102,10 @@ class ChunkLayer:
         base = chunk_base(topic)
         if base is None:
             if not is_chunk(payload):
+                if len(payload) > self._max_message:
+                    # Dropped here, before it takes a place in the inbox.
+                    self._stats.rejected["oversized_message"] += 1
+                    return None
                 return Message(topic=topic, payload=payload, retained=retained)
             base = topic
         try:

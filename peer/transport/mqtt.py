@@ -24,6 +24,7 @@ from peer.transport.base import Presence
 from peer.transport.core import TransportCore
 from peer.transport.errors import NotConnectedError, TransportError
 from peer.transport.filters import check_filter, check_topic
+from peer.transport.ratelimit import RateLimit
 from peer.transport.settings import MqttSettings
 
 __all__ = ["MqttTransport"]
@@ -54,6 +55,10 @@ class MqttTransport(TransportCore):
         self._settings = settings
         self._rng = rng if rng is not None else random.Random()
         self._client: aiomqtt.Client | None = None
+        # aiomqtt warns once per message it drops from a full queue: one line per interval.
+        self._client_log = logging.getLogger(f"rumor.mqtt.{settings.client_id}")
+        if not any(isinstance(f, RateLimit) for f in self._client_log.filters):
+            self._client_log.addFilter(RateLimit())
 
     async def __aexit__(
         self,
@@ -93,6 +98,7 @@ class MqttTransport(TransportCore):
             timeout=s.connect_timeout_s,
             tls_params=tls,
             max_queued_incoming_messages=s.max_queued,
+            logger=self._client_log,
         )
 
     async def _run(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -127,8 +128,10 @@ def test_full_config_loads_with_paths_relative_to_the_file(full: Path) -> None:
 
 def test_transport_settings_follow_the_config(full: Path) -> None:
     s = settings_from_config(load_config(full))
-    assert (s.client_id, s.host, s.port, s.protocol) == (
-        "rumor-lab-pi-07",
+    again = settings_from_config(load_config(full))
+    assert re.fullmatch(r"rumor-lab-pi-07-[0-9a-f]{8}", s.client_id)
+    assert again.client_id != s.client_id, "a random suffix: no one can take this id over"
+    assert (s.host, s.port, s.protocol) == (
         "broker.local",
         8883,
         "3.1.1",

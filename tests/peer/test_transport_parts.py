@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import logging
 import random
 import statistics
 
@@ -131,3 +133,30 @@ def test_chunk_layer_counts_bad_chunks_instead_of_raising() -> None:
     oversized = split(b"y" * 5000, max_payload=300, message_id=9)[0]
     assert layer.incoming("t/a/chunk/0", oversized, retained=False) is None
     assert stats.rejected == {"bad_chunk": 2}
+
+
+def test_message_ids_are_not_predictable() -> None:
+    layer = ChunkLayer(max_payload=64, max_message_bytes=None, stats=TransportStats())
+    ids = [int.from_bytes(layer.outgoing("t", bytes(100))[0][1][2:10], "little") for _ in range(20)]
+    steps = {b - a for a, b in itertools.pairwise(ids)}
+    assert len(steps) > 1, "sequential ids: the next one is known to anyone who saw one"
+
+
+def test_a_whole_message_over_the_limit_never_reaches_the_inbox() -> None:
+    stats = TransportStats()
+    layer = ChunkLayer(max_payload=None, max_message_bytes=1024, stats=stats)
+    assert layer.incoming("rumor/s/key/p1", bytes(1025), retained=False) is None
+    assert stats.rejected == {"oversized_message": 1}
+    assert layer.incoming("rumor/s/key/p1", bytes(1024), retained=False) is not None
+
+
+def test_a_flood_into_a_full_inbox_logs_one_line_per_interval(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stats = TransportStats()
+    inbox = Inbox(maxsize=1, stats=stats)
+    with caplog.at_level(logging.WARNING, logger="peer.transport.inbox"):
+        for _ in range(1000):
+            inbox.put(Message(topic="rumor/s/key/p1", payload=b"x"))
+    assert stats.dropped_incoming == 999
+    assert len([r for r in caplog.records if "inbox full" in r.getMessage()]) == 1
