@@ -25,6 +25,7 @@ import time
 
 from peer.transport import MqttSettings, MqttTransport
 from protocol.errors import ConfigError, ProtocolError, RumorError
+from protocol.presence import decode_presence
 from protocol.topics import DEFAULT_PREFIX, check_id, parse_topic, subscription
 
 __all__ = [
@@ -38,6 +39,11 @@ __all__ = [
 
 
 _MAX_TELEMETRY = 64 * 1024
+MAX_ROWS = 1024
+"""Peers shown at most: ids are anyone's to invent, so a flood of them must not grow the table."""
+_MAX_FIELDS = 64
+_MAX_KEY = 32
+_MAX_TEXT = 64
 _COLUMNS = (  # telemetry key, table heading, cell format
     ("peer", "peer", "{:<10}"),
     ("state", "state", "{:<8}"),
@@ -67,38 +73,56 @@ def parse_address(text: str) -> tuple[str, int]:
 class SwarmView:
     """The latest telemetry and presence of every peer seen; ignores anything malformed."""
 
-    def __init__(self, *, prefix: str, swarm: str) -> None:
-        self.prefix, self.swarm = prefix, swarm
+    def __init__(self, *, prefix: str, swarm: str, peers: frozenset[str] | None = None) -> None:
+        """``peers``: the only ids to show (None: any, up to :data:`MAX_ROWS`)."""
+        self.prefix, self.swarm, self.peers = prefix, swarm, peers
         self._rows: dict[str, dict[str, object]] = {}
+        self.ignored = 0
+        """Messages ignored: malformed, for another swarm, or from a peer beyond the bound."""
 
     def rows(self) -> dict[str, dict[str, object]]:
         return {peer: dict(self._rows[peer]) for peer in sorted(self._rows, key=_node_order)}
 
     def update(self, topic: str, payload: bytes) -> str | None:
         """Fold one message in; return the peer it concerned, or None if it was ignored."""
+        peer = self._update(topic, payload)
+        if peer is None:
+            self.ignored += 1
+        return peer
+
+    def _update(self, topic: str, payload: bytes) -> str | None:
         try:
             kind, swarm, peer = parse_topic(topic, prefix=self.prefix)
         except ProtocolError:
             return None
-        if swarm != self.swarm:
+        if swarm != self.swarm or kind not in ("presence", "telemetry"):
             return None
-        row = self._rows.setdefault(peer, {"peer": peer, "state": "?"})
-        if kind == "presence" and payload in (b"online", b"offline"):
-            row["state"] = payload.decode()
-        elif kind == "telemetry" and len(payload) <= _MAX_TELEMETRY:
+        if peer not in self._rows and not self._room_for(peer):
+            return None
+        if kind == "presence":
             try:
-                data = json.loads(payload)
-            except (ValueError, UnicodeDecodeError):
+                state = decode_presence(payload, swarm=swarm, peer=peer, trust=None)
+            except ProtocolError:
                 return None
-            if not isinstance(data, dict):
-                return None
-            row.update({k: v for k, v in data.items() if isinstance(k, str)})
-            row["seen"] = time.monotonic()
-            if row["state"] == "?":
-                row["state"] = "online"
-        else:
+            self._row(peer)["state"] = "online" if state.online else "offline"
+            return peer
+        data = _telemetry(payload)
+        if data is None:
             return None
+        row = self._row(peer)
+        row.update(data)
+        row["seen"] = time.monotonic()
+        if row["state"] == "?":
+            row["state"] = "online"
         return peer
+
+    def _room_for(self, peer: str) -> bool:
+        if self.peers is not None:
+            return peer in self.peers
+        return len(self._rows) < MAX_ROWS
+
+    def _row(self, peer: str) -> dict[str, object]:
+        return self._rows.setdefault(peer, {"peer": peer, "state": "?"})
 
     def table(self) -> str:
         header = " ".join(fmt.format(title) for _, title, fmt in _COLUMNS)
@@ -111,6 +135,27 @@ class SwarmView:
     def line(self, peer: str) -> str:
         row = self._rows.get(peer, {})
         return " ".join(f"{key}={_cell(row.get(key))}" for key, _, _ in _COLUMNS)
+
+
+def _telemetry(payload: bytes) -> dict[str, object] | None:
+    """The flat scalar fields of a telemetry message, bounded; None if it is not a JSON object."""
+    if len(payload) > _MAX_TELEMETRY:
+        return None
+    try:
+        data = json.loads(payload)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None  # deep nesting raises RecursionError, not ValueError
+    if not isinstance(data, dict):
+        return None
+    out: dict[str, object] = {}
+    for key, value in list(data.items())[:_MAX_FIELDS]:
+        if not isinstance(key, str) or len(key) > _MAX_KEY or key in ("peer", "state", "seen"):
+            continue
+        if isinstance(value, str):
+            out[key] = value[:_MAX_TEXT]
+        elif value is None or isinstance(value, bool | int | float):
+            out[key] = value
+    return out
 
 
 class BrokerUnreachable(RumorError):

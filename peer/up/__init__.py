@@ -30,6 +30,9 @@ __all__ = ["UpConfig", "add_up_arguments", "run_up"]
 log = logging.getLogger(__name__)
 
 EXIT_INTERRUPTED = 130
+BROKER_MAX_PACKET = 1024 * 1024
+"""The packet limit of the broker ``rumor up`` starts (peers chunk at 124 KiB by default): a
+client cannot make the broker take, or the peers receive, one message larger than this."""
 _POLL_S = 0.5
 
 
@@ -52,7 +55,8 @@ def _run(up: UpConfig, shutdown: Shutdown) -> int:
     start = time.monotonic()
     try:
         if up.broker is None:
-            broker = Broker(max_packet_size=up.max_packet_size, log_dir=up.out / "broker")
+            packet = up.max_packet_size or BROKER_MAX_PACKET
+            broker = Broker(max_packet_size=packet, log_dir=up.out / "broker")
             shutdown.on_escalation(broker.kill)
             broker.launch()
             host, port = broker.host, broker.port
@@ -120,10 +124,9 @@ async def _supervise(
     shutdown.wake = wake
     if shutdown.requested:
         stop.set()
-    view = SwarmView(prefix="rumor", swarm=up.swarm)
-    watcher = asyncio.create_task(
-        watch_swarm(host, port, view, duration=None, tty=False, quiet=True)
-    )
+    # Only the peers launched here count: anyone on the broker can invent others.
+    view = SwarmView(prefix="rumor", swarm=up.swarm, peers=frozenset(p.name for p in peers))
+    watcher = asyncio.create_task(_watch(host, port, view))
     shown = -1
     try:
         while any(p.running for p in peers) and not stop.is_set():
@@ -138,12 +141,23 @@ async def _supervise(
             await watcher
 
 
+async def _watch(host: str, port: int, view: SwarmView) -> None:
+    """Feed the progress view for as long as the supervisor runs; a failure is logged and the
+    watch starts over, so progress never stops silently."""
+    while True:
+        try:
+            await watch_swarm(host, port, view, duration=None, tty=False, quiet=True)
+        except Exception as exc:
+            log.warning("progress watcher failed (%s); restarting it", exc)
+        await asyncio.sleep(_POLL_S)
+
+
 def _progress(view: SwarmView, up: UpConfig, shown: int, peers: list[PeerProcess]) -> int:
     rows = view.rows().values()
-    rounds = [r for row in rows if isinstance(r := row.get("round"), int)]
+    rounds = [r for row in rows if type(r := row.get("round")) is int and 0 <= r <= up.rounds]
     if len(rounds) < len(peers) or min(rounds) <= shown:
         return shown
-    accs = [a for row in rows if isinstance(a := row.get("accuracy"), float)]
+    accs = [a for row in rows if isinstance(a := row.get("accuracy"), float) and 0.0 <= a <= 1.0]
     acc = f" mean accuracy {sum(accs) / len(accs):.3f}" if accs else ""
     alive = sum(p.running for p in peers)
     print(
