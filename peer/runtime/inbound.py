@@ -19,7 +19,8 @@ from peer.runtime.liveness import Liveness
 from peer.runtime.rejections import Rejections
 from peer.transport import Message
 from protocol.choco import ChocoReceiver
-from protocol.errors import ProtocolError, ReplayedMessage, UnknownBase
+from protocol.envelope import Envelope
+from protocol.errors import ProtocolError, ReplayedMessage, UnknownBase, UnknownSender
 from protocol.presence import PresenceState, decode_presence
 from protocol.topics import parse_topic
 from protocol.types import PeerId, Vector
@@ -31,6 +32,11 @@ log = logging.getLogger(__name__)
 
 MAX_SNAPSHOTS_PER_SENDER = 16
 """A sender's round numbers are its own claim: however many it sends, we keep its newest few."""
+RESYNC_AFTER_REPLAYS = 3
+"""Without signatures, this many keyframes in a row refused as replays make the receiver start
+that sender afresh: one forged frame with a huge seq cannot silence a sender for good."""
+MAX_PEERS_TRACKED = 4096
+"""Peers whose presence is tracked at most: without signatures anyone can invent ids."""
 
 
 class Inbound:
@@ -70,6 +76,7 @@ class Inbound:
         rather than leave it waiting for the periodic one. The runtime clears it."""
         self._copies: dict[PeerId, dict[int, Vector]] = {}
         self._presence_seen: dict[PeerId, PresenceState] = {}
+        self._replayed_keys: dict[PeerId, int] = {}
 
     def handle(self, message: Message) -> None:
         """Process one message; never raises for anything a remote party can send."""
@@ -92,7 +99,7 @@ class Inbound:
             self._presence(peer, message.payload)
             return
         try:
-            env, copy = accept(message.payload, self.expected, self.receiver, via=peer)
+            env, copy = self._accept(kind, peer, message.payload)
         except UnknownBase:
             if self.expected.trust is not None:
                 # A signed delta: the sender is alive, but its deltas wait for its next keyframe.
@@ -109,13 +116,43 @@ class Inbound:
             self.ignored.record(peer, "stale_round", detail)
             return
         held = self._copies.setdefault(peer, {})
+        # A newer frame of an earlier round proves the later-round snapshots wrong (a forged
+        # round, or a sender resumed from a checkpoint): they must not stand for it any more.
+        for later in [r for r in held if r > env.round]:
+            del held[later]
         held[env.round] = copy
         while len(held) > MAX_SNAPSHOTS_PER_SENDER:
             del held[min(held)]
 
+    def _accept(self, kind: str, peer: PeerId, payload: bytes) -> tuple[Envelope, Vector]:
+        """:func:`accept`, and for an unverified sender the way out of a forged huge seq."""
+        try:
+            result = accept(payload, self.expected, self.receiver, via=peer)
+        except ReplayedMessage:
+            if kind != "key" or self.expected.trust is not None:
+                raise  # a signed replay is a real replay
+            count = self._replayed_keys[peer] = self._replayed_keys.get(peer, 0) + 1
+            if count < RESYNC_AFTER_REPLAYS:
+                raise
+            log.warning(
+                "%s: %d keyframes in a row from %s refused as replays; starting it afresh "
+                "(it restarted, or someone forged a huge seq in its name)",
+                self.me,
+                count,
+                peer,
+            )
+            self.forget(peer)
+            result = accept(payload, self.expected, self.receiver, via=peer)
+        self._replayed_keys.pop(peer, None)
+        return result
+
     def _presence(self, peer: PeerId, payload: bytes) -> None:
         trust = self.expected.trust
         state = decode_presence(payload, swarm=self.expected.swarm, peer=peer, trust=trust)
+        if peer not in self._presence_seen and len(self._presence_seen) >= MAX_PEERS_TRACKED:
+            raise UnknownSender(
+                f"presence of {peer!r}: already tracking {MAX_PEERS_TRACKED} peers; ignored"
+            )
         if not state.after(self._presence_seen.get(peer)):
             raise ReplayedMessage(
                 f"presence of {peer!r} from epoch {state.epoch}, not newer than the last believed"
