@@ -1,4 +1,4 @@
-"""The peer package's subcommands: ``rumor peer``, ``rumor up`` and ``rumor watch``.
+"""The peer package's subcommands: ``rumor peer``, ``up``, ``watch`` and ``secure``.
 
 Each handler turns its arguments into a frozen config at once and hands that on.
 """
@@ -12,6 +12,7 @@ from pathlib import Path
 
 from peer.cli import Subparsers
 from peer.config import apply_overrides, load_config, to_toml
+from peer.security.cli import add_secure_parser
 from peer.stopping import StopSignals
 from peer.up import add_up_arguments, run_up
 from peer.watch import add_watch_arguments, run_watch
@@ -94,6 +95,7 @@ def register(subparsers: Subparsers) -> None:
     )
     add_watch_arguments(watch)
     watch.set_defaults(handler=run_watch)
+    add_secure_parser(subparsers)
 
 
 def _peer(args: argparse.Namespace) -> int:

@@ -1,23 +1,9 @@
 """Keys, trust lists and the swarm material of ``rumor secure`` (X.509, Mosquitto files).
 
 :mod:`peer.security.credentials` reads and writes a peer's signing key and trust list;
-:mod:`peer.security.material` generates a swarm's CA, certificates and broker files.
+:mod:`peer.security.x509` makes certificates; :mod:`peer.security.swarm` lays out a swarm's
+directory; :mod:`peer.security.cli` is ``rumor secure``. Nothing is imported here, so that the
+command line stays light.
 """
 
-from peer.security.credentials import (
-    Credentials,
-    load_credentials,
-    load_signing_key,
-    load_trust,
-    write_signing_key,
-    write_trust,
-)
-
-__all__ = [
-    "Credentials",
-    "load_credentials",
-    "load_signing_key",
-    "load_trust",
-    "write_signing_key",
-    "write_trust",
-]
+__all__: list[str] = []

@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 from peer.config import PeerConfig, config_from_dict
-from peer.security import load_credentials, load_signing_key, write_signing_key, write_trust
+from peer.security.credentials import (
+    load_credentials,
+    load_signing_key,
+    write_signing_key,
+    write_trust,
+)
 from protocol.errors import ConfigError
 from protocol.signing import SigningKey
 

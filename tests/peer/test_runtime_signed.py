@@ -10,7 +10,7 @@ from peer.config import PeerConfig
 from peer.runtime import PeerRuntime, load_learner
 from peer.runtime.daemon import presence_signer
 from peer.runtime.neighbours import static_neighbourhood
-from peer.security import Credentials
+from peer.security.credentials import Credentials
 from peer.transport import MemoryBroker, MemoryTransport, Presence
 from protocol.signing import SigningKey, Trust
 from protocol.topics import topic
