@@ -22,6 +22,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 from peer.transport import MqttSettings, MqttTransport
 from protocol.errors import ConfigError, ProtocolError, RumorError
@@ -188,6 +189,12 @@ def add_watch_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--swarm", required=True, help="the swarm name")
     parser.add_argument("--prefix", default=DEFAULT_PREFIX, help="topic prefix (default: rumor)")
     parser.add_argument("--once", action="store_true", help="print one table and exit")
+    parser.add_argument(
+        "--tls",
+        type=Path,
+        metavar="DIR",
+        help="connect with TLS using DIR/ca.crt, client.crt, client.key (rumor secure's watch/)",
+    )
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
     parser.add_argument(
         "--connect-timeout",
@@ -206,14 +213,22 @@ async def watch_swarm(
     tty: bool,
     quiet: bool = False,
     connect_timeout_s: float | None = None,
+    tls: Path | None = None,
 ) -> None:
     """Subscribe and fold messages into ``view`` until ``duration`` (None: forever).
 
     With ``connect_timeout_s``, raise :class:`BrokerUnreachable` if the first connection has
     not come up by then (a watch of an unreachable broker must not look like an empty swarm).
+    ``tls``: a folder with ``ca.crt``, ``client.crt`` and ``client.key`` (a ``rumor secure``
+    swarm's ``watch/``) to connect with TLS.
     """
     settings = MqttSettings(
-        client_id=f"rumor-watch-{os.getpid()}-{time.monotonic_ns()}", host=host, port=port
+        client_id=f"rumor-watch-{os.getpid()}-{time.monotonic_ns()}",
+        host=host,
+        port=port,
+        tls_ca=None if tls is None else tls / "ca.crt",
+        tls_cert=None if tls is None else tls / "client.crt",
+        tls_key=None if tls is None else tls / "client.key",
     )
     filters = [
         subscription(k, prefix=view.prefix, swarm=view.swarm) for k in ("presence", "telemetry")
@@ -248,6 +263,10 @@ def run_watch(args: argparse.Namespace) -> int:
     duration = args.duration if args.duration is not None else (2.0 if args.once else None)
     if duration is not None and not duration > 0:
         raise ConfigError(f"--duration {duration}: expected a number of seconds > 0")
+    if args.tls is not None:
+        for name in ("ca.crt", "client.crt", "client.key"):
+            if not (args.tls / name).is_file():
+                raise ConfigError(f"--tls {str(args.tls)!r}: no {name} in it")
     connect = args.connect_timeout
     if not connect > 0:
         raise ConfigError(f"--connect-timeout {connect}: expected a number of seconds > 0")
@@ -259,6 +278,7 @@ def run_watch(args: argparse.Namespace) -> int:
         tty=sys.stdout.isatty(),
         quiet=args.once,
         connect_timeout_s=connect,
+        tls=args.tls,
     )
     with contextlib.suppress(TimeoutError):
         asyncio.run(watch)

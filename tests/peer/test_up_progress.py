@@ -69,7 +69,8 @@ async def test_the_progress_watcher_restarts_after_a_failure(
 
     monkeypatch.setattr(up_module, "watch_swarm", flaky)
     monkeypatch.setattr(up_module, "_POLL_S", 0.0)
-    task = asyncio.create_task(up_module._watch("127.0.0.1", 1, SwarmView(prefix="r", swarm="s")))
+    view = SwarmView(prefix="r", swarm="s")
+    task = asyncio.create_task(up_module._watch(("127.0.0.1", 1, None), view))
     await asyncio.wait_for(second.wait(), 10)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
