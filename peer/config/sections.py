@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal, NoReturn, TypeAlias
 
+from protocol.defaults import BATCH_SIZE, LEARNING_RATE, LOCAL_STEPS
 from protocol.errors import ConfigError
 from protocol.spec import parse_spec
 from protocol.topics import DEFAULT_PREFIX, id_problem
@@ -182,9 +183,9 @@ class LearningConfig(_Section):
     """Partitions the data is split into; default the topology's size."""
     partition_index: int | None = None
     """This peer's partition; default its topology node index."""
-    local_steps: int = 10
-    batch_size: int = 32
-    lr: float = 0.05
+    local_steps: int = LOCAL_STEPS
+    batch_size: int = BATCH_SIZE
+    lr: float = LEARNING_RATE
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -21,6 +21,7 @@ from peer.config import (
     to_toml,
 )
 from peer.transport import Backoff, settings_from_config
+from protocol.defaults import LOCAL_STEPS
 from protocol.errors import ConfigError
 
 MINIMAL = """
@@ -307,7 +308,7 @@ def test_direct_construction_validates_too() -> None:
     with pytest.raises(ConfigError, match=r"identity\.swarm = '\$SYS'"):
         IdentityConfig(peer="p", swarm="$SYS")
     config = PeerConfig(identity=IdentityConfig(peer="p"), topology=TopologyConfig(membership=True))
-    assert config.learning.local_steps == 10
+    assert config.learning.local_steps == LOCAL_STEPS
 
 
 def test_password_file_problems_name_the_key(tmp_path: Path) -> None:
