@@ -56,7 +56,12 @@ def add_up_arguments(parser: argparse.ArgumentParser) -> None:
     add("--out", type=Path, default=Path("rumor-up"), help="run directory (default: %(default)s)")
     add("--swarm", default="local", help="swarm name (default: %(default)s)")
     add("--seed", type=int, default=0, help="data, init and codec seed (default: 0)")
-    add("--local-steps", type=int, default=LOCAL_STEPS, help="SGD steps/round (default: %(default)s)")
+    add(
+        "--local-steps",
+        type=int,
+        default=LOCAL_STEPS,
+        help="SGD steps per round (default: %(default)s)",
+    )
     add("--batch-size", type=int, default=BATCH_SIZE, help="minibatch size (default: %(default)s)")
     add("--lr", type=float, default=LEARNING_RATE, help="learning rate (default: %(default)s)")
     add("--codec", default="raw", help="raw, fp16, int8, sign, topk:fraction=F, randk:fraction=F")
