@@ -266,7 +266,7 @@ class PeerRuntime:
         decode = self.inbound.decode_s
         stats = RoundStats(
             round=self.round,
-            loss=loss,
+            train_loss=loss,
             accuracy=accuracy,
             neighbours=len(self.hood.weights),
             alive=len(alive),

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sim.config import SimConfig
-from sim.metrics import RoundStats
+from sim.metrics import SwarmRoundStats
 from sim.runner import Simulation
 
 
@@ -22,7 +22,7 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
-def run(config: SimConfig) -> tuple[list[RoundStats], torch.Tensor, torch.Tensor]:
+def run(config: SimConfig) -> tuple[list[SwarmRoundStats], torch.Tensor, torch.Tensor]:
     """Stats of round 0 (the start) and of every round, the initial and the final [N, P]."""
     sim = Simulation(config)
     x0 = sim.engine.params().clone()
