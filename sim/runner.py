@@ -112,7 +112,7 @@ class Simulation:
             )
             yield dataclasses.replace(stats, diverged=True) if diverged else stats
             if diverged:
-                log.warning("run diverged at round %d: parameters are no longer finite", done)
+                log.info("run diverged at round %d: parameters are no longer finite", done)
                 return
 
     def _stats(

@@ -175,6 +175,11 @@ class SweepSettings:
             object.__setattr__(self, "target_distance", DEFAULT_TARGET_DISTANCE)
         for topology in self.topologies:  # unknown families fail now, not after other runs
             _named("--topologies", topology, self._schedule, topology)
+        if self.codecs:
+            from protocol.codecs import codec_from_spec  # torch: only once the flags parse
+
+            for choice in self.codecs:
+                _named("--codecs", choice.codec, codec_from_spec, choice.codec)
         self.grid()  # every run's SimConfig validates on construction
 
     def _schedule(self, topology: str) -> object:

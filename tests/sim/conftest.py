@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import pytest
 import torch
 
+import peer.cli
 from sim.config import SimConfig
 from sim.metrics import SwarmRoundStats
 from sim.runner import Simulation
@@ -28,3 +30,18 @@ def run(config: SimConfig) -> tuple[list[SwarmRoundStats], torch.Tensor, torch.T
     x0 = sim.engine.params().clone()
     stats = [sim.initial_stats(), *sim.run()]
     return stats, x0, sim.engine.params().clone()
+
+
+@dataclass(frozen=True)
+class _Entry:
+    name: str
+    load: Callable[[], Callable[..., None]]
+
+
+@pytest.fixture
+def rumor(monkeypatch: pytest.MonkeyPatch) -> Callable[[list[str]], int]:
+    """``rumor`` (peer.cli.main) with sim's commands registered as pyproject's entry point does."""
+    from sim.cli import register
+
+    monkeypatch.setattr(peer.cli, "entry_points", lambda group: [_Entry("sim", lambda: register)])
+    return peer.cli.main
