@@ -7,7 +7,7 @@ The spectral gap is only reported, never used by the run, so it gets a bounded e
 seconds at most): the dense solver up to :data:`topology.spectral.DENSE_LIMIT` peers, then at most
 :data:`GAP_LANCZOS_STEPS` sparse Lanczos steps up to :data:`GAP_PEER_LIMIT` peers, and nothing
 beyond. A gap too small to resolve that way (long rings) or not computed is reported as None with
-the reason (``rumor topology NAME --nodes N`` computes it without these bounds); the run goes on.
+the reason (``rumor topology NAME --nodes N`` spends more on it); the run goes on.
 """
 
 from __future__ import annotations
