@@ -36,15 +36,13 @@ async def wait_for_round(
     stop: asyncio.Event,
     me: PeerId,
 ) -> frozenset[PeerId]:
-    """Until every live, in-sync in-neighbour's frame of ``round`` is in, the timeout passes, or
+    """Until every live in-neighbour's frame of ``round`` is in, the timeout passes, or
     ``stop`` is set. Returns the neighbours alive at the end."""
     deadline = time.monotonic() + timeout_s
     while True:
         inbound.changed.clear()
         live = alive()
-        missing = [
-            p for p in live if p not in inbound.out_of_sync and not inbound.has_round(p, round)
-        ]
+        missing = inbound.waiting_for(live, round)
         left = deadline - time.monotonic()
         if not missing or left <= 0 or stop.is_set():
             if missing and not stop.is_set():

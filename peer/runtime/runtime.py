@@ -8,7 +8,7 @@
                 ...  # log, write, display: the runtime itself only yields
 
 One round, in the simulator's order: train (worker thread) -> encode -> publish -> receive
-(sync: wait for this round's frames from the live, in-sync in-neighbours, up to
+(sync: wait for this round's frames from the live in-neighbours, up to
 ``gossip.round_timeout_s``; async: no barrier) -> mix with what arrived (missing weight stays
 with the peer). A background task owned by the runtime's TaskGroup feeds every received message
 to :class:`~peer.runtime.inbound.Inbound`. :meth:`PeerRuntime.stop` ends the loop after the
