@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from protocol.choco import frame_seeds, sender_seed
+from protocol.choco import frame_seeds, sender_seeds
 from sim.failure_masks import FailureModel
 from topology.mixing import MixingEdges
 
@@ -69,8 +69,7 @@ def peer_frame_seeds(seed: int, seqs: IntArray) -> list[int]:
     >>> peer_frame_seeds(3, np.array([0, 7])) == expected
     True
     """
-    sender_seed(seed, len(seqs) - 1)  # raises past the 65,536 peers it keeps distinct
-    return frame_seeds(sender_seed(seed, 0) + np.arange(len(seqs), dtype=np.int64), seqs)
+    return frame_seeds(sender_seeds(seed, len(seqs)), seqs)
 
 
 class Planner:

@@ -99,11 +99,16 @@ def test_a_frame_received_before_an_offline_notice_is_still_mixed() -> None:
 
 def _state(inbound: Inbound) -> tuple[object, ...]:
     """Everything a frame could change on the receiving side."""
-    receiver = inbound.receiver.state_dict()
-    copies = {s: c.tolist() for s, c in receiver["copies"].items()}
-    snapshots = {r: inbound.copy_for("p1", r, staleness=None) for r in range(8)}
-    held = {r: None if c is None else c.tolist() for r, c in snapshots.items()}
-    return receiver["seqs"], copies, held, inbound.liveness.live_set(frozenset({"p1"}))
+    receiver = inbound.receiver
+    copy = receiver.copy_of("p1")
+    held = {r: inbound.copy_for("p1", r, staleness=None) for r in range(8)}
+    return (
+        receiver.senders,
+        receiver.last_seq("p1"),
+        None if copy is None else copy.tolist(),
+        {r: None if c is None else c.tolist() for r, c in held.items()},
+        inbound.liveness.live_set(frozenset({"p1"})),
+    )
 
 
 @pytest.mark.parametrize(("seq_ahead", "base_behind"), [(0, 2), (40, 1)])
@@ -133,6 +138,10 @@ def test_a_forged_delta_with_a_wrong_base_changes_nothing(seq_ahead: int, base_b
     assert attacked.rejections.counts == {"unknown_base": 1}, "a valid delta was dropped"
     assert _state(attacked) == _state(clean)
     for r in range(len(frames)):
-        assert torch.equal(
-            attacked.copy_for("p1", r, staleness=None), clean.copy_for("p1", r, staleness=None)
+        got, expected = (
+            attacked.copy_for("p1", r, staleness=None),
+            clean.copy_for("p1", r, staleness=None),
         )
+        assert got is not None
+        assert expected is not None
+        assert torch.equal(got, expected)
