@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import networkx as nx
 import numpy as np
 import pytest
 import torch
@@ -9,6 +12,7 @@ import torch
 from protocol.mixing import choco_update, mix_weights, neighbour_sum
 from sim.engines.mixer import SparseMixer
 from sim.plan import RoundPlan
+from topology import mixing_edges
 
 N, P = 6, 37
 # A directed ring both ways plus a repeated edge 0 -> 3 and a chord 4 -> 1.
@@ -39,7 +43,7 @@ def _reference(x: torch.Tensor, x_hat: torch.Tensor, plan: RoundPlan, gamma: flo
     """Peer by peer through protocol.mixing, senders in edge order (the loop engine, a daemon)."""
     out = x.clone()
     weights = mix_weights(torch.from_numpy(plan.weight), x.dtype)
-    for peer in range(N):
+    for peer in range(len(plan.alive)):
         edges = np.flatnonzero((plan.dst == peer) & plan.mix & ~plan.byzantine[peer])
         if len(edges) == 0:
             continue
@@ -78,3 +82,25 @@ def test_a_peer_that_receives_nothing_is_left_exactly_as_it_was() -> None:
     SparseMixer().mix(got, x_hat, _plan(mix), gamma=1.0)
     assert torch.equal(got[2], x[2])
     assert torch.equal(got, _reference(x, x_hat, _plan(mix), 1.0))
+
+
+def test_a_hub_sums_its_many_neighbours_in_the_daemons_order() -> None:
+    """A star's hub has 49 in-neighbours, summed in one merged slot: magnitudes from 1e-6 to 1e6
+    make the float64 sum depend on its order, and it must still be the per-peer one."""
+    edges = mixing_edges(nx.star_graph(49))
+    n = edges.n
+    all_edges = np.ones(len(edges.src), dtype=bool)
+    plan = dataclasses.replace(
+        _plan(all_edges),
+        src=edges.src.copy(),
+        dst=edges.dst.copy(),
+        weight=edges.weight.copy(),
+        alive=np.ones(n, dtype=bool),
+        byzantine=np.zeros(n, dtype=bool),
+    )
+    g = torch.Generator().manual_seed(3)
+    scale = torch.logspace(-6, 6, n).unsqueeze(-1)
+    x, x_hat = torch.randn(n, P, generator=g) * scale, torch.randn(n, P, generator=g) * scale
+    got = x.clone()
+    SparseMixer().mix(got, x_hat, plan, gamma=1.0)
+    assert torch.equal(got, _reference(x, x_hat, plan, 1.0))
