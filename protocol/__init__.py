@@ -15,14 +15,7 @@ from typing import TYPE_CHECKING
 from protocol.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from protocol.choco import (
-        ChocoReceiver,
-        ChocoSender,
-        frame_seed,
-        frame_seeds,
-        next_public_copy,
-        sender_seed,
-    )
+    from protocol.choco import ChocoReceiver, ChocoSender, next_public_copy
     from protocol.chunking import Reassembler, packets, split
     from protocol.codecs import CODEC_NAMES, Codec, codec_from_spec, default_gamma
     from protocol.envelope import Envelope, decode_envelope, encode_envelope
@@ -30,19 +23,13 @@ if TYPE_CHECKING:
     from protocol.fingerprint import fingerprint
     from protocol.frame import Frame, FrameKind
     from protocol.mixing import choco_update, mix_weights, neighbour_sum
+    from protocol.seeds import frame_seed, frame_seeds, sender_seed
     from protocol.spec import Spec, parse_spec
     from protocol.types import PeerId, Vector
     from protocol.validation import Expectations, accept, check_envelope
 
 _HOMES = {
-    "protocol.choco": (
-        "ChocoReceiver",
-        "ChocoSender",
-        "frame_seed",
-        "frame_seeds",
-        "next_public_copy",
-        "sender_seed",
-    ),
+    "protocol.choco": ("ChocoReceiver", "ChocoSender", "next_public_copy"),
     "protocol.chunking": ("Reassembler", "packets", "split"),
     "protocol.codecs": ("CODEC_NAMES", "Codec", "codec_from_spec", "default_gamma"),
     "protocol.envelope": ("Envelope", "decode_envelope", "encode_envelope"),
@@ -50,6 +37,7 @@ _HOMES = {
     "protocol.fingerprint": ("fingerprint",),
     "protocol.frame": ("Frame", "FrameKind"),
     "protocol.mixing": ("choco_update", "mix_weights", "neighbour_sum"),
+    "protocol.seeds": ("frame_seed", "frame_seeds", "sender_seed"),
     "protocol.spec": ("Spec", "parse_spec"),
     "protocol.types": ("PeerId", "Vector"),
     "protocol.validation": ("Expectations", "accept", "check_envelope"),

@@ -40,9 +40,10 @@ from peer.runtime.rejections import Rejections
 from peer.runtime.resume import restore, snapshot
 from peer.runtime.stats import RoundStats, Timings, to_json
 from peer.transport import Transport, TransportError
-from protocol.choco import ChocoReceiver, ChocoSender, sender_seed
+from protocol.choco import ChocoReceiver, ChocoSender
 from protocol.codecs import codec_from_spec, default_gamma
 from protocol.envelope import Envelope, encode_envelope
+from protocol.seeds import sender_seed
 from protocol.spec import parse_spec
 from protocol.topics import subscription, topic
 from protocol.types import PeerId

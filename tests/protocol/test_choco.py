@@ -8,15 +8,7 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from protocol.choco import (
-    ChocoReceiver,
-    ChocoSender,
-    frame_seed,
-    frame_seeds,
-    next_public_copy,
-    sender_seed,
-    sender_seeds,
-)
+from protocol.choco import ChocoReceiver, ChocoSender, next_public_copy
 from protocol.codecs import codec_from_spec, default_gamma
 from protocol.errors import (
     InconsistentLength,
@@ -29,6 +21,7 @@ from protocol.errors import (
 )
 from protocol.frame import Frame
 from protocol.mixing import choco_update, mix_weights, neighbour_sum
+from protocol.seeds import frame_seed, frame_seeds, sender_seed, sender_seeds
 from protocol.spec import Spec
 
 P = 64

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from protocol.choco import ChocoReceiver, ChocoSender, frame_seed, sender_seed
+from protocol.choco import ChocoReceiver, ChocoSender
 from protocol.codecs import codec_from_spec
 from protocol.envelope import Envelope, encode_envelope
 from protocol.errors import UnknownBase
 from protocol.fingerprint import fingerprint
+from protocol.seeds import frame_seed, sender_seed
 from sim.config import SimConfig, failures_from_mapping
 from sim.failure_masks import FailureModel
 from sim.plan import Planner, peer_frame_seeds
