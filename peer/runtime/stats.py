@@ -52,6 +52,11 @@ class RoundStats:
     bytes_in: int
     rejected: Mapping[str, int] = field(default_factory=dict)
     """Messages rejected since start, by reason (cumulative)."""
+    ignored: Mapping[str, int] = field(default_factory=dict)
+    """Valid frames left out of the mix since start, by reason (cumulative): ``stale_round``, a
+    sync frame that came after its round was mixed."""
+    timeouts: int = 0
+    """Sync rounds since start whose wait ended at the round timeout with frames missing."""
     publish_failed: int = 0
     """Publishes dropped since start because the broker link was down (cumulative)."""
     timings: Timings = field(default_factory=Timings)
@@ -73,7 +78,7 @@ def to_json(stats: RoundStats, *, peer: str, swarm: str) -> str:
     """The telemetry message (JSON object; NaN becomes null)."""
     data = asdict(stats)
     data["loss"], data["accuracy"] = _finite(stats.loss), _finite(stats.accuracy)
-    data["rejected"] = dict(stats.rejected)
+    data["rejected"], data["ignored"] = dict(stats.rejected), dict(stats.ignored)
     data.update(peer=peer, swarm=swarm, rejected_total=stats.rejected_total)
     return json.dumps(data, sort_keys=True)
 

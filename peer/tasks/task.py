@@ -18,12 +18,12 @@ averaging task ``model=None`` and ``dim``. Task validates this on construction.
 from __future__ import annotations
 
 import importlib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from peer.config.specs import BUILTIN_TASKS, check_task
 from peer.tasks.dataset import Dataset, PeerData
 from peer.tasks.idx import FASHION_MNIST_ROOT, load_raw_split
 from peer.tasks.models import FlatModel, model_from_spec
@@ -34,8 +34,6 @@ from protocol.spec import parse_spec
 
 __all__ = ["BUILTIN_TASKS", "Task", "TaskSpec", "build_task"]
 
-BUILTIN_TASKS = ("consensus", "synthetic", "fmnist", "mnist")
-_PLUGIN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _SYNTHETIC_DIM, _SYNTHETIC_CLASSES = 60, 10
 
 
@@ -57,11 +55,7 @@ class TaskSpec:
     test_samples: int = 2000
 
     def __post_init__(self) -> None:
-        if self.task not in BUILTIN_TASKS and not _PLUGIN.match(self.task):
-            raise ConfigError(
-                f"unknown task {self.task!r}; expected one of {', '.join(BUILTIN_TASKS)} "
-                "or a plug-in 'package.module:function'"
-            )
+        check_task(self.task)
         for name in ("peers", "dim", "samples_per_peer", "test_samples"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")

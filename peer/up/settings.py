@@ -9,8 +9,9 @@ from pathlib import Path
 from peer.config import PeerConfig, apply_overrides, config_from_dict
 from peer.watch import parse_address
 from protocol.errors import ConfigError
+from protocol.topics import peer_name
 
-__all__ = ["UpConfig", "add_up_arguments", "peer_configs", "peer_name", "up_config"]
+__all__ = ["UpConfig", "add_up_arguments", "peer_configs", "up_config", "validate_swarm"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,20 +96,11 @@ def up_config(args: argparse.Namespace) -> UpConfig:
     )
 
 
-def peer_name(index: int, peers: int) -> str:
-    """``p00`` .. ``p15``: zero-padded so that names sort in node order.
-
-    >>> peer_name(3, 16), peer_name(3, 5)
-    ('p03', 'p3')
-    """
-    return f"p{index:0{len(str(peers - 1))}d}"
-
-
 def peer_configs(up: UpConfig, *, host: str, port: int) -> list[PeerConfig]:
     """One validated config per peer (ConfigError naming the key if an option is bad)."""
     configs = []
     for j in range(up.peers):
-        name = peer_name(j, up.peers)
+        name = peer_name(j)
         data: dict[str, object] = {
             "identity": {"peer": name, "swarm": up.swarm},
             "broker": {"host": host, "port": port, "keepalive_s": 5},
@@ -136,3 +128,14 @@ def peer_configs(up: UpConfig, *, host: str, port: int) -> list[PeerConfig]:
             data["broker"] = {**data["broker"], "max_payload": max(256, up.max_packet_size - 512)}  # type: ignore[dict-item]
         configs.append(apply_overrides(config_from_dict(data), up.overrides))
     return configs
+
+
+def validate_swarm(up: UpConfig) -> None:
+    """Every peer's config, validated as the peers will (the graph built, the codec, task, model
+    and partition specs and each data share checked): ConfigError naming the problem, before
+    anything (the broker included) is launched."""
+    host, port = up.broker if up.broker is not None else ("127.0.0.1", 1883)
+    try:
+        peer_configs(up, host=host, port=port)
+    except ConfigError as exc:
+        raise ConfigError(f"no peer started: {exc}") from exc
