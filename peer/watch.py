@@ -49,7 +49,7 @@ _COLUMNS = (  # telemetry key, table heading, cell format
     ("peer", "peer", "{:<10}"),
     ("state", "state", "{:<8}"),
     ("round", "round", "{:>6}"),
-    ("loss", "loss", "{:>8}"),
+    ("train_loss", "train loss", "{:>10}"),
     ("accuracy", "accuracy", "{:>8}"),
     ("alive", "alive", "{:>5}"),
     ("bytes_out", "MB out", "{:>9}"),

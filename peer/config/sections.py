@@ -15,6 +15,7 @@ from typing import ClassVar, Literal, NoReturn, TypeAlias
 from peer.config.security import SecurityConfig
 from peer.config.specs import check_model_spec, check_partition_spec, check_task
 from protocol.codec_names import check_codec_spec
+from protocol.defaults import BATCH_SIZE, LEARNING_RATE, LOCAL_STEPS
 from protocol.errors import ConfigError
 from protocol.spec import parse_spec
 from protocol.topics import DEFAULT_PREFIX, id_problem
@@ -192,9 +193,9 @@ class LearningConfig(_Section):
     """Partitions the data is split into; default the topology's size."""
     partition_index: int | None = None
     """This peer's partition; default its topology node index."""
-    local_steps: int = 10
-    batch_size: int = 32
-    lr: float = 0.05
+    local_steps: int = LOCAL_STEPS
+    batch_size: int = BATCH_SIZE
+    lr: float = LEARNING_RATE
     seed: int = 0
 
     def __post_init__(self) -> None:

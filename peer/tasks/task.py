@@ -29,6 +29,7 @@ from peer.tasks.idx import FASHION_MNIST_ROOT, load_raw_split
 from peer.tasks.models import FlatModel, model_from_spec
 from peer.tasks.partition import PartitionReport, partition
 from peer.tasks.synthetic import synthetic_peer_data
+from protocol.defaults import CONSENSUS_DIM
 from protocol.errors import ConfigError
 from protocol.spec import parse_spec
 
@@ -48,7 +49,7 @@ class TaskSpec:
     partition: str = "iid"
     seed: int = 0
     data_path: Path | None = None
-    dim: int = 100
+    dim: int = CONSENSUS_DIM
     alpha: float = 1.0
     beta: float = 1.0
     samples_per_peer: int = 100

@@ -9,6 +9,7 @@ from pathlib import Path
 from peer.config import PeerConfig, apply_overrides, config_from_dict
 from peer.up.material import Sections, Security
 from peer.watch import parse_address
+from protocol.defaults import BATCH_SIZE, LEARNING_RATE, LOCAL_STEPS
 from protocol.errors import ConfigError
 from protocol.topics import peer_name
 
@@ -28,9 +29,9 @@ class UpConfig:
     """An external broker; None: start a Mosquitto on a free loopback port."""
     swarm: str = "local"
     seed: int = 0
-    local_steps: int = 10
-    batch_size: int = 32
-    lr: float = 0.05
+    local_steps: int = LOCAL_STEPS
+    batch_size: int = BATCH_SIZE
+    lr: float = LEARNING_RATE
     codec: str = "raw"
     mode: str = "sync"
     round_timeout_s: float = 10.0
@@ -65,9 +66,14 @@ def add_up_arguments(parser: argparse.ArgumentParser) -> None:
     add("--out", type=Path, default=Path("rumor-up"), help="run directory (default: %(default)s)")
     add("--swarm", default="local", help="swarm name (default: %(default)s)")
     add("--seed", type=int, default=0, help="data, init and codec seed (default: 0)")
-    add("--local-steps", type=int, default=10, help="SGD steps per round (default: 10)")
-    add("--batch-size", type=int, default=32, help="minibatch size (default: 32)")
-    add("--lr", type=float, default=0.05, help="learning rate (default: 0.05)")
+    add(
+        "--local-steps",
+        type=int,
+        default=LOCAL_STEPS,
+        help="SGD steps per round (default: %(default)s)",
+    )
+    add("--batch-size", type=int, default=BATCH_SIZE, help="minibatch size (default: %(default)s)")
+    add("--lr", type=float, default=LEARNING_RATE, help="learning rate (default: %(default)s)")
     add("--codec", default="raw", help="raw, fp16, int8, sign, topk:fraction=F, randk:fraction=F")
     add("--mode", choices=["sync", "async"], default="sync", help="gossip mode (default: sync)")
     add("--round-timeout", type=float, default=10.0, help="sync barrier timeout, s (default: 10)")

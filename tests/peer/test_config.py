@@ -25,6 +25,7 @@ from peer.config import (
     to_toml,
 )
 from peer.transport import Backoff, settings_from_config
+from protocol.defaults import LOCAL_STEPS
 from protocol.errors import ConfigError
 
 MINIMAL = """
@@ -317,7 +318,7 @@ def test_direct_construction_validates_too() -> None:
         topology=TopologyConfig(membership=True),
         learning=LearningConfig(peers=4, partition_index=1),
     )
-    assert config.learning.local_steps == 10
+    assert config.learning.local_steps == LOCAL_STEPS
 
 
 def test_password_file_problems_name_the_key(tmp_path: Path) -> None:
