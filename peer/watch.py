@@ -26,7 +26,6 @@ from pathlib import Path
 
 from peer.transport import MqttSettings, MqttTransport
 from protocol.errors import ConfigError, ProtocolError, RumorError
-from protocol.presence import decode_presence
 from protocol.topics import DEFAULT_PREFIX, check_id, parse_topic, subscription
 
 __all__ = [
@@ -101,6 +100,8 @@ class SwarmView:
         if peer not in self._rows and not self._room_for(peer):
             return None
         if kind == "presence":
+            from protocol.presence import decode_presence  # torch, via the envelope fields
+
             try:
                 state = decode_presence(payload, swarm=swarm, peer=peer, trust=None)
             except ProtocolError:

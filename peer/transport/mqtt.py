@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import socket
 from collections.abc import Iterable
 from types import TracebackType
 
@@ -129,6 +130,7 @@ class MqttTransport(TransportCore):
     async def _serve(self, client: aiomqtt.Client) -> None:
         """One connection's life: subscribe, announce, pump until the link drops."""
         self._client = client
+        _no_delay(client)
         self._stats.connects += 1
         filters = self._chunks.expand_filters(self._filters)
         if filters:
@@ -196,3 +198,13 @@ class MqttTransport(TransportCore):
         except aiomqtt.MqttError as exc:
             # The link is going down; the reconnect re-applies the desired set.
             log.warning("(un)subscribe %s deferred to the next connection: %s", expanded, exc)
+
+
+def _no_delay(client: aiomqtt.Client) -> None:
+    """Turn Nagle's algorithm off. Over TLS a chunk leaves as several records, and Nagle held
+    the last one back for the broker's delayed ACK: a 124 KiB publish took 20 ms instead of 2."""
+    paho = getattr(client, "_client", None)  # aiomqtt has no public handle on its socket
+    sock = None if paho is None else paho.socket()
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -225,3 +226,15 @@ async def test_a_revoked_peer_is_out_of_the_trust_list_and_the_acl(
             assert (got.topic, got.payload) == ("rumor/lab/key/p0", b"still here")
     finally:
         broker.stop()
+
+
+async def test_the_tls_link_sends_without_nagle_delay(tls_broker: Broker, swarm_dir: Path) -> None:
+    """Over TLS a chunk leaves as several records; with Nagle on, the last one waited for the
+    broker's delayed ACK (20 ms per 124 KiB publish here instead of 2)."""
+    async with _client(tls_broker, swarm_dir, "p0") as link:
+        client = link._client
+        assert client is not None
+        sock = client._client.socket()
+        assert sock is not None
+        assert isinstance(sock, socket.socket)
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
