@@ -36,9 +36,11 @@ log = logging.getLogger(__name__)
 CHUNK_LEVEL = "chunk"
 _ID_BITS = 64
 _DEFAULT_MAX_MESSAGE = 64 * 1024 * 1024
-# Room for two whole messages in flight at once (several neighbours' keyframes, as frames are
-# far below the limit the runtime sets from the model size).
+# Room for two whole messages in flight, and at least 32 MiB: at the start of a round every
+# neighbour's chunked frame may be in flight at once (160 keyframes of a 50k-parameter MLP, 7 of
+# a 1M-parameter one), while a flood of chunks can hold no more than this.
 _PENDING_FACTOR = 2
+_MIN_PENDING = 32 * 1024 * 1024
 
 
 def chunk_topic(topic: str, index: int) -> str:
@@ -71,7 +73,7 @@ class ChunkLayer:
         limit = _DEFAULT_MAX_MESSAGE if max_message_bytes is None else max_message_bytes
         self._max_message = limit
         self._reassembler = Reassembler(
-            max_pending_bytes=_PENDING_FACTOR * limit,
+            max_pending_bytes=max(_PENDING_FACTOR * limit, _MIN_PENDING),
             max_message_bytes=limit,
             timeout_s=reassembly_timeout_s,
         )

@@ -160,3 +160,22 @@ def test_a_flood_into_a_full_inbox_logs_one_line_per_interval(
             inbox.put(Message(topic="rumor/s/key/p1", payload=b"x"))
     assert stats.dropped_incoming == 999
     assert len([r for r in caplog.records if "inbox full" in r.getMessage()]) == 1
+
+
+def test_every_neighbours_chunked_frame_can_be_in_flight_at_once() -> None:
+    """A round starts with all neighbours publishing: 15 half-received 200 kB keyframes must
+    not evict each other, even when the message limit (from the model size) is 500 kB."""
+    stats = TransportStats()
+    layer = ChunkLayer(max_payload=None, max_message_bytes=500_000, stats=stats)
+    frames = {f"p{i}": bytes([i]) * 200_000 for i in range(15)}
+    parts = {
+        p: split(data, max_payload=100_022, message_id=i)
+        for i, (p, data) in enumerate(frames.items())
+    }
+    for peer, chunks in parts.items():
+        assert layer.incoming(f"rumor/s/key/{peer}/chunk/0", chunks[0], retained=False) is None
+    for peer, chunks in parts.items():
+        whole = layer.incoming(f"rumor/s/key/{peer}/chunk/1", chunks[1], retained=False)
+        assert whole is not None
+        assert whole.payload == frames[peer]
+    assert stats.rejected == {}
