@@ -29,6 +29,7 @@ from pathlib import Path
 import aiomqtt
 
 from peer.broker import Broker
+from protocol.chunking import Reassembler
 from protocol.envelope import decode_envelope, encode_envelope
 from protocol.frame import Frame
 from protocol.spec import Spec
@@ -93,12 +94,19 @@ def _attacks(real: bytes, rng: random.Random) -> Iterator[tuple[str, bytes]]:
 
 async def _flood(broker: Broker, up: subprocess.Popen[bytes], sent: Counter[str]) -> None:
     rng = random.Random(0)
+    reassembler = Reassembler(max_pending_bytes=1 << 28, timeout_s=60.0)
+    real = b""
     async with aiomqtt.Client(broker.host, broker.port, identifier="flooder") as client:
+        await client.subscribe(f"rumor/{SWARM}/key/p0/#")
         await client.subscribe(f"rumor/{SWARM}/key/p0")
-        async for message in client.messages:  # the retained keyframe of p0, once it exists
-            if isinstance(message.payload, bytes) and message.payload[:1] != b"\xc1":
-                real = message.payload
-                break
+        async for message in client.messages:  # p0's keyframe (retained, chunked), once it exists
+            if isinstance(message.payload, bytes):
+                whole = reassembler.feed("p0", message.payload)
+                if whole is not None:
+                    real = whole
+                    break
+        await client.unsubscribe(f"rumor/{SWARM}/key/p0/#")
+        await client.unsubscribe(f"rumor/{SWARM}/key/p0")
         for peer in PEERS:  # the fixed client id peers used to have: a takeover attempt
             async with aiomqtt.Client(broker.host, broker.port, identifier=f"rumor-{SWARM}-{peer}"):
                 sent["takeover"] += 1
