@@ -6,7 +6,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from peer.learner import evaluate
+from peer.tasks.learner import evaluate
 from sim.tasks import SimTask
 
 __all__ = ["Evaluator"]

@@ -1,7 +1,7 @@
 """Local training of a batch of peers (vector engine) or of one peer (loop engine).
 
-A thin adapter over :func:`peer.learner.local_sgd`. Both engines take their batches from the one
-block :func:`peer.learner.batch_indices` draws per round for ALL peers and the configured number
+A thin adapter over :func:`peer.tasks.learner.local_sgd`. Both engines take their batches from the one
+block :func:`peer.tasks.learner.batch_indices` draws per round for ALL peers and the configured number
 of steps (stragglers stop early inside it), so they train on exactly the same samples.
 """
 
@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from peer.learner import batch_indices, local_sgd
+from peer.tasks.learner import batch_indices, local_sgd
 from peer.tasks import FlatModel, PeerData
 
 __all__ = ["Trainer"]
