@@ -124,6 +124,11 @@ class PeerData:
         return int(self.offsets.numel() - 1)
 
     @property
+    def regression(self) -> bool:
+        """Float targets rather than class labels."""
+        return self.y.is_floating_point()
+
+    @property
     def sizes(self) -> torch.Tensor:
         """Samples per peer, int64 [N]."""
         return self.offsets[1:] - self.offsets[:-1]
