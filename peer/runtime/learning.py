@@ -1,9 +1,9 @@
 """One peer's learning state: its own data shard, its model, and the round's training step.
 
 The daemon keeps only its own shard (and a share of the test set) in memory. It still trains on
-exactly the samples the simulator gives peer ``i``: :func:`peer.learner.batch_indices` draws the
+exactly the samples the simulator gives peer ``i``: :func:`peer.tasks.learner.batch_indices` draws the
 round's block for all N shard sizes and the peer takes row ``i``, then runs
-:func:`peer.learner.local_sgd` on a one-peer :class:`~peer.tasks.PeerData` holding just the rows
+:func:`peer.tasks.learner.local_sgd` on a one-peer :class:`~peer.tasks.PeerData` holding just the rows
 that block uses, so the batches, and therefore the SGD steps, are the simulator's.
 
 Image shards stay in uint8 (:class:`~peer.tasks.data.PixelRows`) and only a round's rows become
@@ -24,7 +24,7 @@ from typing import Protocol
 import torch
 
 from peer.config import PeerConfig
-from peer.learner import batch_indices, evaluate, local_sgd
+from peer.tasks.learner import batch_indices, evaluate, local_sgd
 from peer.tasks import (
     Dataset,
     FlatModel,

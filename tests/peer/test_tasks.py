@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from peer.learner import evaluate, local_sgd
+from peer.tasks.learner import evaluate, local_sgd
 from peer.runtime.learning import load_learner
 from peer.tasks import DatasetMissing, PeerData, Task, TaskSpec, build_task
 from peer.tasks.data import FASHION_MNIST_ROOT, Dataset

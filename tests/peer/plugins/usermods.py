@@ -1,0 +1,47 @@
+"""Plug-ins for the tests: small modules and data functions, as a user would write them."""
+
+from __future__ import annotations
+
+import torch
+
+
+def bnnet(
+    inputs: int = 6, hidden: int = 8, classes: int = 3, dropout: float = 0.0, bias: bool = False
+) -> torch.nn.Module:
+    """Linear, BatchNorm, ReLU, dropout, Linear: parameters and BatchNorm buffers.
+
+    No bias before the BatchNorm by default, as usual: its gradient is float noise around 0,
+    which Adam's normalisation would turn into steps of size lr."""
+    return torch.nn.Sequential(
+        torch.nn.Linear(inputs, hidden, bias=bias),
+        torch.nn.BatchNorm1d(hidden),
+        torch.nn.ReLU(),
+        torch.nn.Dropout(dropout),
+        torch.nn.Linear(hidden, classes),
+    )
+
+
+def regressor(inputs: int = 6) -> torch.nn.Module:
+    return torch.nn.Sequential(torch.nn.Linear(inputs, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+
+
+def blobs(peer: int, peers: int, seed: int, samples: int = 64, inputs: int = 6, classes: int = 3):
+    """Gaussian blobs, a different mix per peer; (X, Y) tensor pairs."""
+    g = torch.Generator().manual_seed(seed * 1000 + peer)
+    centres = torch.randn(classes, inputs, generator=torch.Generator().manual_seed(seed)) * 2
+
+    def draw(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        y = torch.randint(0, classes, (n,), generator=g)
+        return centres[y] + torch.randn(n, inputs, generator=g), y
+
+    return draw(samples), draw(samples // 2)
+
+
+def line(peer: int, peers: int, seed: int, samples: int = 64, inputs: int = 6):
+    """A linear regression target with noise; the train part as a torch Dataset of pairs."""
+    g = torch.Generator().manual_seed(seed * 1000 + peer)
+    w = torch.randn(inputs, generator=torch.Generator().manual_seed(seed))
+    x = torch.randn(samples, inputs, generator=g)
+    y = x @ w + 0.1 * torch.randn(samples, generator=g)
+    train = torch.utils.data.TensorDataset(x[: samples // 2], y[: samples // 2])
+    return train, (x[samples // 2 :], y[samples // 2 :])
