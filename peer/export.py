@@ -97,7 +97,10 @@ def state_dict_from_vector(
 
 
 def save_safetensors(
-    state: Mapping[str, torch.Tensor], path: str | Path, *, metadata: Mapping[str, str] | None = None
+    state: Mapping[str, torch.Tensor],
+    path: str | Path,
+    *,
+    metadata: Mapping[str, str] | None = None,
 ) -> Path:
     """Write ``state`` to ``path`` in the safetensors format, atomically; returns the path."""
     from safetensors.torch import save  # imported here: only export needs it

@@ -5,9 +5,10 @@ A device that holds its own data saves it once with numpy::
     np.savez("local.npz", x_train=X, y_train=Y, x_test=Xt, y_test=Yt)
 
 and every peer reads its own file; ``peer``, ``peers`` and ``seed`` are ignored (the file IS
-this peer's share). Inputs ``x_*`` are numeric arrays ``[M, ...]`` and become float32. Targets
-``y_*`` of an integer (or bool) dtype are class labels ``[M]`` and become int64; floating-point
-targets ``[M, ...]`` are a regression's and become float32.
+this peer's share). Inputs ``x_*`` are numeric arrays ``[M, ...]`` and become float32 (``[M]``
+becomes ``[M, 1]``, one feature per sample). Targets ``y_*`` of an integer (or bool) dtype are
+class labels ``[M]`` and become int64; floating-point targets ``[M, ...]`` are a regression's
+and become float32.
 
 The file is read with ``allow_pickle=False``: it can hold numbers only, never code. Anything
 wrong with it (missing file or array, object or string dtypes, mismatched lengths or sample
@@ -91,10 +92,6 @@ def _check_numeric(path: Path, name: str, array: npt.NDArray[np.generic]) -> Non
 def _check_split(
     path: Path, split: str, x: npt.NDArray[np.generic], y: npt.NDArray[np.generic]
 ) -> None:
-    if x.ndim < 2:
-        raise DataError(
-            f"{path}: array x_{split} has shape {x.shape}; expected [samples, features...]"
-        )
     if len(x) != len(y):
         raise DataError(f"{path}: x_{split} has {len(x)} samples but y_{split} has {len(y)}")
     if y.dtype.kind in "biu":
@@ -120,6 +117,8 @@ def _check_agree(path: Path, arrays: dict[str, npt.NDArray[np.generic]]) -> None
 
 
 def _tensors(x: npt.NDArray[np.generic], y: npt.NDArray[np.generic]) -> Pair:
+    if x.ndim == 1:
+        x = x[:, None]  # one feature per sample
     target = torch.float32 if y.dtype.kind == "f" else torch.int64
     return (
         torch.from_numpy(np.ascontiguousarray(x)).to(torch.float32),
