@@ -15,8 +15,8 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from peer.tasks import PeerData
 from peer.tasks.learner import batch_indices, local_sgd
+from peer.tasks import PeerData
 from peer.tasks.optim import OptState
 from peer.tasks.recipe import Recipe
 from peer.tasks.task import Model

@@ -24,6 +24,7 @@ from typing import Protocol
 import torch
 
 from peer.config import PeerConfig
+from peer.tasks.learner import batch_indices, evaluate, local_sgd
 from peer.tasks import (
     Dataset,
     FlatModel,
@@ -34,7 +35,6 @@ from peer.tasks import (
     partition,
 )
 from peer.tasks.idx import FASHION_MNIST_ROOT, IdxSplit, clear_cache
-from peer.tasks.learner import batch_indices, evaluate, local_sgd
 from protocol.errors import ConfigError
 from protocol.fingerprint import fingerprint
 

@@ -55,7 +55,8 @@ def test_float_targets_stay_float32_with_their_shape(tmp_path: Path) -> None:
 def test_one_feature_inputs_get_a_feature_axis(tmp_path: Path) -> None:
     path = _save(tmp_path / "f.npz", **_good(x_train=np.arange(10.0), x_test=np.zeros(5)))
     (x, _), (xt, _) = npz_data(0, 1, 0, path=path)
-    assert x.shape == (10, 1) and xt.shape == (5, 1)
+    assert x.shape == (10, 1)
+    assert xt.shape == (5, 1)
     assert x[:, 0].tolist() == list(range(10))
 
 
