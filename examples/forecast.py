@@ -24,7 +24,7 @@ Run it from the repository root (the working directory is on the import path)::
 
 >>> (x, y), (xt, yt) = data(0, 4, seed=0)
 >>> tuple(x.shape), tuple(y.shape), tuple(xt.shape), x.dtype
-((456, 24), (456, 1), (456, 24), torch.float32)
+((456, 24), (456, 1), (480, 24), torch.float32)
 >>> net()(x).shape
 torch.Size([456, 1])
 """
