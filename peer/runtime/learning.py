@@ -1,10 +1,10 @@
 """One peer's learning state: its own data shard, its model, and the round's training step.
 
 The daemon keeps only its own shard (and a share of the test set) in memory. It still trains on
-exactly the samples the simulator gives peer ``i``: :func:`peer.tasks.learner.batch_indices` draws the
-round's block for all N shard sizes and the peer takes row ``i``, then runs
-:func:`peer.tasks.learner.local_sgd` on a one-peer :class:`~peer.tasks.PeerData` holding just the rows
-that block uses, so the batches, and therefore the SGD steps, are the simulator's.
+exactly the samples the simulator gives peer ``i``: :func:`peer.tasks.learner.batch_indices`
+draws the round's block for all N shard sizes and the peer takes row ``i``, then runs
+:func:`peer.tasks.learner.local_sgd` on a one-peer :class:`~peer.tasks.PeerData` holding just the
+rows that block uses, so the batches, and therefore the SGD steps, are the simulator's.
 
 Image shards stay in uint8 (:class:`~peer.tasks.data.PixelRows`) and only a round's rows become
 float32, converted by the same code as the simulator's full set, so the inputs are bitwise equal:
@@ -24,7 +24,6 @@ from typing import Protocol
 import torch
 
 from peer.config import PeerConfig
-from peer.tasks.learner import batch_indices, evaluate, local_sgd
 from peer.tasks import (
     Dataset,
     FlatModel,
@@ -35,6 +34,7 @@ from peer.tasks import (
     partition,
 )
 from peer.tasks.idx import FASHION_MNIST_ROOT, IdxSplit, clear_cache
+from peer.tasks.learner import batch_indices, evaluate, local_sgd
 from protocol.errors import ConfigError
 from protocol.fingerprint import fingerprint
 
