@@ -37,12 +37,12 @@ from peer.tasks import (
     PeerData,
     TaskSpec,
     build_task,
-    partition,
 )
 from peer.tasks.idx import FASHION_MNIST_ROOT, IdxSplit, clear_cache
 from peer.tasks.learner import batch_indices, evaluate, local_sgd
 from peer.tasks.module import ModuleModel
 from peer.tasks.optim import OptState
+from peer.tasks.partition import partition
 from peer.tasks.plugin import data_ref
 from peer.tasks.recipe import Recipe, check_model
 from peer.tasks.task import Model, build_model, recipe_of

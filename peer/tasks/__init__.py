@@ -9,6 +9,7 @@ Task, build_task).
 This package is a leaf: it imports torch, numpy and ``protocol``, never the daemon's runtime,
 transport or launcher, so that the simulator and the daemon share it. Its names load on first
 use (PEP 562): the configuration checks plug-in names through the torch-free ``plugin`` module.
+The partition function is ``peer.tasks.partition.partition`` (its module has the same name).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from peer.tasks.dataset import Dataset, PeerData
     from peer.tasks.errors import DataError, DatasetMissing
     from peer.tasks.models import FlatModel, model_from_spec
-    from peer.tasks.partition import PartitionReport, partition
+    from peer.tasks.partition import PartitionReport
     from peer.tasks.task import BUILTIN_TASKS, Task, TaskSpec, build_task
 
 _HOME_OF = {
@@ -36,7 +37,6 @@ _HOME_OF = {
     "TaskSpec": "peer.tasks.task",
     "build_task": "peer.tasks.task",
     "model_from_spec": "peer.tasks.models",
-    "partition": "peer.tasks.partition",
 }
 
 __all__ = [
@@ -51,7 +51,6 @@ __all__ = [
     "TaskSpec",
     "build_task",
     "model_from_spec",
-    "partition",
 ]
 
 __getattr__, __dir__ = lazy_exports("peer.tasks", _HOME_OF, globals())
