@@ -19,8 +19,8 @@ from collections.abc import Callable
 import torch
 from torch.func import grad_and_value, vmap
 
-from peer.tasks.learner import batch_indices, local_sgd
 from peer.tasks.dataset import PeerData
+from peer.tasks.learner import batch_indices, local_sgd
 from peer.tasks.models import FlatModel, model_from_spec
 
 

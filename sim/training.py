@@ -1,8 +1,8 @@
 """Local training of a batch of peers (vector engine) or of one peer (loop engine).
 
-A thin adapter over :func:`peer.tasks.learner.local_sgd`. Both engines take their batches from the one
-block :func:`peer.tasks.learner.batch_indices` draws per round for ALL peers and the configured number
-of steps (stragglers stop early inside it), so they train on exactly the same samples. The
+A thin adapter over :func:`peer.tasks.learner.local_sgd`. Both engines take their batches from the
+one block :func:`peer.tasks.learner.batch_indices` draws per round for ALL peers and the configured
+number of steps (stragglers stop early inside it), so they train on exactly the same samples. The
 optimizer state of every peer ([N, P] moments, [N] step counts) lives here, so both engines
 update the same rows of it.
 """
@@ -15,8 +15,8 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from peer.tasks.learner import batch_indices, local_sgd
 from peer.tasks import PeerData
+from peer.tasks.learner import batch_indices, local_sgd
 from peer.tasks.optim import OptState
 from peer.tasks.recipe import Recipe
 from peer.tasks.task import Model
@@ -76,6 +76,7 @@ class Trainer:
         every = len(peers) == self.data.num_peers and bool((peers == np.arange(len(peers))).all())
         ids = torch.from_numpy(peers)
         state = self.opt_state()
+        rows: OptState
         if params.dim() == 1:
             rows = {k: v[int(peers[0])] for k, v in state.items()}  # views: updated in place
         else:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal, NoReturn, TypeAlias
 
+from peer.tasks.plugin import LOSSES, METRICS, data_ref, is_plugin
 from protocol.errors import ConfigError
 from protocol.spec import parse_spec
 from protocol.topics import DEFAULT_PREFIX, id_problem
@@ -176,7 +177,15 @@ class LearningConfig(_Section):
     SECTION: ClassVar[str] = "learning"
     task: str = "fmnist"
     model: str = "mlp"
-    data: Path | None = None
+    """A built-in model, or a module plug-in ``package.module:function[:key=value,...]``."""
+    data: str | None = None
+    """A data plug-in ``package.module:function[:key=value,...]`` or ``npz:path=FILE``;
+    replaces ``task``."""
+    data_path: Path | None = None
+    """The directory of IDX files (mnist; overrides fmnist's)."""
+    loss: str = "cross_entropy"
+    metric: str = "accuracy"
+    optimizer: str = "sgd"
     partition: str = "iid"
     peers: int | None = None
     """Partitions the data is split into; default the topology's size."""
@@ -191,7 +200,23 @@ class LearningConfig(_Section):
         self._require(
             bool(_PLUGIN_OR_NAME.match(self.task)), "task", "a task name or 'package.module:func'"
         )
-        self._spec("model")
+        if not is_plugin(self.model):
+            self._spec("model")
+        if self.data is not None:
+            try:
+                data_ref(self.data)
+            except ConfigError as exc:
+                fail(
+                    "learning.data",
+                    self.data,
+                    "a data plug-in 'package.module:function[:key=value,...]' or "
+                    f"'npz:path=FILE' (the directory of IDX files is learning.data_path): {exc}",
+                )
+        for name in ("loss", "metric"):
+            value = getattr(self, name)
+            ok = value in (LOSSES if name == "loss" else METRICS) or is_plugin(value)
+            self._require(ok, name, "a built-in name or 'package.module:function'")
+        self._spec("optimizer")
         self._spec("partition")
         self._require(self.peers is None or self.peers >= 1, "peers", "an int >= 1")
         if self.partition_index is not None:

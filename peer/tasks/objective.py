@@ -27,13 +27,11 @@ from typing import TypeAlias
 import torch
 from torch.nn import functional as fn
 
-from peer.tasks.plugin import PluginError, is_plugin, parse_plugin
+from peer.tasks.plugin import LOSSES, METRICS, PluginError, is_plugin, parse_plugin
 from protocol.errors import ConfigError
 
 __all__ = ["LOSSES", "METRICS", "Loss", "Metric", "loss_from_spec", "metric_from_spec"]
 
-LOSSES = ("cross_entropy", "mse")
-METRICS = ("accuracy", "mse")
 Objective: TypeAlias = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 

@@ -30,7 +30,22 @@ from pathlib import Path
 from protocol.errors import ConfigError
 from protocol.spec import Param, parse_spec
 
-__all__ = ["PluginError", "PluginRef", "is_plugin", "parse_plugin"]
+__all__ = [
+    "LOSSES",
+    "METRICS",
+    "NPZ_LOADER",
+    "DataRef",
+    "PluginError",
+    "PluginRef",
+    "data_ref",
+    "is_plugin",
+    "parse_plugin",
+]
+
+LOSSES = ("cross_entropy", "mse")
+METRICS = ("accuracy", "mse")
+NPZ_LOADER = "peer.tasks.npz:npz_data"
+"""The function behind the built-in data name ``npz`` (same signature as a data plug-in)."""
 
 _REF = re.compile(r"^([A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*):([A-Za-z_]\w*)(?::(.*))?$")
 
@@ -96,3 +111,22 @@ def parse_plugin(text: str, role: str = "plug-in") -> PluginRef:
         except ConfigError as exc:
             raise PluginError(f"{role} {text!r}: {exc}") from exc
     return PluginRef(module, function, kwargs)
+
+
+DataRef = PluginRef
+
+
+def data_ref(text: str) -> DataRef:
+    """Parse a data spec: ``npz:path=FILE`` or ``package.module:function[:key=value,...]``.
+
+    >>> str(data_ref("npz:path=sensors.npz"))
+    'peer.tasks.npz:npz_data:path=sensors.npz'
+    """
+    if text.startswith("npz:") or text == "npz":
+        spec = parse_spec(text)
+        spec.expect("path")
+        if "path" not in spec.params:
+            raise PluginError(f"data {text!r}: expected npz:path=FILE")
+        module, _, function = NPZ_LOADER.partition(":")
+        return PluginRef(module, function, dict(spec.params))
+    return parse_plugin(text, "data")

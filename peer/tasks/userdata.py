@@ -23,32 +23,10 @@ import numpy as np
 import torch
 
 from peer.tasks.dataset import Dataset
-from peer.tasks.plugin import PluginError, PluginRef, parse_plugin
+from peer.tasks.plugin import NPZ_LOADER, DataRef, PluginError, data_ref
 from protocol.errors import ConfigError
-from protocol.spec import parse_spec
 
 __all__ = ["NPZ_LOADER", "DataRef", "data_ref", "load_peer_data", "with_classes"]
-
-NPZ_LOADER = "peer.tasks.npz:npz_data"
-"""The function behind the built-in name ``npz`` (same signature as a data plug-in)."""
-
-DataRef = PluginRef
-
-
-def data_ref(text: str) -> DataRef:
-    """Parse a data spec: ``npz:path=FILE`` or ``package.module:function[:key=value,...]``.
-
-    >>> str(data_ref("npz:path=sensors.npz"))
-    'peer.tasks.npz:npz_data:path=sensors.npz'
-    """
-    if text.startswith("npz:") or text == "npz":
-        spec = parse_spec(text)
-        spec.expect("path")
-        if "path" not in spec.params:
-            raise ConfigError(f"data {text!r}: expected npz:path=FILE")
-        module, _, function = NPZ_LOADER.partition(":")
-        return PluginRef(module, function, dict(spec.params))
-    return parse_plugin(text, "data")
 
 
 def _tensors(part: object, what: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from peer.tasks import learner
-from peer.tasks.learner import batch_indices, evaluate, local_sgd
 from peer.tasks.data import FASHION_MNIST_ROOT, Dataset, PeerData, load_fashion_mnist
+from peer.tasks.learner import batch_indices, evaluate, local_sgd
 from peer.tasks.models import FlatModel, model_from_spec
 from protocol.errors import ConfigError
 

@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from peer.tasks.learner import evaluate, local_sgd
 from peer.runtime.learning import load_learner
 from peer.tasks import DatasetMissing, PeerData, Task, TaskSpec, build_task
 from peer.tasks.data import FASHION_MNIST_ROOT, Dataset
+from peer.tasks.learner import evaluate, local_sgd
 from peer.tasks.models import model_from_spec
 from protocol.errors import ConfigError
 from tests.peer.runtime_helpers import peer_config

@@ -25,7 +25,12 @@ def regressor(inputs: int = 6) -> torch.nn.Module:
     return torch.nn.Sequential(torch.nn.Linear(inputs, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
 
 
-def blobs(peer: int, peers: int, seed: int, samples: int = 64, inputs: int = 6, classes: int = 3):
+Pair = tuple[torch.Tensor, torch.Tensor]
+
+
+def blobs(
+    peer: int, peers: int, seed: int, samples: int = 64, inputs: int = 6, classes: int = 3
+) -> tuple[Pair, Pair]:
     """Gaussian blobs, a different mix per peer; (X, Y) tensor pairs."""
     g = torch.Generator().manual_seed(seed * 1000 + peer)
     centres = torch.randn(classes, inputs, generator=torch.Generator().manual_seed(seed)) * 2
@@ -37,7 +42,9 @@ def blobs(peer: int, peers: int, seed: int, samples: int = 64, inputs: int = 6, 
     return draw(samples), draw(samples // 2)
 
 
-def line(peer: int, peers: int, seed: int, samples: int = 64, inputs: int = 6):
+def line(
+    peer: int, peers: int, seed: int, samples: int = 64, inputs: int = 6
+) -> tuple[torch.utils.data.Dataset[tuple[torch.Tensor, ...]], Pair]:
     """A linear regression target with noise; the train part as a torch Dataset of pairs."""
     g = torch.Generator().manual_seed(seed * 1000 + peer)
     w = torch.randn(inputs, generator=torch.Generator().manual_seed(seed))
@@ -45,3 +52,22 @@ def line(peer: int, peers: int, seed: int, samples: int = 64, inputs: int = 6):
     y = x @ w + 0.1 * torch.randn(samples, generator=g)
     train = torch.utils.data.TensorDataset(x[: samples // 2], y[: samples // 2])
     return train, (x[samples // 2 :], y[samples // 2 :])
+
+
+def not_a_module() -> object:
+    return "a string"
+
+
+def nan_net(inputs: int = 6, classes: int = 3) -> torch.nn.Module:
+    net = torch.nn.Linear(inputs, classes)
+    with torch.no_grad():
+        net.weight.fill_(float("nan"))
+    return net
+
+
+def raises(peer: int, peers: int, seed: int) -> object:
+    raise RuntimeError("sensor offline")
+
+
+def not_pairs(peer: int, peers: int, seed: int) -> object:
+    return "train", "test"

@@ -1,0 +1,103 @@
+"""User plug-ins: the flat-vector layout of a module, its fingerprint, and bad plug-ins."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from peer.tasks import TaskSpec, build_task
+from peer.tasks.module import ModuleModel, module_layout
+from peer.tasks.plugin import PluginError, is_plugin, parse_plugin
+from protocol.errors import ConfigError
+from protocol.fingerprint import fingerprint
+
+MODS = "tests.peer.plugins.usermods"
+
+
+def test_layout_walks_state_dict_order_and_keeps_integer_buffers_local() -> None:
+    model = ModuleModel(f"{MODS}:bnnet:hidden=4")
+    state = model.module.state_dict()
+    floating = [k for k, v in state.items() if v.is_floating_point()]
+    assert [name for name, _, _ in model.layout] == floating
+    assert list(model.local) == ["1.num_batches_tracked"]
+    x = model.init(seed=0)
+    expected = torch.cat([state[k].reshape(-1) for k in floating])
+    assert torch.equal(x, expected)
+    assert model.num_params == x.numel() == sum(state[k].numel() for k in floating)
+    # buffers are in the vector but not trained
+    assert int(model.mask.sum()) == model.num_params - 8
+    y = torch.arange(float(model.num_params))
+    model.load(y)
+    assert float(model.module.state_dict()["1.running_var"][0]) == y[6 * 4 + 4 + 4 + 4]
+
+
+def test_fingerprints_differ_between_architectures() -> None:
+    a = ModuleModel(f"{MODS}:bnnet:hidden=4").layout
+    b = ModuleModel(f"{MODS}:bnnet:hidden=5").layout
+    c = ModuleModel(f"{MODS}:bnnet:hidden=4,bias=true").layout
+    assert len({fingerprint(a), fingerprint(b), fingerprint(c)}) == 3
+    assert fingerprint(a) == fingerprint(ModuleModel(f"{MODS}:bnnet:hidden=4", seed=3).layout)
+
+
+def test_module_layout_rejects_float64() -> None:
+    with pytest.raises(PluginError, match="float64"):
+        module_layout(torch.nn.Linear(2, 2).double())
+
+
+def test_same_seed_same_start() -> None:
+    a, b = ModuleModel(f"{MODS}:bnnet", seed=1), ModuleModel(f"{MODS}:bnnet", seed=1)
+    assert torch.equal(a.init(seed=1), b.init(seed=1))
+    assert not torch.equal(a.init(seed=1), a.init(seed=2))
+
+
+def test_plugin_references() -> None:
+    ref = parse_plugin("pkg.mod:net:channels=3,classes=6,name=x")
+    assert (ref.module, ref.function, dict(ref.kwargs)) == (
+        "pkg.mod",
+        "net",
+        {"channels": 3, "classes": 6, "name": "x"},
+    )
+    assert str(ref) == "pkg.mod:net:channels=3,classes=6,name=x"
+    assert not is_plugin("mlp:hidden=3")
+    assert not is_plugin("cnn")
+    assert is_plugin("a:b")
+    with pytest.raises(PluginError, match="key=value"):
+        parse_plugin("pkg.mod:net:channels")
+
+
+def _spec(**kwargs: object) -> TaskSpec:
+    base: dict[str, object] = {
+        "task": "consensus",
+        "peers": 2,
+        "data": f"{MODS}:blobs",
+        "model": f"{MODS}:bnnet",
+    }
+    return TaskSpec(**(base | kwargs))  # type: ignore[arg-type]
+
+
+BAD = {
+    "import error": ({"model": "no_such_module_xyz:net"}, "cannot import no_such_module_xyz"),
+    "missing function": ({"model": f"{MODS}:nope"}, "has no function 'nope'"),
+    "not a module": ({"model": f"{MODS}:not_a_module"}, "must return a torch.nn.Module"),
+    "input misfit": ({"model": f"{MODS}:bnnet:inputs=5"}, "do not fit targets"),
+    "output misfit": (
+        {"model": f"{MODS}:regressor", "data": f"{MODS}:blobs:classes=3"},
+        "do not fit targets",
+    ),
+    "mse misfit": ({"loss": "mse", "metric": "mse"}, "do not fit targets"),
+    "nan loss": ({"model": f"{MODS}:nan_net"}, "loss at the first step is nan"),
+    "data raises": ({"data": f"{MODS}:raises"}, "sensor offline"),
+    "data not pairs": ({"data": f"{MODS}:not_pairs"}, "pair of tensors"),
+    "bad kwarg": ({"model": f"{MODS}:bnnet:colour=red"}, "unexpected keyword argument"),
+}
+
+
+@pytest.mark.parametrize("case", BAD, ids=list(BAD))
+def test_bad_plugins_fail_in_one_line_naming_the_plugin(case: str) -> None:
+    changes, message = BAD[case]
+    with pytest.raises(ConfigError, match=message) as info:
+        build_task(_spec(**changes))
+    text = str(info.value)
+    assert "\n" not in text
+    named = str(changes.get("model", changes.get("data", MODS)))
+    assert named.split(":")[0] in text or "mse" in text
