@@ -61,7 +61,7 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-from peer.tasks import partition
+from peer.tasks.partition import partition
 
 __all__ = ["ACTIVITIES", "RATE_HZ", "WINDOW", "data", "generate", "net"]
 

@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING
 from protocol.errors import ConfigError
 
 if TYPE_CHECKING:
-    import torch
     from torch import nn
 
-    from peer.checkpoint import PeerState
+    from peer.checkpoint import SavedModel
+    from peer.config import PeerConfig
+    from peer.tasks.models import FlatModel
 
 __all__ = ["add_export_arguments", "run_export"]
 
@@ -64,72 +65,85 @@ def checkpoint_files(source: Path) -> list[Path]:
     raise ConfigError(f"{source}: no checkpoint (round-*.ckpt) in it or in its checkpoints/")
 
 
-def newest_state(source: Path) -> tuple[Path, PeerState]:
-    """The newest intact checkpoint of ``source`` (defective ones are skipped, not moved)."""
-    from peer.checkpoint import CheckpointError, decode_state
+def newest_model(source: Path) -> tuple[Path, SavedModel]:
+    """The model in the newest intact checkpoint of ``source``. Defective files are skipped,
+    not moved, and stray temp files are left alone: a live peer may be writing there."""
+    from peer.checkpoint import CheckpointError, read_model
 
     problems = []
     for path in checkpoint_files(source):
         try:
-            return path, decode_state(path.read_bytes(), source=str(path))
-        except (CheckpointError, OSError) as exc:
-            log.warning("skipping %s: %s", path, exc)
+            return path, read_model(path)
+        except CheckpointError as exc:
+            log.warning("skipping %s", exc)
             problems.append(str(exc))
     raise ConfigError(f"{source}: no intact checkpoint ({'; '.join(problems)})")
 
 
-def _peer_config_dims(checkpoint: Path) -> tuple[int, int]:
-    """Input and class counts of a built-in task, from the ``peer.toml`` beside the peer's
-    checkpoints (as ``rumor up`` lays them out)."""
+def _peer_config(checkpoint: Path) -> PeerConfig:
+    """The ``peer.toml`` beside the peer's checkpoints (as ``rumor up`` lays them out)."""
     from peer.config import load_config
 
     for candidate in (checkpoint.parent / "peer.toml", checkpoint.parent.parent / "peer.toml"):
         if candidate.is_file():
-            task = load_config(candidate).learning.task
-            if task not in _BUILTIN_DIMS:
-                raise ConfigError(f"{candidate}: cannot tell the input size of task {task!r}")
-            return _BUILTIN_DIMS[task]
+            return load_config(candidate)
     raise ConfigError(
         f"{checkpoint}: a built-in model's input size comes from the peer's peer.toml, "
         "which is not beside its checkpoints/ (export the peer's folder instead)"
     )
 
 
-def model_for_checkpoint(
-    state: PeerState, checkpoint: Path
-) -> tuple[nn.Module, dict[str, torch.Tensor]]:
-    """A fresh module for the model recorded in ``state``, and the integer buffers kept in it.
-
-    A plug-in model (``pkg.module:function[:k=v,...]``) is rebuilt by calling it; a built-in
-    one (``logreg``, ``mlp``, ``cnn``) by its ``torch.nn`` equivalent.
-    """
+def _builtin_model(spec: str, checkpoint: Path) -> FlatModel:
+    """The built-in model of the peer: sized by its task, or by its data when that is a
+    plug-in (loaded as the daemon loads it)."""
     from peer.tasks.models import model_from_spec
+
+    config = _peer_config(checkpoint)
+    learning = config.learning
+    if learning.data is None and learning.task in _BUILTIN_DIMS:
+        return model_from_spec(spec, *_BUILTIN_DIMS[learning.task])
+    from peer.runtime.learning import load_learner
+    from peer.runtime.neighbours import static_neighbourhood
+    from peer.tasks.module import ModuleModel
+
+    hood = static_neighbourhood(config.topology, me=config.identity.peer)
+    peers = learning.peers or (hood.size if hood is not None else 1)
+    index = learning.partition_index
+    index = index if index is not None else (hood.index if hood is not None else 0)
+    model = load_learner(config, index=index, peers=peers).model
+    if model is None or isinstance(model, ModuleModel):
+        raise ConfigError(f"{checkpoint}: the peer's config does not build model {spec!r}")
+    return model
+
+
+def model_for_checkpoint(saved: SavedModel, checkpoint: Path) -> nn.Module:
+    """A fresh module for the model recorded in ``saved``: a plug-in model
+    (``pkg.module:function[:k=v,...]``) is rebuilt by calling it, a built-in one (``logreg``,
+    ``mlp``, ``cnn``) as its ``torch.nn`` equivalent."""
+    from torch import nn
+
     from peer.tasks.modules import torch_module
     from peer.tasks.plugin import is_plugin, parse_plugin
 
-    spec = state.meta.get("model", "")
+    spec = saved.model_spec
+    if not spec:
+        raise ConfigError(f"{checkpoint}: the checkpoint records no model spec (an older peer?)")
     if is_plugin(spec):
-        module = parse_plugin(spec).call(role="model")
-    elif spec:
-        module = torch_module(model_from_spec(spec, *_peer_config_dims(checkpoint)))
+        module = parse_plugin(spec, "model").call(role="model")
     else:
-        raise ConfigError(f"{checkpoint}: the checkpoint records no model")
-    from torch import nn
-
+        module = torch_module(_builtin_model(spec, checkpoint))
     if not isinstance(module, nn.Module):
         raise ConfigError(f"model {spec!r} returned {type(module).__name__}, not a torch.nn.Module")
-    buffers = {k: v for k, v in module.state_dict().items() if not v.is_floating_point()}
-    kept = {name: state.tensors[name] for name in buffers if name in state.tensors}
-    return module, kept
+    return module
 
 
 def run_export(args: argparse.Namespace) -> int:
     from peer.export import save_safetensors, state_dict_from_vector
 
-    path, state = newest_state(args.source)
-    module, int_buffers = model_for_checkpoint(state, path)
-    weights = state_dict_from_vector(module, state.params, int_buffers)
-    meta = {"round": str(state.round), **{k: v for k, v in state.meta.items() if k != "codec"}}
+    path, saved = newest_model(args.source)
+    module = model_for_checkpoint(saved, path)
+    weights = state_dict_from_vector(module, saved.params, saved.integer_buffers)
+    meta = {"round": str(saved.round), "model": saved.model_spec, "fingerprint": saved.fingerprint}
     out = save_safetensors(weights, args.out, metadata=meta)
-    sys.stdout.write(f"{out}: {len(weights)} tensors of round {state.round} from {path}\n")
+    sys.stdout.write(f"{out}: {len(weights)} tensors of round {saved.round} from {path}\n")
     return 0

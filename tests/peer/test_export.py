@@ -110,17 +110,18 @@ def test_built_in_models_have_equivalent_torch_modules(spec: str) -> None:
 
 
 def _checkpoint(folder: Path, model: str, params: torch.Tensor, **tensors: torch.Tensor) -> Path:
-    meta = {"peer": "p0", "model": model, "codec": "none"}
+    meta = {"peer": "p0", "model": "fingerprint", "model_spec": model, "codec": "raw"}
     state = PeerState(round=12, params=params, tensors=tensors, meta=meta)
     return CheckpointStore(folder / "checkpoints").save(state)
 
 
 def test_rumor_export_of_a_plug_in_peer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     model, vector = _trained_har()
-    counts = {"1.num_batches_tracked": torch.tensor(3, dtype=torch.int64)}
+    counts = {"local.1.num_batches_tracked": torch.tensor(3, dtype=torch.int64)}
     _checkpoint(tmp_path / "p0", "examples.har:net", torch.zeros_like(vector))  # older
+    meta = {"model_spec": "examples.har:net"}
     newest = CheckpointStore(tmp_path / "p0" / "checkpoints").save(
-        PeerState(round=40, params=vector, tensors=counts, meta={"model": "examples.har:net"})
+        PeerState(round=40, params=vector, tensors=counts, meta=meta)
     )
     out = tmp_path / "har.safetensors"
     assert main(["export", str(tmp_path / "p0"), "--out", str(out)]) == 0
@@ -168,7 +169,7 @@ def test_rumor_export_skips_a_corrupt_newest_checkpoint_and_changes_nothing(tmp_
         ("empty", "no checkpoint (round-*.ckpt)"),
         ("builtin-alone", "input size comes from the peer's peer.toml"),
         ("wrong-size", "this module's floating-point state has 833 values"),
-        ("no-model", "the checkpoint records no model"),
+        ("no-model", "the checkpoint records no model spec"),
     ],
 )
 def test_rumor_export_bad_sources_are_one_line_usage_errors(
