@@ -98,7 +98,8 @@ def _rotations(rng: np.random.Generator, count: int, max_deg: float) -> _Floats:
     zero = np.zeros(count)
     a0, a1, a2 = axis.T
     k = np.stack([zero, -a2, a1, a2, zero, -a0, -a1, a0, zero], axis=1).reshape(count, 3, 3)
-    return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * (k @ k)
+    rotations: _Floats = np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * (k @ k)
+    return rotations
 
 
 def _motion(labels: npt.NDArray[np.int64], rng: np.random.Generator) -> _Floats:

@@ -54,7 +54,8 @@ class LeNetModule(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = torch.max_pool2d(torch.relu(self.conv1(x.reshape(-1, 1, 28, 28))), 2)
         h = torch.max_pool2d(torch.relu(self.conv2(h)), 2)
-        return self.fc2(torch.relu(self.fc1(h.flatten(1))))
+        logits: torch.Tensor = self.fc2(torch.relu(self.fc1(h.flatten(1))))
+        return logits
 
 
 def torch_module(model: FlatModel) -> nn.Module:

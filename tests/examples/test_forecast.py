@@ -52,7 +52,7 @@ def test_a_plain_training_loop_beats_the_training_mean_by_half() -> None:
     model = forecast.net()
     optimizer = torch.optim.Adam(model.parameters(), lr=0.005)
     for _ in range(15):
-        for batch in torch.randperm(len(x)).split(32):
+        for batch in torch.split(torch.randperm(len(x)), 32):
             optimizer.zero_grad()
             torch.nn.functional.mse_loss(model(x[batch]), y[batch]).backward()  # type: ignore[no-untyped-call]
             optimizer.step()

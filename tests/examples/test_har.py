@@ -51,10 +51,13 @@ def test_labels_are_skewed_across_peers() -> None:
     assert float(torch.bincount(iid, minlength=6).max()) / len(iid) < 0.3
 
 
-@pytest.mark.parametrize(("peer", "peers", "kwargs"), [(4, 4, {}), (-1, 4, {}), (0, 2, {"alpha": 0})])
-def test_bad_arguments_say_which(peer: int, peers: int, kwargs: dict[str, float]) -> None:
-    with pytest.raises(ValueError, match="expected|need"):
-        har.data(peer, peers, 0, **kwargs)
+@pytest.mark.parametrize(
+    ("peer", "peers", "alpha", "message"),
+    [(4, 4, 1.0, "peer=4: expected"), (-1, 4, 1.0, "peer=-1"), (0, 2, 0.0, "alpha=0.0")],
+)
+def test_bad_arguments_say_which(peer: int, peers: int, alpha: float, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        har.data(peer, peers, 0, alpha=alpha)
 
 
 def test_a_plain_training_loop_on_the_pooled_data_learns_it() -> None:
@@ -67,7 +70,7 @@ def test_a_plain_training_loop_on_the_pooled_data_learns_it() -> None:
     optimizer = torch.optim.Adam(model.parameters(), lr=0.003)
     for _ in range(4):
         model.train()
-        for batch in torch.randperm(len(x)).split(32):
+        for batch in torch.split(torch.randperm(len(x)), 32):
             optimizer.zero_grad()
             torch.nn.functional.cross_entropy(model(x[batch]), y[batch]).backward()  # type: ignore[no-untyped-call]
             optimizer.step()
