@@ -20,7 +20,7 @@ from peer.broker import Broker
 from peer.config import to_toml
 from peer.up.procs import PeerProcess, launch, stop_all
 from peer.up.report import peer_rows, render_table, write_summary
-from peer.up.settings import UpConfig, add_up_arguments, peer_configs, up_config
+from peer.up.settings import UpConfig, add_up_arguments, check_plugins, peer_configs, up_config
 from peer.watch import SwarmView, watch_swarm
 
 __all__ = ["UpConfig", "add_up_arguments", "run_up"]
@@ -33,6 +33,8 @@ _POLL_S = 0.5
 
 def run_up(args: argparse.Namespace) -> int:
     up = up_config(args)
+    # Every config, and any plug-in, is checked before a broker or a peer starts.
+    check_plugins(peer_configs(up, host="127.0.0.1", port=1883)[0], peers=up.peers)
     up.out.mkdir(parents=True, exist_ok=True)
     broker = None
     if up.broker is None:
@@ -69,8 +71,9 @@ def run_up(args: argparse.Namespace) -> int:
             "interrupted": interrupted,
             "topology": up.topology,
             "rounds": up.rounds,
-            "task": up.task,
+            "task": up.task if up.data is None else up.data,
             "model": up.model,
+            "metric": up.metric,
             "partition": up.partition,
         },
     )

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
+from peer.cli import main
 from peer.tasks import TaskSpec, build_task
 from peer.tasks.module import ModuleModel, module_layout
 from peer.tasks.plugin import PluginError, is_plugin, parse_plugin
@@ -101,3 +104,28 @@ def test_bad_plugins_fail_in_one_line_naming_the_plugin(case: str) -> None:
     assert "\n" not in text
     named = str(changes.get("model", changes.get("data", MODS)))
     assert named.split(":")[0] in text or "mse" in text
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["--model", "no_such_module_xyz:net"],
+        ["--model", f"{MODS}:nan_net"],
+        ["--data", f"{MODS}:not_pairs"],
+        ["--metric", "no_such_module_xyz:score"],
+    ],
+    ids=["import", "nan", "data", "metric"],
+)
+def test_rumor_up_rejects_a_bad_plugin_before_launching_anything(
+    bad: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    argv = ["up", "--peers", "2", "--rounds", "1", "--out", str(out), "--broker", "127.0.0.1:9"]
+    argv += ["--data", f"{MODS}:blobs", "--model", f"{MODS}:bnnet", *bad]
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert bad[1].split(":")[0] in err
+    assert not out.exists(), "rumor up created its run directory before checking"

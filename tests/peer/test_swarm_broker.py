@@ -225,3 +225,38 @@ def test_ctrl_c_on_rumor_up_stops_every_peer_cleanly_and_the_broker(tmp_path: Pa
         assert peer["rounds"] > 0
         assert "stopped cleanly" in Path(peer["log"]).read_text()
         assert CheckpointStore(Path(peer["log"]).parent / "checkpoints").load_latest() is not None
+
+
+def test_rumor_up_trains_a_plugin_module_on_plugin_data(broker: Broker, tmp_path: Path) -> None:
+    mods = "tests.peer.plugins.usermods"
+    status = main(
+        [
+            "up",
+            "--peers",
+            "4",
+            "--rounds",
+            "6",
+            "--broker",
+            broker.address,
+            "--out",
+            str(tmp_path),
+            "--data",
+            f"{mods}:blobs",
+            "--model",
+            f"{mods}:bnnet:hidden=16",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "0.01",
+            "--local-steps",
+            "5",
+            "--batch-size",
+            "16",
+        ]
+    )
+    assert status == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["metric"] == "accuracy"
+    for peer in summary["peers"]:
+        assert peer["rounds"] == 6
+        assert peer["accuracy"] > 0.6, peer  # chance is 1/3
