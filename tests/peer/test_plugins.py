@@ -10,9 +10,11 @@ import torch
 
 from peer.cli import main
 from peer.runtime.stats import log_line, to_json
-from peer.tasks import TaskSpec, build_task
+from peer.tasks import Dataset, PeerData, TaskSpec, build_task
+from peer.tasks.learner import local_sgd
 from peer.tasks.module import ModuleModel, module_layout
 from peer.tasks.plugin import PluginError, is_plugin, parse_plugin
+from peer.tasks.recipe import Recipe
 from peer.up.report import render_table
 from protocol.errors import ConfigError
 from protocol.fingerprint import fingerprint
@@ -164,3 +166,33 @@ async def test_a_regression_daemon_reports_mse_in_telemetry_and_the_up_table() -
     table = render_table([{**row, "rounds": 6, "bytes_sent": 1, "rejected": 0, "exit_status": 0}])
     assert table.splitlines()[0].split()[1] == "mse"
     assert "mean mse 0.2500 over 1 peers (lower is better)" in table
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.5])
+def test_every_peer_draws_its_own_dropout_masks_reproducibly(dropout: float) -> None:
+    model = ModuleModel(f"{MODS}:bnnet:dropout={dropout}")
+    x, y = torch.randn(16, 6), torch.randint(0, 3, (16,))
+    shard = Dataset(x, y, 3)
+    data = PeerData.from_shards([shard, shard])  # two peers with the same samples
+    indices = torch.randint(0, 16, (1, 3, 8)).expand(2, 3, 8)  # and the same batches
+    start = model.init(seed=0).expand(2, -1).clone()
+    recipe = Recipe.from_specs(optimizer="adam", lr=0.01)
+
+    def train() -> torch.Tensor:
+        out, _ = local_sgd(
+            model,
+            start,
+            data,
+            steps=3,
+            batch_size=8,
+            lr=0.01,
+            seed=0,
+            round=0,
+            indices=indices,
+            recipe=recipe,
+        )
+        return out
+
+    first, again = train(), train()
+    assert torch.equal(first, again), "randomness is fixed by (seed, round)"
+    assert torch.equal(first[0], first[1]) == (dropout == 0.0)
