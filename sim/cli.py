@@ -116,8 +116,8 @@ def settings_from_args(args: argparse.Namespace, *, skip: set[str]) -> dict[str,
     return settings
 
 
-def _describe(stats: RoundStats) -> str:
-    acc = "" if stats.acc_mean is None else f" acc {stats.acc_mean:.3f}"
+def _describe(stats: RoundStats, label: str) -> str:
+    acc = "" if stats.acc_mean is None else f" {label} {stats.acc_mean:.3f}"
     cd = "" if stats.consensus_distance is None else f"cd {stats.consensus_distance:.3g} "
     return f"{cd}{acc} {stats.bytes_sent / 1e6:.1f} MB".strip()
 
@@ -126,11 +126,15 @@ def _run_sim(args: argparse.Namespace) -> int:
     config = config_from_settings(settings_from_args(args, skip=set()))
     apply_threads(args)
     with Progress(config.rounds, enabled=False if args.quiet else None) as bar:
+        from sim.metrics import metric_prefix
         from sim.report import run_and_report  # torch: only when simulating
 
-        result = run_and_report(config, on_round=lambda s: bar.update(s.round, _describe(s)))
+        label = metric_prefix(config.metric)
+        result = run_and_report(config, on_round=lambda s: bar.update(s.round, _describe(s, label)))
     final = result.records[-1]
-    print(_final_line(config, final, result.summary.get("spectral_gap")))
+    metric = result.summary.get("metric")
+    higher = not isinstance(metric, dict) or bool(metric.get("higher_is_better", True))
+    print(_final_line(config, final, result.summary.get("spectral_gap"), higher=higher))
     contraction = result.summary.get("contraction")
     if isinstance(contraction, dict) and contraction.get("measured") is not None:
         predicted = contraction.get("predicted")
@@ -141,13 +145,20 @@ def _run_sim(args: argparse.Namespace) -> int:
     return 0
 
 
-def _final_line(config: SimConfig, final: dict[str, float | int | None], gap: object) -> str:
+def _final_line(
+    config: SimConfig, final: dict[str, float | int | None], gap: object, *, higher: bool
+) -> str:
     head = f"{config.task} {config.topology} n={config.peers} {config.codec}"
     parts = []
-    if final.get("acc_mean") is not None:
+    from sim.metrics import metric_prefix
+
+    m = metric_prefix(config.metric)
+    if final.get(f"{m}_mean") is not None:
+        worst = final[f"{m}_min"] if higher else final[f"{m}_max"]
         parts.append(
-            f"acc mean {final['acc_mean']:.4f} (min {final['acc_min']:.4f}, "
-            f"avg model {final['acc_avg_model']:.4f})"
+            f"{m} mean {final[f'{m}_mean']:.4f} ({'min' if higher else 'max'} {worst:.4f}, "
+            f"avg model {final[f'{m}_avg_model']:.4f}; {'higher' if higher else 'lower'} "
+            "is better)"
         )
     parts.append(f"consensus distance {final['consensus_distance']:.3e}")
     parts.append(f"{int(final['bytes_sent'] or 0) / 1e6:.2f} MB sent")

@@ -14,7 +14,26 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-__all__ = ["RoundStats", "consensus_distance", "finite_or_none", "fitted_contraction"]
+from peer.tasks.plugin import metric_key
+
+__all__ = [
+    "RoundStats",
+    "consensus_distance",
+    "finite_or_none",
+    "fitted_contraction",
+    "metric_prefix",
+]
+
+
+def metric_prefix(metric: str) -> str:
+    """The prefix of a metric's keys in rounds.jsonl and summaries: ``acc`` for accuracy
+    (``acc_mean``, ``acc_min``, ...), else the metric's short name (``mse_mean``, ...).
+
+    >>> metric_prefix("accuracy"), metric_prefix("mse"), metric_prefix("pkg.m:f1")
+    ('acc', 'mse', 'f1')
+    """
+    key = metric_key(metric)
+    return "acc" if key == "accuracy" else key
 
 
 def consensus_distance(x: torch.Tensor) -> float:
@@ -69,11 +88,13 @@ class RoundStats:
     """Rounds completed (1 after the first round)."""
     evaluated: bool
     acc_mean: float | None = None
-    """Test accuracy of the live peers' own models: mean, min and max."""
+    """The metric (test accuracy unless configured otherwise) of the live peers' own models:
+    mean, min and max. In rounds.jsonl these keys take the metric's prefix
+    (:func:`metric_prefix`: ``mse_mean`` for mse)."""
     acc_min: float | None = None
     acc_max: float | None = None
     acc_avg_model: float | None = None
-    """Test accuracy of the average of all peers' models."""
+    """The metric of the average of all peers' models."""
     loss: float | None = None
     """Mean test loss of the live peers' models."""
     train_loss: float | None = None
@@ -89,8 +110,14 @@ class RoundStats:
     """(sender, receiver) CHOCO copies out of sync, waiting for a keyframe."""
     wall_s: float
 
-    def to_json(self) -> dict[str, float | int | None]:
-        """One line of rounds.jsonl: NaN becomes null, ``evaluated`` is implied by presence."""
+    def to_json(self, *, prefix: str = "acc") -> dict[str, float | int | None]:
+        """One line of rounds.jsonl: NaN becomes null, ``evaluated`` is implied by presence,
+        the metric's keys carry ``prefix`` (see :func:`metric_prefix`)."""
         data = asdict(self)
         data.pop("evaluated")
-        return {k: finite_or_none(v) if isinstance(v, float) else v for k, v in data.items()}
+        return {
+            (prefix + k.removeprefix("acc") if k.startswith("acc_") else k): (
+                finite_or_none(v) if isinstance(v, float) else v
+            )
+            for k, v in data.items()
+        }

@@ -46,6 +46,11 @@ def _summary(sim: Simulation, records: list[Record], wall: float) -> dict[str, o
         "bytes_per_peer": final["bytes_sent"] / sim.config.peers if final["bytes_sent"] else 0,
         "wall_s": wall,
         "final": final,
+        "metric": {
+            "name": sim.metric_name,
+            "key": f"{sim.metric_prefix}_mean",
+            "higher_is_better": sim.higher_is_better,
+        },
     }
     if sim.config.task == "consensus":  # every round is recorded: the rate can be read off
         distances = [r["consensus_distance"] for r in records]
@@ -77,7 +82,7 @@ def run_and_report(
             from sim.plots import plot_run
 
             title = f"{config.task} {config.topology} n={config.peers} {config.codec}"
-            drawn = plot_run(records, writer.staging, title=title)
+            drawn = plot_run(records, writer.staging, title=title, key=f"{sim.metric_prefix}_mean")
         out = writer.commit()
     return RunResult(
         config=config,
@@ -91,7 +96,8 @@ def run_and_report(
 def _collect(
     sim: Simulation, on_round: Callable[[RoundStats], None] | None, writer: RunWriter | None
 ) -> list[Record]:
-    records: list[Record] = [sim.initial_stats().to_json()]
+    prefix = sim.metric_prefix
+    records: list[Record] = [sim.initial_stats().to_json(prefix=prefix)]
     if writer is not None:
         writer.add_round(records[0])
     for stats in sim.run():
@@ -99,7 +105,7 @@ def _collect(
             on_round(stats)
         if not stats.evaluated:
             continue
-        record = stats.to_json()
+        record = stats.to_json(prefix=prefix)
         records.append(record)
         if writer is not None:
             writer.add_round(record)

@@ -88,12 +88,14 @@ class RunRow:
     failures: str
     seed: int
     final_acc: float | None
+    """The final mean metric (accuracy unless configured otherwise; see ``metric``)."""
     final_distance: float
     rounds_to_target: int | None
     bytes_to_target: int | None
     bytes_total: int
     spectral_gap: float | None
     wall_s: float
+    metric: str = "accuracy"
 
     @property
     def setting(self) -> tuple[str, str, str]:
@@ -101,9 +103,17 @@ class RunRow:
 
 
 def to_target(
-    records: Sequence[Record], *, target_acc: float | None, target_distance: float
+    records: Sequence[Record],
+    *,
+    target_acc: float | None,
+    target_distance: float,
+    key: str = "acc_mean",
+    higher: bool = True,
 ) -> tuple[int | None, int | None]:
     """First evaluated (round, cumulative bytes) at the target, or (None, None).
+
+    ``target_acc`` is a target for the metric under ``key``: reached at or above it when higher
+    is better, at or below it otherwise (an MSE target, say).
 
     >>> recs = [{"round": 0, "acc_mean": 0.1, "bytes_sent": 0, "consensus_distance": 1.0},
     ...         {"round": 5, "acc_mean": 0.8, "bytes_sent": 50, "consensus_distance": 0.1}]
@@ -112,9 +122,9 @@ def to_target(
     """
     start = records[0]["consensus_distance"] or 0.0
     for record in records:
-        acc, dist = record.get("acc_mean"), record.get("consensus_distance")
+        acc, dist = record.get(key), record.get("consensus_distance")
         reached = (
-            acc is not None and acc >= target_acc
+            acc is not None and (acc >= target_acc if higher else acc <= target_acc)
             if target_acc is not None
             else dist is not None and dist <= target_distance * start
         )
@@ -128,7 +138,8 @@ def summarise(rows: Sequence[RunRow]) -> list[str]:
     settings: dict[tuple[str, str, str], list[RunRow]] = {}
     for row in rows:
         settings.setdefault(row.setting, []).append(row)
-    header = f"{'topology':<22} {'codec':<18} {'failures':<14} {'final acc':>16} "
+    label = "final " + ("acc" if not rows or rows[0].metric == "accuracy" else rows[0].metric)
+    header = f"{'topology':<22} {'codec':<18} {'failures':<14} {label:>16} "
     header += f"{'rounds to tgt':>13} {'MB to tgt':>10} {'MB total':>9} {'gap':>7}"
     lines = [header, "-" * len(header)]
     for (topology, codec, failures), group in settings.items():
@@ -199,7 +210,12 @@ def register_sweep(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     add("--codecs", help="comma-separated codec specs, each optionally with gamma=G")
     add("--failures", help="';'-separated failure settings (default none)")
     add("--seeds", help="comma-separated seeds (default 0)")
-    add("--target-acc", type=float, help="accuracy target for rounds/bytes to target")
+    add(
+        "--target-acc",
+        type=float,
+        help="metric target for rounds/bytes to target (accuracy: reached at or above it; "
+        "a lower-is-better metric such as mse: at or below it)",
+    )
     add(
         "--target-distance",
         type=float,

@@ -45,8 +45,15 @@ def sweep_rows(
 
             result = run_and_report(config, on_round=show)
             final = result.records[-1]
+            metric = result.summary["metric"]
+            assert isinstance(metric, dict)
+            key = str(metric["key"])
             rounds, spent = to_target(
-                result.records, target_acc=target_acc, target_distance=target_distance
+                result.records,
+                target_acc=target_acc,
+                target_distance=target_distance,
+                key=key,
+                higher=bool(metric["higher_is_better"]),
             )
             gap = result.summary["spectral_gap"]
             rows.append(
@@ -56,13 +63,14 @@ def sweep_rows(
                     gamma=float(str(result.summary["gamma"])),
                     failures=config.failures.describe(),
                     seed=config.seed,
-                    final_acc=None if final["acc_mean"] is None else float(final["acc_mean"]),
+                    final_acc=None if final.get(key) is None else float(final[key] or 0.0),
                     final_distance=float(final["consensus_distance"] or 0.0),
                     rounds_to_target=rounds,
                     bytes_to_target=spent,
                     bytes_total=int(final["bytes_sent"] or 0),
                     spectral_gap=gap if isinstance(gap, float) else None,
                     wall_s=float(str(result.summary["wall_s"])),
+                    metric=str(metric["name"]),
                 )
             )
             curves.append((config, result.records))
@@ -94,7 +102,8 @@ def _write(
     seen: dict[str, list[Record]] = {}
     for config, records in curves:
         seen.setdefault(_label(config), records)  # first seed of each setting
-    metric = "acc_mean" if curves[0][1][-1].get("acc_mean") is not None else "consensus_distance"
+    key = next((k for k in curves[0][1][-1] if k.endswith("_mean")), None)
+    metric = key if key is not None and curves[0][1][-1][key] is not None else "consensus_distance"
     first = curves[0][0]
     title = f"{first.task}, {first.peers} peers, {first.partition} (first seed of each setting)"
     plot_curves(list(seen.items()), writer.path("comparison.png"), metric=metric, title=title)
@@ -107,8 +116,10 @@ def run_sweep(args: argparse.Namespace) -> int:
     apply_threads(args)
     if args.target_distance is not None and not (0 < args.target_distance < 1):
         raise ConfigError(f"--target-distance must be in (0, 1), got {args.target_distance}")
-    if args.target_acc is not None and not (0 < args.target_acc <= 1):
-        raise ConfigError(f"--target-acc must be in (0, 1], got {args.target_acc}")
+    accuracy = base.metric == "accuracy"
+    if args.target_acc is not None and not (0 < args.target_acc <= (1 if accuracy else math.inf)):
+        bound = "(0, 1]" if accuracy else "> 0"
+        raise ConfigError(f"--target-acc must be {bound}, got {args.target_acc}")
     writer = None if args.out is None else RunWriter(args.out)
     try:
         rows, curves = sweep_rows(

@@ -271,6 +271,8 @@ class PeerRuntime:
             round=self.round,
             loss=loss,
             accuracy=accuracy,
+            metric=self.learner.metric_name,
+            higher_is_better=self.learner.higher_is_better,
             neighbours=len(self.hood.weights),
             alive=len(alive),
             received=received,

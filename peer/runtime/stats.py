@@ -1,7 +1,9 @@
 """Per-round statistics of a peer: a typed record, its telemetry JSON, and its log line.
 
 The telemetry JSON is what ``rumor watch`` and ``rumor up`` read; its keys are the field names of
-:class:`RoundStats` plus ``peer`` and ``swarm``.
+:class:`RoundStats` plus ``peer`` and ``swarm``, except that the metric's value goes under the
+metric's short name (``accuracy``, ``mse``, or a plug-in's function name), with ``metric`` and
+``higher_is_better`` saying which it is.
 
 >>> s = RoundStats(round=3, loss=0.5, accuracy=0.8, neighbours=2, alive=2, received=2,
 ...                bytes_out=10, bytes_in=20, rejected={"replayed_message": 1})
@@ -17,6 +19,8 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+
+from peer.tasks.plugin import metric_key
 
 __all__ = ["RoundStats", "Timings", "log_line", "to_json"]
 
@@ -42,6 +46,7 @@ class RoundStats:
     round: int
     loss: float | None
     accuracy: float | None
+    """The metric on the peer's test set (accuracy unless ``metric`` says otherwise)."""
     neighbours: int
     """In-neighbours in the graph this round."""
     alive: int
@@ -59,6 +64,8 @@ class RoundStats:
     """The process's peak resident memory so far (0 where the platform does not say)."""
     done: bool = False
     """The last round of the run."""
+    metric: str = "accuracy"
+    higher_is_better: bool = True
 
     @property
     def rejected_total(self) -> int:
@@ -72,7 +79,8 @@ def _finite(value: float | None) -> float | None:
 def to_json(stats: RoundStats, *, peer: str, swarm: str) -> str:
     """The telemetry message (JSON object; NaN becomes null)."""
     data = asdict(stats)
-    data["loss"], data["accuracy"] = _finite(stats.loss), _finite(stats.accuracy)
+    data.pop("accuracy")
+    data["loss"], data[metric_key(stats.metric)] = _finite(stats.loss), _finite(stats.accuracy)
     data["rejected"] = dict(stats.rejected)
     data.update(peer=peer, swarm=swarm, rejected_total=stats.rejected_total)
     return json.dumps(data, sort_keys=True)
@@ -81,8 +89,9 @@ def to_json(stats: RoundStats, *, peer: str, swarm: str) -> str:
 def log_line(stats: RoundStats) -> str:
     loss = "-" if _finite(stats.loss) is None else f"{stats.loss:.4f}"
     acc = "-" if stats.accuracy is None else f"{stats.accuracy:.3f}"
+    label = "acc" if stats.metric == "accuracy" else metric_key(stats.metric)
     return (
-        f"round {stats.round}: loss {loss} acc {acc} nbrs {stats.alive}/{stats.neighbours} "
+        f"round {stats.round}: loss {loss} {label} {acc} nbrs {stats.alive}/{stats.neighbours} "
         f"got {stats.received} out {stats.bytes_out} B in {stats.bytes_in} B "
         f"rejected {stats.rejected_total}"
     )

@@ -29,6 +29,7 @@ __all__ = ["batch_indices", "evaluate", "local_sgd", "round_seed"]
 _BATCH_STREAM = 0x5EED_BA7C  # keeps batch sampling apart from other (seed, round) streams
 _DROPOUT_STREAM = 0xD50_0BAD  # the global generator a plug-in model draws from while training
 _BLOCK_FLOATS = 1 << 20  # gathered input floats per block of peers (4 MiB in float32)
+_GENERIC_BLOCK_FLOATS = 1 << 22  # torch.func calls cost more per call: larger blocks (16 MiB)
 _EVAL_BUDGET = 1 << 23  # activation floats per evaluation chunk (32 MiB in float32)
 
 
@@ -160,7 +161,8 @@ class _Steps:
         x_shape, y_shape = data.x.shape[1:], data.y.shape[1:]
         # Peers go in blocks whose gathered inputs fit in cache, so the GEMMs re-read them from
         # cache rather than memory (2-3x faster for wide inputs such as 784-pixel images).
-        block = max(1, _BLOCK_FLOATS // (batch_size * data.sample_numel))
+        floats = _BLOCK_FLOATS if self.fused else _GENERIC_BLOCK_FLOATS
+        block = max(1, floats // (batch_size * data.sample_numel))
         lr = self.recipe.optimizer.lr
         for step in range(steps):
             active = torch.ones(n, dtype=params.dtype)

@@ -202,10 +202,10 @@ class ModuleModel:
                 view.copy_(new_buffers[name])
             for name, tensor in self.local.items():
                 tensor.copy_(new_local[name][0])
-        out = torch.zeros_like(params)
-        for (name, _, _), view, flag in zip(
-            self.layout, split_views(out, self.layout), self._is_param, strict=True
-        ):
-            if flag:
-                view.copy_(grads[name])
+        n_rows = params.shape[0]
+        pieces = [
+            grads[name].reshape(n_rows, -1) if flag else params.new_zeros(n_rows, math.prod(shape))
+            for (name, shape, _), flag in zip(self.layout, self._is_param, strict=True)
+        ]
+        out = torch.cat(pieces, dim=1)
         return value.detach(), out

@@ -39,6 +39,7 @@ __all__ = [
     "PluginRef",
     "data_ref",
     "is_plugin",
+    "metric_key",
     "parse_plugin",
 ]
 
@@ -130,3 +131,14 @@ def data_ref(text: str) -> DataRef:
         module, _, function = NPZ_LOADER.partition(":")
         return PluginRef(module, function, dict(spec.params))
     return parse_plugin(text, "data")
+
+
+def metric_key(metric: str) -> str:
+    """The short name a metric's values go under in stats, tables and files: ``accuracy``,
+    ``mse``, or a plug-in's function name.
+
+    >>> metric_key("accuracy"), metric_key("mse"), metric_key("pkg.scores:f1:average=macro")
+    ('accuracy', 'mse', 'f1')
+    """
+    match = _REF.match(metric.strip())
+    return match.group(2) if match else metric

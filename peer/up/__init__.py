@@ -18,6 +18,7 @@ import time
 
 from peer.broker import Broker
 from peer.config import to_toml
+from peer.tasks.plugin import metric_key
 from peer.up.procs import PeerProcess, launch, stop_all
 from peer.up.report import peer_rows, render_table, write_summary
 from peer.up.settings import UpConfig, add_up_arguments, check_plugins, peer_configs, up_config
@@ -113,8 +114,9 @@ def _progress(view: SwarmView, up: UpConfig, shown: int, peers: list[PeerProcess
     rounds = [r for row in rows if isinstance(r := row.get("round"), int)]
     if len(rounds) < len(peers) or min(rounds) <= shown:
         return shown
-    accs = [a for row in rows if isinstance(a := row.get("accuracy"), float)]
-    acc = f" mean accuracy {sum(accs) / len(accs):.3f}" if accs else ""
+    key = metric_key(up.metric)
+    accs = [a for row in rows if isinstance(a := row.get(key), float)]
+    acc = f" mean {key} {sum(accs) / len(accs):.3f}" if accs else ""
     alive = sum(p.running for p in peers)
     print(
         f"round {min(rounds)}/{up.rounds} (fastest {max(rounds)}), {alive} peers running{acc}",

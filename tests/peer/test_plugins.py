@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
 
 from peer.cli import main
-from peer.tasks import TaskSpec, build_task
+from peer.runtime.stats import log_line, to_json
+from peer.tasks import Dataset, PeerData, TaskSpec, build_task
+from peer.tasks.learner import local_sgd
 from peer.tasks.module import ModuleModel, module_layout
 from peer.tasks.plugin import PluginError, is_plugin, parse_plugin
+from peer.tasks.recipe import Recipe
+from peer.up.report import render_table
 from protocol.errors import ConfigError
 from protocol.fingerprint import fingerprint
+from tests.peer.runtime_helpers import peer_config, run_memory_swarm
 
 MODS = "tests.peer.plugins.usermods"
 
@@ -129,3 +135,64 @@ def test_rumor_up_rejects_a_bad_plugin_before_launching_anything(
     assert len(err.splitlines()) == 1
     assert bad[1].split(":")[0] in err
     assert not out.exists(), "rumor up created its run directory before checking"
+
+
+async def test_a_regression_daemon_reports_mse_in_telemetry_and_the_up_table() -> None:
+    learning = {
+        "data": f"{MODS}:line",
+        "model": f"{MODS}:regressor",
+        "loss": "mse",
+        "metric": "mse",
+        "optimizer": "adam",
+        "lr": 0.02,
+        "local_steps": 4,
+        "batch_size": 8,
+    }
+    configs = [peer_config(i, 2, family="complete", rounds=6, learning=learning) for i in range(2)]
+    results = await run_memory_swarm(configs)
+    stats = results[0][0]
+    first, last = stats[0], stats[-1]
+    assert last.metric == "mse"
+    assert last.accuracy is not None
+    assert first.accuracy is not None
+    assert last.accuracy < first.accuracy
+    telemetry = json.loads(to_json(last, peer="p0", swarm="t"))
+    assert telemetry["mse"] == last.accuracy
+    assert telemetry["metric"] == "mse"
+    assert telemetry["higher_is_better"] is False
+    assert "accuracy" not in telemetry
+    assert " mse " in log_line(last)
+    row = {"peer": "p0", "metric": "mse", "higher_is_better": False, "mse": 0.25}
+    table = render_table([{**row, "rounds": 6, "bytes_sent": 1, "rejected": 0, "exit_status": 0}])
+    assert table.splitlines()[0].split()[1] == "mse"
+    assert "mean mse 0.2500 over 1 peers (lower is better)" in table
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.5])
+def test_every_peer_draws_its_own_dropout_masks_reproducibly(dropout: float) -> None:
+    model = ModuleModel(f"{MODS}:bnnet:dropout={dropout}")
+    x, y = torch.randn(16, 6), torch.randint(0, 3, (16,))
+    shard = Dataset(x, y, 3)
+    data = PeerData.from_shards([shard, shard])  # two peers with the same samples
+    indices = torch.randint(0, 16, (1, 3, 8)).expand(2, 3, 8)  # and the same batches
+    start = model.init(seed=0).expand(2, -1).clone()
+    recipe = Recipe.from_specs(optimizer="adam", lr=0.01)
+
+    def train() -> torch.Tensor:
+        out, _ = local_sgd(
+            model,
+            start,
+            data,
+            steps=3,
+            batch_size=8,
+            lr=0.01,
+            seed=0,
+            round=0,
+            indices=indices,
+            recipe=recipe,
+        )
+        return out
+
+    first, again = train(), train()
+    assert torch.equal(first, again), "randomness is fixed by (seed, round)"
+    assert torch.equal(first[0], first[1]) == (dropout == 0.0)

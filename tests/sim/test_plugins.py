@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -101,3 +103,36 @@ def test_bad_plugins_exit_2_before_any_round(
     assert "rounds.jsonl" not in err
     named = BAD_RUNS[case][-1].split(":")[0]
     assert named in err
+
+
+def test_a_regression_run_reports_mse_in_every_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    entry = type("E", (), {"name": "sim", "load": staticmethod(lambda: register)})
+    monkeypatch.setattr(peer.cli, "entry_points", lambda group: [entry])
+    out = tmp_path / "run"
+    argv = ["sim", "--data", f"{MODS}:line", "--model", f"{MODS}:regressor", "--loss", "mse"]
+    argv += ["--metric", "mse", "--optimizer", "adam", "--lr", "0.02", "--peers", "4"]
+    argv += ["--rounds", "10", "--eval-every", "5", "--quiet", "--out", str(out)]
+    assert peer.cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "mse mean" in printed
+    assert "lower is better" in printed
+    records = [json.loads(line) for line in (out / "rounds.jsonl").read_text().splitlines()]
+    assert all("mse_mean" in r and "acc_mean" not in r for r in records)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["metric"] == {"name": "mse", "key": "mse_mean", "higher_is_better": False}
+    assert (out / "mse.png").exists()
+    assert not (out / "accuracy.png").exists()
+
+
+def test_a_sweep_reaches_an_mse_target_from_above() -> None:
+    from sim.sweep import to_target
+
+    records: list[dict[str, float | int | None]] = [
+        {"round": 0, "mse_mean": 2.0, "bytes_sent": 0, "consensus_distance": 1.0},
+        {"round": 5, "mse_mean": 0.4, "bytes_sent": 50, "consensus_distance": 0.1},
+    ]
+    assert to_target(
+        records, target_acc=0.5, target_distance=1e-3, key="mse_mean", higher=False
+    ) == (5, 50)

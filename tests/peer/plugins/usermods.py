@@ -71,3 +71,36 @@ def raises(peer: int, peers: int, seed: int) -> object:
 
 def not_pairs(peer: int, peers: int, seed: int) -> object:
     return "train", "test"
+
+
+def conv1d(channels: int = 3, classes: int = 6, width: int = 32) -> torch.nn.Module:
+    """A small 1-D convolutional net with BatchNorm and dropout, for windows [C, T]."""
+    return torch.nn.Sequential(
+        torch.nn.Conv1d(channels, width, 5, padding=2, bias=False),
+        torch.nn.BatchNorm1d(width),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool1d(2),
+        torch.nn.Conv1d(width, width, 5, padding=2, bias=False),
+        torch.nn.BatchNorm1d(width),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool1d(1),
+        torch.nn.Flatten(),
+        torch.nn.Dropout(0.2),
+        torch.nn.Linear(width, classes),
+    )
+
+
+def windows(
+    peer: int, peers: int, seed: int, samples: int = 512, channels: int = 3, classes: int = 6
+) -> tuple[Pair, Pair]:
+    """Sine windows [C, 64] whose frequency is the class, plus noise."""
+    g = torch.Generator().manual_seed(seed * 1000 + peer)
+
+    def draw(n: int) -> Pair:
+        y = torch.randint(0, classes, (n,), generator=g)
+        t = torch.arange(64.0)
+        phase = torch.rand(n, channels, 1, generator=g) * 6.28
+        x = torch.sin((y.view(-1, 1, 1) + 1) * t * 0.1 + phase)
+        return x + 0.3 * torch.randn(n, channels, 64, generator=g), y
+
+    return draw(samples), draw(samples // 4)
