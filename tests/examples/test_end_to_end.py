@@ -45,7 +45,7 @@ def test_forecasting_in_the_simulator_beats_the_training_mean(tmp_path: Path) ->
     mean = torch.cat([y for _, y in parts]).mean()
     _, (_, y_test) = forecast.data(0, 16, seed=0)
     baseline = float(((y_test - mean) ** 2).mean())
-    assert _final(tmp_path)["acc_mean"] <= 0.5 * baseline
+    assert _final(tmp_path)["mse_mean"] <= 0.5 * baseline
 
 
 def test_activity_recognition_in_a_swarm_then_export(
