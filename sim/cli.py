@@ -148,7 +148,7 @@ def _run_sim(args: argparse.Namespace) -> int:
 def _final_line(
     config: SimConfig, final: dict[str, float | int | None], gap: object, *, higher: bool
 ) -> str:
-    head = f"{config.task} {config.topology} n={config.peers} {config.codec}"
+    head = f"{config.data or config.task} {config.topology} n={config.peers} {config.codec}"
     parts = []
     from sim.metrics import metric_prefix
 

@@ -90,7 +90,7 @@ class ModuleModel:
         """Entries the optimizer trains (parameters, not buffers), bool [P]."""
         self.trains_all = bool(self.mask.all())
         self._start = self.flatten()
-        self.activations_per_sample = 4096
+        self.activations_per_sample = 1024
         """A guess for sizing evaluation chunks (outputs and hidden activations per sample)."""
 
     def __repr__(self) -> str:
