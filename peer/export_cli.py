@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from peer.config import PeerConfig
     from peer.tasks.models import FlatModel
 
-__all__ = ["add_export_arguments", "run_export"]
+__all__ = ["add_export_arguments", "export_model", "export_peers", "run_export"]
 
 log = logging.getLogger(__name__)
 
@@ -137,13 +137,35 @@ def model_for_checkpoint(saved: SavedModel, checkpoint: Path) -> nn.Module:
     return module
 
 
-def run_export(args: argparse.Namespace) -> int:
+def export_model(source: Path, out: Path) -> tuple[Path, int, int]:
+    """Export the newest intact checkpoint of ``source`` to ``out``; returns the checkpoint
+    file, its round and the number of tensors written."""
     from peer.export import save_safetensors, state_dict_from_vector
 
-    path, saved = newest_model(args.source)
+    path, saved = newest_model(source)
     module = model_for_checkpoint(saved, path)
     weights = state_dict_from_vector(module, saved.params, saved.integer_buffers)
     meta = {"round": str(saved.round), "model": saved.model_spec, "fingerprint": saved.fingerprint}
-    out = save_safetensors(weights, args.out, metadata=meta)
-    sys.stdout.write(f"{out}: {len(weights)} tensors of round {saved.round} from {path}\n")
+    save_safetensors(weights, out, metadata=meta)
+    return path, saved.round, len(weights)
+
+
+def export_peers(folders: list[Path]) -> int:
+    """``rumor up``'s last step: each peer's final model to ``FOLDER/model.safetensors``.
+    A peer that cannot be exported is logged and skipped; returns how many were written."""
+    from protocol.errors import RumorError
+
+    written = 0
+    for folder in folders:
+        try:
+            export_model(folder, folder / "model.safetensors")
+            written += 1
+        except RumorError as exc:
+            log.warning("no model.safetensors for %s: %s", folder.name, exc)
+    return written
+
+
+def run_export(args: argparse.Namespace) -> int:
+    path, round_, count = export_model(args.source, args.out)
+    sys.stdout.write(f"{args.out}: {count} tensors of round {round_} from {path}\n")
     return 0

@@ -62,6 +62,10 @@ def test_activity_recognition_in_a_swarm_then_export(
     model = tmp_path / "p0.safetensors"
     assert main(["export", str(tmp_path / "p0"), "--out", str(model)]) == 0
     assert "of round 20" in capsys.readouterr().out
+    final = safetensors.torch.load_file(tmp_path / "p0" / "model.safetensors")  # rumor up's own
+    exported = safetensors.torch.load_file(model)
+    assert final.keys() == exported.keys()
+    assert all(torch.equal(final[k], exported[k]) for k in final)
     net = har.net()
     net.load_state_dict(safetensors.torch.load_file(model))
     net.eval()
