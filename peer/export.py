@@ -15,10 +15,10 @@ gives back the peer's model.
 >>> import torch
 >>> net = torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.BatchNorm1d(1))
 >>> vector_size(net)
-6
->>> state = state_dict_from_vector(net, torch.arange(6.0))
+7
+>>> state = state_dict_from_vector(net, torch.arange(7.0))
 >>> state["0.weight"].tolist(), state["1.running_var"].tolist(), int(state["1.num_batches_tracked"])
-([[0.0, 1.0]], [5.0], 0)
+([[0.0, 1.0]], [6.0], 0)
 """
 
 from __future__ import annotations
@@ -35,7 +35,13 @@ from torch import nn
 
 from protocol.errors import ConfigError, RumorError
 
-__all__ = ["ExportError", "save_safetensors", "state_dict_from_vector", "vector_size"]
+__all__ = [
+    "ExportError",
+    "save_safetensors",
+    "state_dict_from_vector",
+    "vector_layout",
+    "vector_size",
+]
 
 
 class ExportError(RumorError):
@@ -45,6 +51,17 @@ class ExportError(RumorError):
 def vector_size(module: nn.Module) -> int:
     """Scalars in ``module``'s flat vector: all its floating-point state entries."""
     return sum(t.numel() for t in module.state_dict().values() if t.is_floating_point())
+
+
+def vector_layout(module: nn.Module) -> list[tuple[str, tuple[int, ...], str]]:
+    """(name, shape, "float32") of each entry of the flat vector: what the wire fingerprint of
+    the module's peers is computed from.
+
+    >>> vector_layout(torch.nn.BatchNorm1d(2))[2:]
+    [('running_mean', (2,), 'float32'), ('running_var', (2,), 'float32')]
+    """
+    state = module.state_dict().items()
+    return [(name, tuple(t.shape), "float32") for name, t in state if t.is_floating_point()]
 
 
 def _int_buffer(name: str, own: torch.Tensor, given: torch.Tensor | None) -> torch.Tensor:

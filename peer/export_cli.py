@@ -140,10 +140,16 @@ def model_for_checkpoint(saved: SavedModel, checkpoint: Path) -> nn.Module:
 def export_model(source: Path, out: Path) -> tuple[Path, int, int]:
     """Export the newest intact checkpoint of ``source`` to ``out``; returns the checkpoint
     file, its round and the number of tensors written."""
-    from peer.export import save_safetensors, state_dict_from_vector
+    from peer.export import save_safetensors, state_dict_from_vector, vector_layout
+    from protocol.fingerprint import fingerprint
 
     path, saved = newest_model(source)
     module = model_for_checkpoint(saved, path)
+    if saved.fingerprint and fingerprint(vector_layout(module)) != saved.fingerprint:
+        raise ConfigError(
+            f"{path}: model {saved.model_spec!r} now builds a module of another layout than the "
+            "peer trained (names or shapes changed since): its weights would not fit"
+        )
     weights = state_dict_from_vector(module, saved.params, saved.integer_buffers)
     meta = {"round": str(saved.round), "model": saved.model_spec, "fingerprint": saved.fingerprint}
     save_safetensors(weights, out, metadata=meta)

@@ -15,6 +15,7 @@ from peer.export import (
     ExportError,
     save_safetensors,
     state_dict_from_vector,
+    vector_layout,
     vector_size,
 )
 from peer.tasks.dataset import Dataset
@@ -24,6 +25,7 @@ from peer.tasks.module import ModuleModel
 from peer.tasks.modules import torch_module
 from peer.tasks.recipe import Recipe
 from protocol.errors import ConfigError
+from protocol.fingerprint import fingerprint
 
 
 def _trained_har() -> tuple[ModuleModel, torch.Tensor]:
@@ -109,8 +111,18 @@ def test_built_in_models_have_equivalent_torch_modules(spec: str) -> None:
     assert torch.allclose(module(x), flat.forward(params, x), atol=1e-5)
 
 
-def _checkpoint(folder: Path, model: str, params: torch.Tensor, **tensors: torch.Tensor) -> Path:
-    meta = {"peer": "p0", "model": "fingerprint", "model_spec": model, "codec": "raw"}
+def _checkpoint(
+    folder: Path,
+    model: str,
+    params: torch.Tensor,
+    *,
+    layout: torch.nn.Module | None = None,
+    **tensors: torch.Tensor,
+) -> Path:
+    """A checkpoint as a daemon writes it; its fingerprint is that of ``layout``'s module."""
+    meta = {"peer": "p0", "model_spec": model, "codec": "raw"}
+    if layout is not None:
+        meta["model"] = fingerprint(vector_layout(layout))
     state = PeerState(round=12, params=params, tensors=tensors, meta=meta)
     return CheckpointStore(folder / "checkpoints").save(state)
 
@@ -119,7 +131,7 @@ def test_rumor_export_of_a_plug_in_peer(tmp_path: Path, capsys: pytest.CaptureFi
     model, vector = _trained_har()
     counts = {"local.1.num_batches_tracked": torch.tensor(3, dtype=torch.int64)}
     _checkpoint(tmp_path / "p0", "examples.har:net", torch.zeros_like(vector))  # older
-    meta = {"model_spec": "examples.har:net"}
+    meta = {"model_spec": "examples.har:net", "model": fingerprint(model.layout)}
     newest = CheckpointStore(tmp_path / "p0" / "checkpoints").save(
         PeerState(round=40, params=vector, tensors=counts, meta=meta)
     )
@@ -143,7 +155,7 @@ def test_rumor_export_of_a_built_in_peer_reads_its_config(tmp_path: Path) -> Non
     )
     flat = model_from_spec("mlp:hidden=8", 60, 10)
     params = flat.init(seed=5)
-    ckpt = _checkpoint(tmp_path / "p1", "mlp:hidden=8", params)
+    ckpt = _checkpoint(tmp_path / "p1", "mlp:hidden=8", params, layout=torch_module(flat))
     out = tmp_path / "mlp.safetensors"
     assert main(["export", str(ckpt), "--out", str(out)]) == 0
     module = torch_module(flat)
@@ -170,6 +182,7 @@ def test_rumor_export_skips_a_corrupt_newest_checkpoint_and_changes_nothing(tmp_
         ("builtin-alone", "input size comes from the peer's peer.toml"),
         ("wrong-size", "this module's floating-point state has 833 values"),
         ("no-model", "the checkpoint records no model spec"),
+        ("changed", "now builds a module of another layout than the peer trained"),
     ],
 )
 def test_rumor_export_bad_sources_are_one_line_usage_errors(
@@ -182,6 +195,9 @@ def test_rumor_export_bad_sources_are_one_line_usage_errors(
         source = _checkpoint(tmp_path, "logreg", torch.zeros(610))
     elif setup == "wrong-size":
         source = _checkpoint(tmp_path, "examples.forecast:net", torch.zeros(7))
+    elif setup == "changed":
+        size = vector_size(forecast.net())
+        source = _checkpoint(tmp_path, "examples.forecast:net", torch.zeros(size), layout=har.net())
     elif setup == "no-model":
         source = _checkpoint(tmp_path, "", torch.zeros(7))
     with pytest.raises(SystemExit) as info:
