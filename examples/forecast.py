@@ -16,7 +16,7 @@ Run it from the repository root (the working directory is on the import path)::
 
     rumor sim --model examples.forecast:net --data examples.forecast:data --loss mse \\
         --metric mse --optimizer adam --lr 0.005 --peers 16 --topology torus \\
-        --rounds 40 --local-steps 5 --batch-size 32
+        --rounds 40 --local-steps 5 --batch-size 32      # test MSE ~0.024 (the mean: ~0.93)
 
     rumor up --model examples.forecast:net --data examples.forecast:data --loss mse \\
         --metric mse --optimizer adam --lr 0.005 --peers 4 --topology ring \\

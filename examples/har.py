@@ -14,13 +14,13 @@ units of g), labelled with one of six activities:
 
 Every window gets a random wrist rotation (up to ~25 degrees), gain and offset errors of the
 sensor, frequency and phase jitter and white noise, so gait classes overlap in frequency and
-still classes in orientation: the task is learnable (a centralised model reaches ~0.95 test
+still classes in orientation: the task is learnable (a centralised model reaches ~0.97 test
 accuracy) but not trivial.
 
 The devices hold skewed data: ``data`` draws one pool of ``samples * peers`` windows from
 ``seed`` and gives each peer its Dirichlet(``alpha``) share of the labels (small ``alpha``, few
-activities per peer). Every peer is tested on the same balanced test set, so the mean peer
-accuracy measures how well gossip spread what each device learned.
+activities per peer; 0.5 by default). Every peer is tested on the same balanced test set, so
+the mean peer accuracy measures how well gossip spread what each device learned.
 
 The model, ``net``, is a small 1-D convolutional net with BatchNorm and dropout (~6,800
 parameters), meant for Adam.
@@ -29,13 +29,13 @@ Run it from the repository root (the working directory is on the import path)::
 
     rumor sim --model examples.har:net --data examples.har:data --loss cross_entropy \\
         --metric accuracy --optimizer adam --lr 0.003 --peers 16 --topology torus \\
-        --rounds 60 --local-steps 5 --batch-size 32
+        --rounds 60 --local-steps 5 --batch-size 32      # mean peer accuracy ~0.90
 
     rumor up --model examples.har:net --data examples.har:data --loss cross_entropy \\
         --metric accuracy --optimizer adam --lr 0.003 --peers 4 --topology ring \\
         --rounds 40 --local-steps 5 --batch-size 32 --out runs/har
 
-    rumor export runs/har/p0 --out har.safetensors
+    rumor export runs/har/p0 --out har.safetensors   # also in runs/har/p0/model.safetensors
 
 and use the result::
 
