@@ -134,7 +134,12 @@ def test_a_sweep_reaches_an_mse_target_from_above() -> None:
         {"round": 5, "mse_mean": 0.4, "bytes_sent": 50, "consensus_distance": 0.1},
     ]
     assert to_target(
-        records, target_acc=0.5, target_distance=1e-3, key="mse_mean", higher=False
+        records,
+        target="accuracy",
+        target_acc=0.5,
+        target_distance=1e-3,
+        key="mse_mean",
+        higher=False,
     ) == (5, 50)
 
 
