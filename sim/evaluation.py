@@ -1,8 +1,4 @@
-"""Test-set evaluation of every peer's model and of the average model.
-
-The metric is the task's (accuracy unless configured otherwise). With per-peer test sets (a data
-plug-in), peer i is evaluated on its own test set and the average model on all of them together.
-"""
+"""Test-set evaluation of every peer's model and of the average model."""
 
 from __future__ import annotations
 
@@ -17,7 +13,7 @@ __all__ = ["Evaluator"]
 
 
 class Evaluator:
-    """Metric and loss on the held-out test set(s); a no-op for tasks without one."""
+    """Accuracy and loss on the held-out test set; a no-op for tasks without one."""
 
     def __init__(self, task: SimTask) -> None:
         self.task = task
@@ -27,7 +23,7 @@ class Evaluator:
         return self.task.model is not None and self.task.test is not None
 
     def evaluate(self, x: torch.Tensor, alive: npt.NDArray[np.bool_]) -> dict[str, float | None]:
-        """acc_mean/min/max and loss over the live peers; acc_avg_model of the mean of all
+        """acc_mean/min/max and test_loss over the live peers; acc_avg_model of the mean of all
         (``acc_*`` hold the task's metric, accuracy unless configured otherwise)."""
         model, test, recipe = self.task.model, self.task.test, self.task.recipe
         if model is None or test is None:
@@ -49,5 +45,5 @@ class Evaluator:
             "acc_min": float(metric.min()),
             "acc_max": float(metric.max()),
             "acc_avg_model": float(avg[0]),
-            "loss": float(loss.mean()),
+            "test_loss": float(loss.mean()),
         }

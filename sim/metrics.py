@@ -17,7 +17,7 @@ import torch
 from peer.tasks.plugin import metric_key
 
 __all__ = [
-    "RoundStats",
+    "SwarmRoundStats",
     "consensus_distance",
     "finite_or_none",
     "fitted_contraction",
@@ -81,8 +81,9 @@ def finite_or_none(value: float | None) -> float | None:
 
 
 @dataclass(frozen=True, kw_only=True)
-class RoundStats:
-    """What the runner yields after a round; accuracy fields are None when not evaluated."""
+class SwarmRoundStats:
+    """What the simulator yields after a round, over the whole simulated swarm (a daemon's own
+    round is ``peer.runtime.RoundStats``); accuracy fields are None when not evaluated."""
 
     round: int
     """Rounds completed (1 after the first round)."""
@@ -95,7 +96,7 @@ class RoundStats:
     acc_max: float | None = None
     acc_avg_model: float | None = None
     """The metric of the average of all peers' models."""
-    loss: float | None = None
+    test_loss: float | None = None
     """Mean test loss of the live peers' models."""
     train_loss: float | None = None
     """Mean training loss of this round's local steps (live peers that trained)."""
@@ -109,12 +110,16 @@ class RoundStats:
     stale_pairs: int
     """(sender, receiver) CHOCO copies out of sync, waiting for a keyframe."""
     wall_s: float
+    diverged: bool = False
+    """Some parameter is no longer finite after this round (the run stops here)."""
 
     def to_json(self, *, prefix: str = "acc") -> dict[str, float | int | None]:
-        """One line of rounds.jsonl: NaN becomes null, ``evaluated`` is implied by presence,
-        the metric's keys carry ``prefix`` (see :func:`metric_prefix`)."""
+        """One line of rounds.jsonl: NaN becomes null; ``evaluated`` is implied by presence and
+        ``diverged`` is in summary.json; the metric's keys carry ``prefix`` (see
+        :func:`metric_prefix`: ``mse_mean`` for mse)."""
         data = asdict(self)
         data.pop("evaluated")
+        data.pop("diverged")
         return {
             (prefix + k.removeprefix("acc") if k.startswith("acc_") else k): (
                 finite_or_none(v) if isinstance(v, float) else v

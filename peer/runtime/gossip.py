@@ -35,9 +35,10 @@ async def wait_for_round(
     timeout_s: float,
     stop: asyncio.Event,
     me: PeerId,
-) -> frozenset[PeerId]:
-    """Until every live, in-sync in-neighbour's frame of ``round`` is in, the timeout passes, or
-    ``stop`` is set. Returns the neighbours alive at the end."""
+) -> tuple[frozenset[PeerId], bool]:
+    """Until every live, in-sync in-neighbour's frame of ``round`` (or a later one) is in, the
+    timeout passes, or ``stop`` is set. Returns the neighbours alive at the end, and whether the
+    timeout cut the wait short."""
     deadline = time.monotonic() + timeout_s
     while True:
         inbound.changed.clear()
@@ -47,11 +48,12 @@ async def wait_for_round(
         ]
         left = deadline - time.monotonic()
         if not missing or left <= 0 or stop.is_set():
-            if missing and not stop.is_set():
+            timed_out = bool(missing) and not stop.is_set()
+            if timed_out:
                 log.info(
                     "%s: round %d timed out waiting for %s", me, round, ", ".join(sorted(missing))
                 )
-            return live
+            return live, timed_out
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(min(left, _POLL_S)):
                 await _first_of(inbound.changed.wait(), stop.wait())

@@ -4,7 +4,9 @@ Frames go through :func:`protocol.validation.accept` (the one entry point for re
 a rejected message is counted per reason, logged rate-limited, and dropped: nothing a remote
 party sends can raise out of :meth:`Inbound.handle` or change a model. Accepted frames leave a
 snapshot of the sender's public copy under the round it was sent in, so that a sync round mixes
-the copies *of that round* even when a fast neighbour's next frame has already arrived.
+the copies *of that round* even when a fast neighbour's next frame has already arrived. A sync
+frame of a round already mixed still updates the sender's copy (its deltas are cumulative) but
+is counted in :attr:`Inbound.ignored` as ``stale_round`` rather than kept for mixing.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class Inbound:
         receiver: ChocoReceiver,
         liveness: Liveness,
         rejections: Rejections,
+        ignored: Rejections | None = None,
     ) -> None:
         self.me = me
         self.prefix = prefix
@@ -50,6 +53,11 @@ class Inbound:
         self.receiver = receiver
         self.liveness = liveness
         self.rejections = rejections
+        self.ignored = ignored or Rejections(what="left out of the mix a frame", level=logging.INFO)
+        """Valid frames applied to the sender's copy but not mixed, by reason (``stale_round``)."""
+        self.sync_floor: int | None = None
+        """Sync mode: the round being received; a frame of an earlier round comes too late to be
+        mixed (that round is over). None in async mode, where staleness decides."""
         self.changed = asyncio.Event()
         """Set whenever a frame is accepted or a presence changes; the sync barrier clears it."""
         self.decode_s = 0.0
@@ -105,11 +113,15 @@ class Inbound:
             raise
         self.liveness.heard(peer)
         self.out_of_sync.discard(peer)
+        self.changed.set()
+        if self.sync_floor is not None and env.round < self.sync_floor:
+            detail = f"its round {env.round} came after round {self.sync_floor - 1} was mixed"
+            self.ignored.record(peer, "stale_round", detail)
+            return
         held = self._copies.setdefault(peer, {})
         held[env.round] = copy
         while len(held) > MAX_SNAPSHOTS_PER_SENDER:
             del held[min(held)]
-        self.changed.set()
 
     def has_round(self, peer: PeerId, round: int) -> bool:
         """Whether a copy sent in ``round`` or later has arrived from ``peer``."""
@@ -133,7 +145,10 @@ class Inbound:
         return held[newest] if newest >= round - staleness else None
 
     def prune(self, round: int) -> None:
-        """Forget snapshots older than ``round``, keeping each sender's newest."""
+        """Forget snapshots older than ``round``, keeping each sender's newest; in sync mode,
+        frames of rounds before ``round`` arrive too late from now on."""
+        if self.sync_floor is not None:
+            self.sync_floor = round
         for held in self._copies.values():
             newest = max(held, default=None)
             for r in [r for r in held if r < round and r != newest]:

@@ -125,9 +125,10 @@ def local_sgd(
     elif single:
         opt_state = {k: v.unsqueeze(0) for k, v in opt_state.items()}
     run = _Steps(model, recipe, opt_state, single=single)
-    with torch.random.fork_rng():
-        # dropout masks and other randomness of a plug-in model: fixed by (seed, round, peer)
-        torch.manual_seed(round_seed(seed, round, _DROPOUT_STREAM) + int(ids[0]))
+    random = isinstance(model, ModuleModel)  # dropout and the like: fixed by (seed, round, peer)
+    with torch.random.fork_rng(devices=[], enabled=random):
+        if random:
+            torch.manual_seed(round_seed(seed, round, _DROPOUT_STREAM) + int(ids[0]))
         mean_loss = run.steps(rows, data, ids, indices.reshape(n, steps, batch_size), limit)
     out = rows[0] if single else rows
     if inplace and out.data_ptr() != params.data_ptr():

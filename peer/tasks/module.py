@@ -69,7 +69,7 @@ class ModuleModel:
         self.ref = parse_plugin(ref, "model") if isinstance(ref, str) else ref
         self.name = str(self.ref)
         self.seed = seed
-        with torch.random.fork_rng():
+        with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # the shared initial model depends only on the seed
             module = self.ref.call(role="model")
         if not isinstance(module, torch.nn.Module):

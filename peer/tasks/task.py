@@ -25,7 +25,6 @@ averaging task ``model=None`` and ``dim``. Task validates this on construction.
 from __future__ import annotations
 
 import importlib
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,8 +37,10 @@ from peer.tasks.module import ModuleModel
 from peer.tasks.partition import PartitionReport, partition
 from peer.tasks.plugin import is_plugin
 from peer.tasks.recipe import Recipe, check_model
+from peer.tasks.specs import BUILTIN_TASKS, check_task
 from peer.tasks.synthetic import synthetic_peer_data
 from peer.tasks.userdata import data_ref, load_peer_data, with_classes
+from protocol.defaults import CONSENSUS_DIM, LEARNING_RATE
 from protocol.errors import ConfigError
 from protocol.spec import parse_spec
 
@@ -47,8 +48,6 @@ __all__ = ["BUILTIN_TASKS", "Model", "Task", "TaskSpec", "build_model", "build_t
 
 Model = FlatModel | ModuleModel
 
-BUILTIN_TASKS = ("consensus", "synthetic", "fmnist", "mnist")
-_PLUGIN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _SYNTHETIC_DIM, _SYNTHETIC_CLASSES = 60, 10
 
 
@@ -63,7 +62,7 @@ class TaskSpec:
     partition: str = "iid"
     seed: int = 0
     data_path: Path | None = None
-    dim: int = 100
+    dim: int = CONSENSUS_DIM
     alpha: float = 1.0
     beta: float = 1.0
     samples_per_peer: int = 100
@@ -73,16 +72,13 @@ class TaskSpec:
     loss: str = "cross_entropy"
     metric: str = "accuracy"
     optimizer: str = "sgd"
-    lr: float = 0.05
+    lr: float = LEARNING_RATE
 
     def __post_init__(self) -> None:
         if self.data is not None:
             data_ref(self.data)  # syntax errors surface here
-        elif self.task not in BUILTIN_TASKS and not _PLUGIN.match(self.task):
-            raise ConfigError(
-                f"unknown task {self.task!r}; expected one of {', '.join(BUILTIN_TASKS)} "
-                "or a plug-in 'package.module:function'"
-            )
+        else:
+            check_task(self.task)
         for name in ("peers", "dim", "samples_per_peer", "test_samples"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")

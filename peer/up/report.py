@@ -38,7 +38,7 @@ def peer_rows(peers: list[PeerProcess]) -> list[dict[str, object]]:
                 "metric": metric,
                 "higher_is_better": stats.get("higher_is_better", True),
                 metric_key(metric): stats.get(metric_key(metric)),
-                "loss": stats.get("loss"),
+                "train_loss": stats.get("train_loss"),
                 "rounds": stats.get("round", 0),
                 "bytes_sent": stats.get("bytes_out", 0),
                 "bytes_received": stats.get("bytes_in", 0),

@@ -94,3 +94,29 @@ def test_a_frame_received_before_an_offline_notice_is_still_mixed() -> None:
     copy = inbound.copy_for("p1", 299, staleness=None)
     assert copy is not None
     torch.testing.assert_close(copy, torch.full((N,), 3.0))
+
+
+def test_a_sync_frame_of_a_round_already_mixed_is_counted_not_kept() -> None:
+    inbound = _inbound()
+    inbound.sync_floor = 0  # sync mode, receiving round 0
+    sender = ChocoSender(codec_from_spec("raw"), N, keyframe_interval=10)
+    inbound.prune(1)  # round 0 mixed (timed out without p1)
+    _deliver(inbound, sender.step(torch.full((N,), 1.0), seed=1), round=0)  # p1's, too late
+    assert inbound.rejections.counts == {}, "a valid frame, not a rejected one"
+    assert dict(inbound.ignored.counts) == {"stale_round": 1}
+    assert inbound.copy_for("p1", 1, staleness=None) is None, "not mixed into round 1"
+    # It still moved p1's public copy: the next delta applies on top of it.
+    _deliver(inbound, sender.step(torch.full((N,), 3.0), seed=1), round=1)
+    copy = inbound.copy_for("p1", 1, staleness=None)
+    assert copy is not None
+    torch.testing.assert_close(copy, torch.full((N,), 3.0))
+    assert dict(inbound.ignored.counts) == {"stale_round": 1}
+
+
+def test_async_mode_counts_no_stale_rounds() -> None:
+    inbound = _inbound()  # sync_floor None: staleness_bound decides what is mixed
+    sender = ChocoSender(codec_from_spec("raw"), N, keyframe_interval=10)
+    inbound.prune(5)
+    _deliver(inbound, sender.step(torch.full((N,), 1.0), seed=1), round=0)
+    assert inbound.ignored.counts == {}
+    assert inbound.copy_for("p1", 5, staleness=5) is not None

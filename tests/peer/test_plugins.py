@@ -196,3 +196,20 @@ def test_every_peer_draws_its_own_dropout_masks_reproducibly(dropout: float) -> 
     first, again = train(), train()
     assert torch.equal(first, again), "randomness is fixed by (seed, round)"
     assert torch.equal(first[0], first[1]) == (dropout == 0.0)
+
+
+def test_rumor_peer_rejects_a_bad_plugin_before_connecting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "peer.toml"
+    config.write_text(
+        '[identity]\npeer = "p0"\n[topology]\nfamily = "ring"\nsize = 4\nnode = 0\n'
+        f'[broker]\nport = 9\n[learning]\ndata = "{MODS}:blobs"\nmodel = "{MODS}:nan_net"\n'
+    )
+    with pytest.raises(SystemExit) as info:
+        main(["peer", "--config", str(config)])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"{MODS}:nan_net" in err
+    assert "loss at the first step is nan" in err

@@ -10,7 +10,9 @@ import torch
 from peer.checkpoint import read_model
 from peer.config import PeerConfig
 from peer.tasks import TaskSpec, build_task
-from tests.peer.runtime_helpers import peer_config, run_memory_swarm
+from peer.transport import ONLINE, MemoryBroker, MemoryTransport
+from protocol.topics import topic
+from tests.peer.runtime_helpers import drive, memory_peer, peer_config, run_memory_swarm
 from topology import build_graph, mixing_matrix
 
 
@@ -34,17 +36,37 @@ async def test_sync_ring_averages_exactly() -> None:
         torch.testing.assert_close(x, expected[i], rtol=1e-5, atol=1e-6)
 
 
-async def test_a_missing_neighbour_times_out_then_counts_as_dead() -> None:
-    # Round 1 must end well inside the silence timeout even on a loaded machine, and the ten
-    # rounds (each waiting round_timeout_s for p3) well after it.
-    gossip = {"round_timeout_s": 0.25, "silence_timeout_s": 1.2}
+async def test_a_neighbour_that_never_started_is_not_waited_for() -> None:
+    # A silence timeout far longer than the run: were p3 given it as grace, every round would
+    # wait round_timeout_s for it and count a timeout.
+    gossip = {"round_timeout_s": 0.25, "silence_timeout_s": 600.0}
     configs = [peer_config(i, 4, rounds=10, gossip=gossip) for i in range(3)]  # p3 never starts
     results = await run_memory_swarm(configs)
-    stats0 = results[0][0]  # p0's neighbours: p1 (running) and p3 (absent)
-    assert [s.round for s in stats0] == list(range(1, 11)), "p0 waited forever"
-    assert max(s.received for s in stats0) == 1, "p3 never sent anything"
-    assert stats0[0].alive == 2, "an unheard neighbour gets the silence timeout as grace"
-    assert stats0[-1].alive == 1, "a silent neighbour leaves the mixing set"
+    for name, (stats, _) in zip(("p0", "p1", "p2"), results, strict=True):
+        assert [s.round for s in stats] == list(range(1, 11)), name
+        assert stats[-1].timeouts == 0, f"{name} waited for p3 in {stats[-1].timeouts} rounds"
+    stats0 = results[0][0]  # p0's neighbours: p1 (running) and p3 (never started)
+    assert [s.alive for s in stats0] == [1] * 10
+    assert [s.received for s in stats0] == [1] * 10
+
+
+async def test_a_neighbour_that_stops_sending_times_out_then_counts_as_dead() -> None:
+    # p3 is announced online (as a peer that started and then hung would be) but sends nothing;
+    # p1 never starts.
+    gossip = {"round_timeout_s": 0.25, "silence_timeout_s": 1.0}
+    broker = MemoryBroker()
+    hung = MemoryTransport(broker, client_id="hung")
+    async with hung:
+        await hung.state.wait_up()
+        await hung.publish(topic("presence", swarm="t", peer="p3"), ONLINE, qos=1, retain=True)
+    transport, runtime = memory_peer(broker, peer_config(0, 4, rounds=12, gossip=gossip))
+    stats, _ = await drive(transport, runtime)
+    assert [s.round for s in stats] == list(range(1, 13)), "p0 waited forever"
+    assert stats[0].alive == 1, "p3 announced (p1 never heard of)"
+    assert stats[0].timeouts == 1, "p3 announced: waited for"
+    # Each round waits 0.25 s for p3, so within 12 rounds its 1 s of silence runs out.
+    assert stats[-1].alive == 0, "a silent neighbour leaves the live set"
+    assert stats[-1].timeouts < 12, "and is no longer waited for"
 
 
 async def test_async_mode_runs_without_a_barrier() -> None:

@@ -134,5 +134,33 @@ def test_a_sweep_reaches_an_mse_target_from_above() -> None:
         {"round": 5, "mse_mean": 0.4, "bytes_sent": 50, "consensus_distance": 0.1},
     ]
     assert to_target(
-        records, target_acc=0.5, target_distance=1e-3, key="mse_mean", higher=False
+        records,
+        target="accuracy",
+        target_acc=0.5,
+        target_distance=1e-3,
+        key="mse_mean",
+        higher=False,
     ) == (5, 50)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd:momentum=0.9,weight_decay=0.001", "adamw"])
+def test_built_in_models_train_with_any_optimizer_identically_in_both_engines(
+    optimizer: str,
+) -> None:
+    config = SimConfig(
+        task="synthetic",
+        model="mlp:hidden=8",
+        topology="ring",
+        peers=6,
+        rounds=20,
+        local_steps=2,
+        optimizer=optimizer,
+        lr=0.01,
+        eval_every=10,
+    )
+    stats, x0, vector = run(config)
+    _, _, loop = run(dataclasses.replace(config, engine="loop"))
+    assert float((vector - x0).abs().max()) > 0.1
+    assert float((vector - loop).abs().max()) <= 1e-5
+    assert stats[-1].acc_mean is not None
+    assert stats[-1].acc_mean > 0.5
