@@ -17,8 +17,8 @@ sensor, frequency and phase jitter and white noise, so gait classes overlap in f
 still classes in orientation: the task is learnable (a centralised model reaches ~0.97 test
 accuracy) but not trivial.
 
-The devices hold skewed data: ``data`` draws one pool of ``samples * peers`` windows from
-``seed`` and gives each peer its Dirichlet(``alpha``) share of the labels (small ``alpha``, few
+The devices hold skewed data: ``data`` draws one pool of ``samples * peers`` labels from
+``seed`` and gives each peer its Dirichlet(``alpha``) share of them (small ``alpha``, few
 activities per peer; 0.5 by default). Every peer is tested on the same balanced test set, so
 the mean peer accuracy measures how well gossip spread what each device learned.
 
@@ -71,6 +71,7 @@ WINDOW: Final = 64
 
 _Floats = npt.NDArray[np.float64]
 _TEST_PER_CLASS: Final = 200
+_CHUNK: Final = 128
 
 # Per activity: gait frequency range (Hz, 0 = still), amplitude (g) along (x, y, z), share of
 # the second harmonic, and the wrist's gravity direction before the random rotation.
@@ -118,14 +119,7 @@ def _motion(labels: npt.NDArray[np.int64], rng: np.random.Generator) -> _Floats:
     return motion
 
 
-def generate(labels: npt.NDArray[np.int64], *, seed: int) -> torch.Tensor:
-    """Windows [M, 3, WINDOW] (float32) of the given activities, reproducible by ``seed``:
-    motion plus gravity, seen through a randomly rotated, miscalibrated, noisy sensor.
-
-    >>> generate(np.array([0, 3]), seed=1).shape
-    torch.Size([2, 3, 64])
-    """
-    rng = np.random.default_rng(seed)
+def _windows(labels: npt.NDArray[np.int64], rng: np.random.Generator) -> torch.Tensor:
     m = labels.size
     gravity = np.array([_GRAVITY[c] for c in range(len(ACTIVITIES))])[labels][:, :, None]
     signal = _rotations(rng, m, 25.0) @ (_motion(labels, rng) + gravity)
@@ -134,29 +128,46 @@ def generate(labels: npt.NDArray[np.int64], *, seed: int) -> torch.Tensor:
     return torch.from_numpy(signal.astype(np.float32))
 
 
-def _pool(count: int, *, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def generate(labels: npt.NDArray[np.int64], *, seed: int | tuple[int, ...]) -> torch.Tensor:
+    """Windows [M, 3, WINDOW] (float32) of the given activities, reproducible by ``seed``:
+    motion plus gravity, seen through a randomly rotated, miscalibrated, noisy sensor.
+    Made ``_CHUNK`` at a time, so the float64 working arrays stay small on a device.
+
+    >>> generate(np.array([0, 3]), seed=1).shape
+    torch.Size([2, 3, 64])
+    """
+    rng = np.random.default_rng(seed)
+    out = torch.empty(labels.size, 3, WINDOW)
+    for start in range(0, labels.size, _CHUNK):
+        out[start : start + _CHUNK] = _windows(labels[start : start + _CHUNK], rng)
+    return out
+
+
+def _pool_labels(count: int, *, seed: int) -> torch.Tensor:
     rng = np.random.default_rng([seed, 1])
-    labels = rng.integers(0, len(ACTIVITIES), size=count)
-    return generate(labels, seed=seed * 7919 + 1), torch.from_numpy(labels.astype(np.int64))
+    return torch.from_numpy(rng.integers(0, len(ACTIVITIES), size=count).astype(np.int64))
 
 
 def _test_set(*, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     labels = np.repeat(np.arange(len(ACTIVITIES), dtype=np.int64), _TEST_PER_CLASS)
-    return generate(labels, seed=seed * 7919 + 2), torch.from_numpy(labels)
+    return generate(labels, seed=(seed, 2)), torch.from_numpy(labels)
 
 
 def data(
     peer: int, peers: int, seed: int, *, samples: int = 300, alpha: float = 0.5
 ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     """Peer ``peer``'s training windows (``samples`` of them, Dirichlet(``alpha``) label skew)
-    and the balanced test set shared by all peers: ``((X, Y), (X_test, Y_test))``."""
+    and the balanced test set shared by all peers: ``((X, Y), (X_test, Y_test))``.
+
+    Only this peer's windows are made (from its own random stream), so a device's memory does
+    not grow with the number of peers."""
     if not 0 <= peer < peers:
         raise ValueError(f"peer={peer}: expected 0 <= peer < peers={peers}")
     if samples < 1 or alpha <= 0:
         raise ValueError(f"need samples >= 1 and alpha > 0, got samples={samples}, alpha={alpha}")
-    x, y = _pool(samples * peers, seed=seed)
-    mine = partition(y, peers, f"dirichlet:alpha={alpha}", seed=seed)[peer]
-    return (x[mine], y[mine]), _test_set(seed=seed)
+    labels = _pool_labels(samples * peers, seed=seed)
+    mine = labels[partition(labels, peers, f"dirichlet:alpha={alpha}", seed=seed)[peer]]
+    return (generate(mine.numpy(), seed=(seed, 1, peer)), mine), _test_set(seed=seed)
 
 
 def net(*, channels: int = 3, classes: int = len(ACTIVITIES), width: int = 24) -> nn.Module:
