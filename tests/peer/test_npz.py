@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from peer.cli import main
 from peer.tasks.errors import DataError
 from peer.tasks.npz import npz_data
 from protocol.errors import ConfigError
@@ -121,3 +123,32 @@ def test_single_array_npy_and_missing_file(tmp_path: Path) -> None:
         npz_data(0, 1, 0, path=npy)
     with pytest.raises(DataError, match=r"nope\.npz: no such file"):
         npz_data(0, 1, 0, path=tmp_path / "nope.npz")
+
+
+def _blobs(path: Path) -> Path:
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(3, 5)) * 3
+    y = rng.integers(0, 3, size=300)
+    x = centres[y] + rng.normal(size=(300, 5))
+    return _save(path, x_train=x[:200], y_train=y[:200], x_test=x[200:], y_test=y[200:])
+
+
+def test_rumor_sim_trains_on_an_npz_file(tmp_path: Path) -> None:
+    path = _blobs(tmp_path / "device.npz")
+    argv = ["sim", "--model", "mlp:hidden=8", "--data", f"npz:path={path}", "--peers", "3"]
+    argv += ["--rounds", "5", "--lr", "0.1", "--threads", "1", "--quiet"]
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 0
+    final = json.loads((tmp_path / "run" / "summary.json").read_text())["final"]
+    assert final["acc_mean"] > 0.8  # chance is 1/3
+
+
+def test_rumor_sim_refuses_a_bad_npz_file_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _save(tmp_path / "bad.npz", **_good(y_test=None))
+    with pytest.raises(SystemExit) as info:
+        main(["sim", "--model", "mlp", "--data", f"npz:path={path}", "--peers", "2"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{path}: missing array(s) y_test" in err
+    assert err.count("\n") == 1
