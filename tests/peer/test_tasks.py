@@ -251,6 +251,7 @@ config = config_from_dict({
         "model": "tests.peer.plugins.usermods:conv1d",
         "optimizer": "adam",
         "lr": 0.01,
+        "local_steps": 10,
     },
     "gossip": {"rounds": 3},
 })
