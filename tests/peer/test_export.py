@@ -206,3 +206,23 @@ def test_rumor_export_bad_sources_are_one_line_usage_errors(
     err = capsys.readouterr().err
     assert message in err
     assert err.count("\n") == 1
+
+
+def test_rumor_export_of_a_built_in_model_on_plug_in_data_sizes_it_by_the_data(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "p0"
+    folder.mkdir()
+    (folder / "peer.toml").write_text(
+        '[identity]\npeer = "p0"\n[topology]\nfamily = "ring"\nsize = 3\nnode = 0\n'
+        '[learning]\nmodel = "mlp:hidden=4"\ndata = "tests.peer.plugins.usermods:blobs"\n'
+    )
+    flat = model_from_spec("mlp:hidden=4", 6, 3)  # blobs: 6 inputs, 3 classes
+    params = flat.init(seed=2)
+    _checkpoint(folder, "mlp:hidden=4", params, layout=torch_module(flat))
+    out = tmp_path / "m.safetensors"
+    assert main(["export", str(folder), "--out", str(out)]) == 0
+    loaded = safetensors.torch.load_file(out)
+    assert loaded["fc1.weight"].shape == (4, 6)
+    in_order = [loaded[name].reshape(-1) for name, _, _ in flat.layout]
+    assert torch.equal(torch.cat(in_order), params)
