@@ -24,7 +24,7 @@ def test_find_mosquitto_falls_back_to_usr_sbin(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # No Mosquitto needed: the fallback location is checked with a stand-in binary.
-    assert peer.broker._FALLBACK_BINARY == Path("/usr/sbin/mosquitto")
+    assert Path("/usr/sbin/mosquitto") == peer.broker._FALLBACK_BINARY
     stand_in = tmp_path / "mosquitto"
     stand_in.write_text("#!/bin/sh\n")
     stand_in.chmod(0o755)
