@@ -26,6 +26,7 @@ import aiomqtt
 
 from peer.broker import Broker
 from peer.cli import main
+from protocol.topics import peer_name
 
 PHASES = ("train", "encode", "publish", "wait", "decode", "mix", "total")
 
@@ -38,10 +39,9 @@ def _torch_floor_mb() -> float:
 
 
 def _stats(run: Path, peers: int) -> list[list[dict[str, object]]]:
-    width = len(str(peers - 1))
     out = []
     for j in range(peers):
-        path = run / f"p{j:0{width}d}" / "stats.jsonl"
+        path = run / peer_name(j) / "stats.jsonl"
         out.append([json.loads(line) for line in path.read_text().splitlines()])
     return out
 

@@ -186,6 +186,9 @@ class Broker:
                 stdin=subprocess.DEVNULL,
                 stdout=log_stream,
                 stderr=subprocess.STDOUT,
+                # Its own session: a Ctrl-C in the terminal reaches whoever started it, which
+                # stops the peers (they say offline through this broker) before the broker.
+                start_new_session=True,
             )
         self._wait_listening()
         log.info("mosquitto pid %d listening on %s", self._process.pid, self.address)
@@ -223,6 +226,12 @@ class Broker:
                 process.kill()
                 process.wait()
         log.info("mosquitto on port %d stopped (status %s)", self.port, process.returncode)
+
+    def kill(self) -> None:
+        """SIGKILL the process without waiting (safe in a signal handler); :meth:`stop` reaps it."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.kill()
 
     def restart(self) -> None:
         """Stop and start again on the same port (clients see an outage and must reconnect)."""

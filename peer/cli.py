@@ -29,6 +29,8 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 log = logging.getLogger("rumor")
 
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
 _EXAMPLES = """\
 examples:
   rumor up --peers 8 --topology ring --rounds 100 --partition dirichlet:alpha=0.1
@@ -50,16 +52,26 @@ def _build_parser() -> argparse.ArgumentParser:
         epilog=_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--log-level",
-        default="INFO",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="logging threshold on stderr (default: %(default)s)",
-    )
+    _add_common(parser, default="INFO")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for register in _registered_commands():
         register(subparsers)
+    for sub in subparsers.choices.values():
+        # After the subcommand too (``rumor sim --log-level DEBUG``); SUPPRESS keeps a value
+        # given before the subcommand when none is given after it.
+        _add_common(sub, default=argparse.SUPPRESS)
     return parser
+
+
+def _add_common(parser: argparse.ArgumentParser, *, default: str) -> None:
+    """The options every subcommand takes, before or after its name."""
+    parser.add_argument(
+        "--log-level",
+        default=default,
+        type=str.upper,
+        choices=_LOG_LEVELS,
+        help="logging threshold on stderr (default: INFO)",
+    )
 
 
 def _registered_commands() -> list[Callable[[Subparsers], None]]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from peer.cli import Subparsers
 from peer.config import apply_overrides, load_config, to_toml
+from peer.stopping import StopSignals
 from peer.up import add_up_arguments, run_up
 from peer.watch import add_watch_arguments, run_watch
 
@@ -31,10 +32,20 @@ _UP_EXAMPLES = """\
 examples:
   rumor up --peers 8 --topology ring --rounds 100 --partition dirichlet:alpha=0.1
   rumor up --peers 16 --topology random_regular:d=4 --codec sign --out runs/sign16
-  rumor up --peers 6 --topology torus --broker broker.lan:1883 --swarm lab
+  rumor up --peers 9 --topology torus --broker broker.lan:1883 --swarm lab
 
 Writes one config and log per peer under --out, and --out/summary.json at the end. Ctrl-C stops
 every process it started, and the broker.
+"""
+
+_WATCH_EXAMPLES = """\
+examples:
+  rumor watch --broker 127.0.0.1:1883 --swarm local
+  rumor watch --broker broker.lan:1883 --swarm lab --once --duration 5
+  rumor watch --broker 127.0.0.1:1883 --swarm local --duration 60 > swarm.log
+
+On a terminal the table is redrawn in place; otherwise one line per update. Exit status 1 when
+the broker cannot be reached within --connect-timeout, 2 for bad arguments.
 """
 
 
@@ -78,17 +89,23 @@ def register(subparsers: Subparsers) -> None:
         "watch",
         help="live table of a swarm from its telemetry and presence",
         description="Show a swarm's peers (round, loss, accuracy, traffic) from any broker.",
+        epilog=_WATCH_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_watch_arguments(watch)
     watch.set_defaults(handler=run_watch)
 
 
 def _peer(args: argparse.Namespace) -> int:
-    config = apply_overrides(load_config(args.config), args.overrides)
-    if args.print_config:
-        sys.stdout.write(to_toml(config))
-        return 0
-    from peer.runtime.daemon import configure_logging, run_peer  # torch: only when running
+    signals = StopSignals.install()  # first: a stop during start-up must end in exit 0 too
+    try:
+        config = apply_overrides(load_config(args.config), args.overrides)
+        if args.print_config:
+            sys.stdout.write(to_toml(config))
+            return 0
+        from peer.runtime.daemon import configure_logging, run_peer  # torch: only when running
 
-    configure_logging(config)
-    return asyncio.run(run_peer(config, stats_file=args.stats_file))
+        configure_logging(config)
+        return asyncio.run(run_peer(config, stats_file=args.stats_file, signals=signals))
+    finally:
+        signals.restore()

@@ -24,17 +24,25 @@ import sys
 import time
 
 from peer.transport import MqttSettings, MqttTransport
-from protocol.errors import ConfigError, ProtocolError
+from protocol.errors import ConfigError, ProtocolError, RumorError
 from protocol.topics import DEFAULT_PREFIX, check_id, parse_topic, subscription
 
-__all__ = ["SwarmView", "add_watch_arguments", "parse_address", "run_watch", "watch_swarm"]
+__all__ = [
+    "BrokerUnreachable",
+    "SwarmView",
+    "add_watch_arguments",
+    "parse_address",
+    "run_watch",
+    "watch_swarm",
+]
+
 
 _MAX_TELEMETRY = 64 * 1024
 _COLUMNS = (  # telemetry key, table heading, cell format
     ("peer", "peer", "{:<10}"),
     ("state", "state", "{:<8}"),
     ("round", "round", "{:>6}"),
-    ("loss", "loss", "{:>8}"),
+    ("train_loss", "train loss", "{:>10}"),
     ("accuracy", "accuracy", "{:>8}"),
     ("alive", "alive", "{:>5}"),
     ("bytes_out", "MB out", "{:>9}"),
@@ -64,7 +72,7 @@ class SwarmView:
         self._rows: dict[str, dict[str, object]] = {}
 
     def rows(self) -> dict[str, dict[str, object]]:
-        return {peer: dict(row) for peer, row in sorted(self._rows.items())}
+        return {peer: dict(self._rows[peer]) for peer in sorted(self._rows, key=_node_order)}
 
     def update(self, topic: str, payload: bytes) -> str | None:
         """Fold one message in; return the peer it concerned, or None if it was ignored."""
@@ -105,6 +113,17 @@ class SwarmView:
         return " ".join(f"{key}={_cell(row.get(key))}" for key, _, _ in _COLUMNS)
 
 
+class BrokerUnreachable(RumorError):
+    """The first connection to the broker did not succeed in time."""
+
+
+def _node_order(peer: str) -> tuple[str, int, str]:
+    """``p2`` before ``p10``: names sorted by their stem, then their trailing number."""
+    stem = peer.rstrip("0123456789")
+    digits = peer[len(stem) :]
+    return stem, int(digits) if digits else -1, peer
+
+
 def _table_cell(key: str, value: object) -> str:
     if key in _MEGABYTES and isinstance(value, int | float) and not isinstance(value, bool):
         return f"{value / 1e6:.1f}"
@@ -125,12 +144,29 @@ def add_watch_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prefix", default=DEFAULT_PREFIX, help="topic prefix (default: rumor)")
     parser.add_argument("--once", action="store_true", help="print one table and exit")
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
+    parser.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=5.0,
+        help="give up (exit 1) if the broker is not reachable by then, s (default: %(default)s)",
+    )
 
 
 async def watch_swarm(
-    host: str, port: int, view: SwarmView, *, duration: float | None, tty: bool, quiet: bool = False
+    host: str,
+    port: int,
+    view: SwarmView,
+    *,
+    duration: float | None,
+    tty: bool,
+    quiet: bool = False,
+    connect_timeout_s: float | None = None,
 ) -> None:
-    """Subscribe and fold messages into ``view`` until ``duration`` (None: forever)."""
+    """Subscribe and fold messages into ``view`` until ``duration`` (None: forever).
+
+    With ``connect_timeout_s``, raise :class:`BrokerUnreachable` if the first connection has
+    not come up by then (a watch of an unreachable broker must not look like an empty swarm).
+    """
     settings = MqttSettings(
         client_id=f"rumor-watch-{os.getpid()}-{time.monotonic_ns()}", host=host, port=port
     )
@@ -139,6 +175,14 @@ async def watch_swarm(
     ]
     async with MqttTransport(settings) as link:
         await link.subscribe(filters)
+        if connect_timeout_s is not None:
+            try:
+                async with asyncio.timeout(connect_timeout_s):
+                    await link.state.wait_up()
+            except TimeoutError:
+                raise BrokerUnreachable(
+                    f"broker {host}:{port} not reachable within {connect_timeout_s:g} s"
+                ) from None
         async with asyncio.timeout(duration):
             async for message in link.messages():
                 peer = view.update(message.topic, message.payload)
@@ -159,12 +203,20 @@ def run_watch(args: argparse.Namespace) -> int:
     duration = args.duration if args.duration is not None else (2.0 if args.once else None)
     if duration is not None and not duration > 0:
         raise ConfigError(f"--duration {duration}: expected a number of seconds > 0")
+    connect = args.connect_timeout
+    if not connect > 0:
+        raise ConfigError(f"--connect-timeout {connect}: expected a number of seconds > 0")
+    watch = watch_swarm(
+        host,
+        port,
+        view,
+        duration=duration,
+        tty=sys.stdout.isatty(),
+        quiet=args.once,
+        connect_timeout_s=connect,
+    )
     with contextlib.suppress(TimeoutError):
-        asyncio.run(
-            watch_swarm(
-                host, port, view, duration=duration, tty=sys.stdout.isatty(), quiet=args.once
-            )
-        )
+        asyncio.run(watch)
     if args.once:
         sys.stdout.write(view.table() + "\n")
     return 0

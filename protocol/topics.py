@@ -37,6 +37,7 @@ __all__ = [
     "check_id",
     "id_problem",
     "parse_topic",
+    "peer_name",
     "subscription",
     "topic",
 ]
@@ -55,6 +56,21 @@ RETAINED: Final[dict[TopicKind, bool]] = {
     "presence": True,
     "telemetry": False,
 }
+
+
+def peer_name(node: int) -> PeerId:
+    """The peer id of node ``node`` of a generated swarm (``rumor up``, the simulator): ``p{node}``.
+
+    Unpadded, so that a node's name does not depend on the swarm's size, and the simulator's
+    traffic figures (which count the sender's name in every envelope) match the daemons' bytes.
+
+    >>> peer_name(3), peer_name(12)
+    ('p3', 'p12')
+    """
+    if node < 0:
+        raise ValueError(f"node index {node}: expected >= 0")
+    return f"p{node}"
+
 
 # '/' separates levels, '+' and '#' are MQTT wildcards, NUL is forbidden by MQTT, and a leading
 # '$' is reserved for broker topics such as $SYS. Other control characters only cause trouble in

@@ -18,20 +18,27 @@ from protocol.lazy import lazy_exports
 if TYPE_CHECKING:
     from sim.config import SimConfig
     from sim.failures import FailureConfig
-    from sim.metrics import RoundStats
+    from sim.metrics import SwarmRoundStats
     from sim.report import RunResult, run_and_report
     from sim.runner import Simulation
 
 _HOME_OF = {
     "FailureConfig": "sim.failures",
-    "RoundStats": "sim.metrics",
+    "SwarmRoundStats": "sim.metrics",
     "RunResult": "sim.report",
     "SimConfig": "sim.config",
     "Simulation": "sim.runner",
     "run_and_report": "sim.report",
 }
 
-__all__ = ["FailureConfig", "RoundStats", "RunResult", "SimConfig", "Simulation", "run_and_report"]
+__all__ = [
+    "FailureConfig",
+    "RunResult",
+    "SimConfig",
+    "Simulation",
+    "SwarmRoundStats",
+    "run_and_report",
+]
 
 
 __getattr__, __dir__ = lazy_exports("sim", _HOME_OF, globals())

@@ -1,24 +1,34 @@
-"""``rumor sim`` and ``rumor sweep``: the simulator's command line.
+"""``rumor sim`` (and the registration of ``rumor sweep``): the simulator's command line.
 
 Each handler turns its arguments into frozen configs at once (bad input raises ConfigError, which
-the dispatcher reports in one line with exit status 2, before any output directory exists).
+the dispatcher reports in one line with exit status 2, before any output directory exists). The
+handlers print; the runs themselves (:mod:`sim.report`, :mod:`sim.sweep`) only return results.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from protocol.errors import ConfigError
-from sim.config import ENGINES, TASKS, SimConfig, config_from_settings, load_toml
+from sim.cli_args import (
+    add_failure_arguments,
+    add_run_arguments,
+    apply_threads,
+    check_threads,
+    settings_from_args,
+)
+from sim.config import SimConfig, config_from_settings
 from sim.progress import Progress
+from sim.sweep_cli import register_sweep
 
 if TYPE_CHECKING:
-    from sim.metrics import RoundStats
+    from sim.metrics import SwarmRoundStats
+    from sim.report import RunResult
 
-__all__ = ["add_run_arguments", "apply_threads", "register", "settings_from_args"]
+__all__ = ["register"]
 
 log = logging.getLogger(__name__)
 
@@ -41,67 +51,7 @@ failure formats:
 """
 
 
-def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags shared by ``sim`` and ``sweep`` (defaults live in SimConfig, so all default None)."""
-    add = parser.add_argument
-    add("--config", type=Path, metavar="TOML", help="read settings from a TOML run file")
-    add("--task", help=f"{', '.join(TASKS)} or package.module:function (default consensus)")
-    add("--model", help="logreg, mlp[:hidden=H] or cnn (default: per task)")
-    add("--peers", type=int, help="number of peers (default 16)")
-    add("--rounds", type=int, help="gossip rounds (default 100)")
-    add("--partition", help="iid, dirichlet:alpha=A or shards:k=K (default iid)")
-    add("--gamma", type=float, help="CHOCO consensus step (default: the codec's safe default)")
-    add("--keyframe-interval", type=int, help="every K-th frame is a raw keyframe (default 10)")
-    add("--local-steps", type=int, help="SGD steps per round (default 1)")
-    add("--batch-size", type=int, help="minibatch size (default 32)")
-    add("--lr", type=float, help="learning rate (default 0.05)")
-    add("--engine", help=f"{' or '.join(ENGINES)}: batched (default) or the reference loop")
-    add("--eval-every", type=int, help="evaluate on the test set every E rounds (default 10)")
-    add("--dim", type=int, help="vector length of the consensus task (default 32)")
-    add("--data-path", help="directory with the IDX files (mnist; overrides fmnist's)")
-    add("--quiet", action="store_true", help="no progress bar")
-    add(
-        "--threads",
-        type=int,
-        help="torch threads (default: torch's choice; 1 is often "
-        "faster for small models on a busy machine)",
-    )
-
-
-def _add_failure_arguments(parser: argparse.ArgumentParser) -> None:
-    add = parser.add_argument
-    add("--drop", type=float, help="message drop probability per link and round")
-    add("--crash", action="append", metavar="PEER@ROUND[-RECOVER]", help="crash schedule")
-    add("--churn", metavar="up=U,down=D", help="on/off churn with mean durations in rounds")
-    add("--partition-window", metavar="START-END", help="cut the network in two for a window")
-    add("--stragglers", metavar="FRACTION[:steps=S]", help="a fraction doing fewer local steps")
-    add("--byzantine", metavar="FRACTION[:attack=A]", help="peers publishing attacked models")
-
-
-_NOT_SETTINGS = {"handler", "command", "log_level", "config", "quiet", "threads"}
-
-
-def apply_threads(args: argparse.Namespace) -> None:
-    """Set torch's thread count from ``--threads`` (ConfigError if not positive)."""
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ConfigError(f"--threads must be >= 1, got {args.threads}")
-        import torch  # here, not at import: the dispatcher loads every command's parser
-
-        torch.set_num_threads(args.threads)
-
-
-def settings_from_args(args: argparse.Namespace, *, skip: set[str]) -> dict[str, object]:
-    """TOML settings (if ``--config``), overridden by every flag the user gave."""
-    settings: dict[str, object] = {} if args.config is None else dict(load_toml(args.config))
-    for key, value in vars(args).items():
-        if key in _NOT_SETTINGS or key in skip or value is None:
-            continue
-        settings[key] = ",".join(value) if key == "crash" else value
-    return settings
-
-
-def _describe(stats: RoundStats) -> str:
+def _describe(stats: SwarmRoundStats) -> str:
     acc = "" if stats.acc_mean is None else f" acc {stats.acc_mean:.3f}"
     cd = "" if stats.consensus_distance is None else f"cd {stats.consensus_distance:.3g} "
     return f"{cd}{acc} {stats.bytes_sent / 1e6:.1f} MB".strip()
@@ -109,13 +59,28 @@ def _describe(stats: RoundStats) -> str:
 
 def _run_sim(args: argparse.Namespace) -> int:
     config = config_from_settings(settings_from_args(args, skip=set()))
-    apply_threads(args)
-    with Progress(config.rounds, enabled=False if args.quiet else None) as bar:
-        from sim.report import run_and_report  # torch: only when simulating
+    check_threads(args.threads)
+    from sim.report import run_and_report  # torch: only when simulating
 
+    apply_threads(args.threads)
+    with Progress(config.rounds, enabled=False if args.quiet else None) as bar:
         result = run_and_report(config, on_round=lambda s: bar.update(s.round, _describe(s)))
-    final = result.records[-1]
-    print(_final_line(config, final, result.summary.get("spectral_gap")))
+    _print_result(result)
+    if result.diverged is not None:
+        print(
+            f"rumor sim: diverged at round {result.diverged}: some parameters are no longer "
+            f"finite (lr {config.lr:g}); the run stopped there",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _print_result(result: RunResult) -> None:
+    config, summary = result.config, result.summary
+    print(_final_line(config, result.records[-1], summary["spectral_gap"]))
+    if summary["spectral_gap"] is None and summary["spectral_gap_note"] is not None:
+        print(f"spectral gap not reported: {summary['spectral_gap_note']}")
     contraction = result.summary.get("contraction")
     if isinstance(contraction, dict) and contraction.get("measured") is not None:
         predicted = contraction.get("predicted")
@@ -123,7 +88,6 @@ def _run_sim(args: argparse.Namespace) -> int:
         print(f"consensus distance shrinks by {contraction['measured']:.5f} per round{theory}")
     if result.out is not None:
         print(f"wrote {result.out}/rounds.jsonl, summary.json and {len(result.plots)} plot(s)")
-    return 0
 
 
 def _final_line(config: SimConfig, final: dict[str, float | int | None], gap: object) -> str:
@@ -134,7 +98,8 @@ def _final_line(config: SimConfig, final: dict[str, float | int | None], gap: ob
             f"acc mean {final['acc_mean']:.4f} (min {final['acc_min']:.4f}, "
             f"avg model {final['acc_avg_model']:.4f})"
         )
-    parts.append(f"consensus distance {final['consensus_distance']:.3e}")
+    distance = final["consensus_distance"]
+    parts.append("consensus distance " + ("n/a" if distance is None else f"{distance:.3e}"))
     parts.append(f"{int(final['bytes_sent'] or 0) / 1e6:.2f} MB sent")
     if isinstance(gap, float):
         parts.append(f"spectral gap {gap:.4f}")
@@ -159,10 +124,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--seed", type=int, help="seed for data, init, failures (default 0)")
     parser.add_argument("--codec", help="raw, fp16, int8, sign, topk:fraction=F, randk:fraction=F")
-    _add_failure_arguments(parser)
+    add_failure_arguments(parser)
     parser.add_argument("--out", type=Path, help="write rounds.jsonl, summary.json, plots here")
     parser.set_defaults(handler=_run_sim)
-
-    from sim.sweep import register_sweep
-
     register_sweep(subparsers)

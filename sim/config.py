@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeAlias
 
+from protocol.defaults import BATCH_SIZE, CONSENSUS_DIM, LEARNING_RATE, LOCAL_STEPS
 from protocol.errors import ConfigError
 from protocol.spec import parse_spec
 from sim.failures import (
@@ -76,13 +77,13 @@ class SimConfig:
     gamma: float | None = None
     keyframe_interval: int = 10
     """As the daemon's default (peer.config): under message loss a stale copy waits this long."""
-    local_steps: int = 1
-    batch_size: int = 32
-    lr: float = 0.05
+    local_steps: int = LOCAL_STEPS
+    batch_size: int = BATCH_SIZE
+    lr: float = LEARNING_RATE
     failures: FailureConfig = field(default_factory=FailureConfig)
     engine: EngineName = "vector"
     eval_every: int = 10
-    dim: int = 32
+    dim: int = CONSENSUS_DIM
     """Vector length for the consensus task."""
     data_path: str | None = None
     out: Path | None = None

@@ -23,7 +23,7 @@ class Evaluator:
         return self.task.model is not None and self.task.test is not None
 
     def evaluate(self, x: torch.Tensor, alive: npt.NDArray[np.bool_]) -> dict[str, float | None]:
-        """acc_mean/min/max and loss over the live peers; acc_avg_model of the mean of all."""
+        """acc_mean/min/max and test_loss over the live peers; acc_avg_model of the mean of all."""
         model, test = self.task.model, self.task.test
         if model is None or test is None:
             return {}
@@ -35,5 +35,5 @@ class Evaluator:
             "acc_min": float(acc.min()),
             "acc_max": float(acc.max()),
             "acc_avg_model": float(avg_acc[0]),
-            "loss": float(loss.mean()),
+            "test_loss": float(loss.mean()),
         }

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-__all__ = ["RoundStats", "consensus_distance", "finite_or_none", "fitted_contraction"]
+__all__ = ["SwarmRoundStats", "consensus_distance", "finite_or_none", "fitted_contraction"]
 
 
 def consensus_distance(x: torch.Tensor) -> float:
@@ -62,8 +62,9 @@ def finite_or_none(value: float | None) -> float | None:
 
 
 @dataclass(frozen=True, kw_only=True)
-class RoundStats:
-    """What the runner yields after a round; accuracy fields are None when not evaluated."""
+class SwarmRoundStats:
+    """What the simulator yields after a round, over the whole simulated swarm (a daemon's own
+    round is ``peer.runtime.RoundStats``); accuracy fields are None when not evaluated."""
 
     round: int
     """Rounds completed (1 after the first round)."""
@@ -74,7 +75,7 @@ class RoundStats:
     acc_max: float | None = None
     acc_avg_model: float | None = None
     """Test accuracy of the average of all peers' models."""
-    loss: float | None = None
+    test_loss: float | None = None
     """Mean test loss of the live peers' models."""
     train_loss: float | None = None
     """Mean training loss of this round's local steps (live peers that trained)."""
@@ -88,9 +89,13 @@ class RoundStats:
     stale_pairs: int
     """(sender, receiver) CHOCO copies out of sync, waiting for a keyframe."""
     wall_s: float
+    diverged: bool = False
+    """Some parameter is no longer finite after this round (the run stops here)."""
 
     def to_json(self) -> dict[str, float | int | None]:
-        """One line of rounds.jsonl: NaN becomes null, ``evaluated`` is implied by presence."""
+        """One line of rounds.jsonl: NaN becomes null; ``evaluated`` is implied by presence and
+        ``diverged`` is in summary.json."""
         data = asdict(self)
         data.pop("evaluated")
+        data.pop("diverged")
         return {k: finite_or_none(v) if isinstance(v, float) else v for k, v in data.items()}

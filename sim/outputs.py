@@ -2,11 +2,13 @@
 
 Everything goes to a hidden staging directory next to DIR; :meth:`RunWriter.commit` moves each
 file into DIR with an atomic rename, and an error or Ctrl-C before that removes the staging
-directory. DIR itself is only created at commit.
+directory. DIR itself is only created at commit; missing parents of DIR are created at once
+(and removed again if nothing is committed).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -26,6 +28,19 @@ def write_json(path: Path, data: Mapping[str, object]) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
+def _make_parents(parent: Path) -> list[Path]:
+    """Create ``parent`` and its missing ancestors; return those created, outermost first."""
+    missing = [p for p in (parent, *parent.parents) if not p.exists()][::-1]
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigError(f"cannot create output parent {str(parent)!r}: {reason}") from exc
+    if not parent.is_dir():
+        raise ConfigError(f"output parent {str(parent)!r} is not a directory")
+    return missing
+
+
 class RunWriter:
     """Staging area for one run's files; use as a context manager and call :meth:`commit`."""
 
@@ -34,8 +49,7 @@ class RunWriter:
             raise ConfigError(f"output {str(out)!r} exists and is not a directory")
         self.out = out
         parent = out.resolve().parent
-        if not parent.is_dir():
-            raise ConfigError(f"output parent {str(parent)!r} does not exist")
+        self._made = _make_parents(parent)
         self.staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
         self._rounds: IO[str] | None = None
         self._committed = False
@@ -52,6 +66,9 @@ class RunWriter:
         self._close_rounds()
         if not self._committed:
             shutil.rmtree(self.staging, ignore_errors=True)
+            for made in reversed(self._made):
+                with contextlib.suppress(OSError):  # not empty: something else wrote there
+                    made.rmdir()
 
     def path(self, name: str) -> Path:
         """Where to write ``name`` now; it reaches DIR at commit."""

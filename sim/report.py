@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sim.config import SimConfig
-from sim.metrics import RoundStats, fitted_contraction
+from sim.metrics import SwarmRoundStats, fitted_contraction
 from sim.outputs import RunWriter, write_json
 from sim.runner import Simulation
 
@@ -30,22 +30,28 @@ class RunResult:
     records: list[Record]
     """rounds.jsonl: round 0, then every evaluated round (every round for consensus)."""
     summary: dict[str, object]
+    diverged: int | None = None
+    """The round after which some parameter was no longer finite (the run stopped there)."""
     out: Path | None = None
     plots: list[Path] = field(default_factory=list)
 
 
-def _summary(sim: Simulation, records: list[Record], wall: float) -> dict[str, object]:
+def _summary(
+    sim: Simulation, records: list[Record], wall: float, diverged: int | None
+) -> dict[str, object]:
     final = records[-1]
     gap = sim.topology.spectral_gap
     summary: dict[str, object] = {
         "config": sim.config.to_dict(),
         "gamma": sim.gamma,
         "num_params": sim.num_params,
-        "spectral_gap": sim.topology.spectral_gap,
+        "spectral_gap": gap,
+        "spectral_gap_note": sim.topology.gap_note,
         "partition": sim.task.report,
         "bytes_per_peer": final["bytes_sent"] / sim.config.peers if final["bytes_sent"] else 0,
         "wall_s": wall,
         "final": final,
+        "diverged": diverged,
     }
     if sim.config.task == "consensus":  # every round is recorded: the rate can be read off
         distances = [r["consensus_distance"] for r in records]
@@ -59,18 +65,19 @@ def _summary(sim: Simulation, records: list[Record], wall: float) -> dict[str, o
 def run_and_report(
     config: SimConfig,
     *,
-    on_round: Callable[[RoundStats], None] | None = None,
+    on_round: Callable[[SwarmRoundStats], None] | None = None,
     plots: bool = True,
 ) -> RunResult:
     """Run ``config``; when ``config.out`` is set, write its files (all or nothing)."""
     sim = Simulation(config)  # every ConfigError surfaces here, before any file exists
     start = time.perf_counter()
     if config.out is None:
-        records = _collect(sim, on_round, None)
-        return RunResult(config=config, records=records, summary=_summary(sim, records, 0.0))
+        records, diverged = _collect(sim, on_round, None)
+        summary = _summary(sim, records, time.perf_counter() - start, diverged)
+        return RunResult(config=config, records=records, summary=summary, diverged=diverged)
     with RunWriter(config.out) as writer:
-        records = _collect(sim, on_round, writer)
-        summary = _summary(sim, records, time.perf_counter() - start)
+        records, diverged = _collect(sim, on_round, writer)
+        summary = _summary(sim, records, time.perf_counter() - start, diverged)
         write_json(writer.path("summary.json"), summary)
         drawn = []
         if plots:
@@ -83,18 +90,22 @@ def run_and_report(
         config=config,
         records=records,
         summary=summary,
+        diverged=diverged,
         out=out,
         plots=[out / p.name for p in drawn],
     )
 
 
 def _collect(
-    sim: Simulation, on_round: Callable[[RoundStats], None] | None, writer: RunWriter | None
-) -> list[Record]:
+    sim: Simulation, on_round: Callable[[SwarmRoundStats], None] | None, writer: RunWriter | None
+) -> tuple[list[Record], int | None]:
     records: list[Record] = [sim.initial_stats().to_json()]
+    diverged = None
     if writer is not None:
         writer.add_round(records[0])
     for stats in sim.run():
+        if stats.diverged:
+            diverged = stats.round
         if on_round is not None:
             on_round(stats)
         if not stats.evaluated:
@@ -104,4 +115,4 @@ def _collect(
         if writer is not None:
             writer.add_round(record)
     log.debug("run finished: %s", records[-1])
-    return records
+    return records, diverged

@@ -9,6 +9,7 @@ The runner writes no files and draws nothing; :mod:`sim.cli` does that with what
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from sim.config import SimConfig
 from sim.engines import EngineContext, make_engine
 from sim.evaluation import Evaluator
 from sim.failure_masks import FailureModel
-from sim.metrics import RoundStats, consensus_distance
+from sim.metrics import SwarmRoundStats, consensus_distance
 from sim.plan import Planner
 from sim.tasks import SimTask, load_task
 from sim.topo import Topology, make_topology
@@ -78,14 +79,18 @@ class Simulation:
             | ({} if self.task.model is None else {"loss": 0.0}),
         )
 
-    def initial_stats(self) -> RoundStats:
+    def initial_stats(self) -> SwarmRoundStats:
         """Round 0: the starting models, before any gossip."""
         x = self.engine.params()
         alive = self.failures.alive(0)
         return self._stats(0, x, alive, np.full(len(alive), np.nan), 0, 0, 0.0, evaluate=True)
 
-    def run(self) -> Iterator[RoundStats]:
-        """Run every round, yielding stats after each (accuracy only on evaluated rounds)."""
+    def run(self) -> Iterator[SwarmRoundStats]:
+        """Run every round, yielding stats after each (accuracy only on evaluated rounds).
+
+        Stops after the first round that leaves a parameter non-finite: that round is evaluated
+        and yielded with ``diverged`` set.
+        """
         config = self.config
         sent = delivered = 0
         start = time.perf_counter()
@@ -98,12 +103,17 @@ class Simulation:
             sent += int(sizes.sum())
             delivered += int(sizes[plan.src[plan.delivered]].sum())
             done = index + 1
-            evaluate = done % config.eval_every == 0 or done == config.rounds
             x = self.engine.params()
+            diverged = not bool(torch.isfinite(x).all())
+            evaluate = diverged or done % config.eval_every == 0 or done == config.rounds
             wall = time.perf_counter() - start
-            yield self._stats(
+            stats = self._stats(
                 done, x, plan.alive, loss.numpy(), sent, delivered, wall, evaluate=evaluate
             )
+            yield dataclasses.replace(stats, diverged=True) if diverged else stats
+            if diverged:
+                log.info("run diverged at round %d: parameters are no longer finite", done)
+                return
 
     def _stats(
         self,
@@ -116,13 +126,13 @@ class Simulation:
         wall: float,
         *,
         evaluate: bool,
-    ) -> RoundStats:
+    ) -> SwarmRoundStats:
         trained = train_loss[np.isfinite(train_loss)]
         evaluated = evaluate or self.config.consensus
         fields: dict[str, float | None] = {}
         if evaluate and self.evaluator.has_accuracy:
             fields = self.evaluator.evaluate(x, alive)
-        return RoundStats(
+        return SwarmRoundStats(
             round=done,
             evaluated=evaluated,
             consensus_distance=consensus_distance(x) if evaluated else None,
@@ -132,5 +142,9 @@ class Simulation:
             stale_pairs=self.planner.stale_pairs,
             wall_s=wall,
             train_loss=float(trained.mean()) if len(trained) else None,
-            **fields,
+            acc_mean=fields.get("acc_mean"),
+            acc_min=fields.get("acc_min"),
+            acc_max=fields.get("acc_max"),
+            acc_avg_model=fields.get("acc_avg_model"),
+            test_loss=fields.get("test_loss"),
         )

@@ -1,98 +1,47 @@
-"""``rumor sweep``: a grid of runs (topologies x codecs x failure settings x seeds), compared.
+"""Running a sweep: the grid's runs one after the other, each reduced to a :class:`RunRow`.
 
-Writes DIR/sweep.csv (one row per run), DIR/curves.jsonl (every run's records, labelled) and
-DIR/comparison.png (accuracy, or consensus distance, against rounds and bytes per setting), and
-prints a table per setting: final accuracy mean +- std over seeds, rounds and bytes to the target,
-and the spectral gap. Compression pays in bytes to accuracy, not at equal rounds: read the
-``MB to target`` column.
-
->>> split_list("ring,topk:fraction=0.1,gamma=0.3,sign")
-['ring', 'topk:fraction=0.1,gamma=0.3', 'sign']
+Pure: :func:`run_sweep` takes :class:`~sim.sweep_settings.SweepSettings` and returns a
+:class:`SweepResult`; it prints and writes nothing (``rumor sweep`` does, with :func:`summarise`
+and :mod:`sim.sweep_files`). Compression pays in bytes to accuracy, not at equal rounds: read
+the ``MB to tgt`` column.
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-from protocol.errors import ConfigError
-from protocol.spec import Spec, parse_spec
-from sim.config import SimConfig, failures_from_mapping
-from sim.failures import FailureConfig
+from sim.config import SimConfig
+from sim.metrics import SwarmRoundStats
+from sim.report import Record, RunResult, run_and_report
+from sim.sweep_settings import SweepSettings, Target
 
-if TYPE_CHECKING:
-    from sim.report import Record
+__all__ = ["RunRow", "SweepResult", "run_sweep", "summarise", "to_target"]
 
-__all__ = ["RunRow", "register_sweep", "split_list", "summarise", "to_target"]
-
-SWEEP_EXAMPLES = """\
-examples:
-  rumor sweep --task fmnist --peers 16 --rounds 400 --partition dirichlet:alpha=0.1 \\
-      --topologies complete,exponential,torus,ring --target-acc 0.7 --out runs/topologies
-  rumor sweep --task fmnist --topologies ring --codecs raw,sign:gamma=0.6,topk:fraction=0.1 \\
-      --rounds 1600 --seeds 0,1,2 --target-acc 0.65 --out runs/codecs
-  rumor sweep --task consensus --topologies ring,torus \\
-      --failures "none;drop=0.3;drop=0.1+crash=3@20-60"
-
-Lists are comma-separated (a codec's own parameters stay with it); a codec may carry gamma=G.
-Failure settings are separated by ';', their parts by '+': none, drop=P, crash=3@50-120,
-churn=up=20/down=5 (use '/' inside), partition_window=50-100, stragglers=0.25, byzantine=0.1.
-"""
-
-
-def split_list(text: str) -> list[str]:
-    """Split on commas, keeping ``key=value`` fragments with the spec before them."""
-    items: list[str] = []
-    for token in (t.strip() for t in text.split(",")):
-        if not token:
-            continue
-        if items and "=" in token and ":" not in token:
-            items[-1] += "," + token
-        else:
-            items.append(token)
-    return items
-
-
-def _codec_and_gamma(text: str) -> tuple[str, float | None]:
-    spec = parse_spec(text)
-    params = dict(spec.params)
-    gamma = params.pop("gamma", None)
-    if gamma is not None and (isinstance(gamma, bool) or not isinstance(gamma, int | float)):
-        raise ConfigError(f"gamma in {text!r} must be a number")
-    return str(Spec(spec.name, params)), None if gamma is None else float(gamma)
-
-
-def _failure_setting(text: str) -> FailureConfig:
-    if text.strip() in ("", "none"):
-        return FailureConfig()
-    values: dict[str, object] = {}
-    for part in text.split("+"):
-        key, eq, value = part.strip().partition("=")
-        if not eq:
-            raise ConfigError(f"invalid failure setting {part!r}; expected key=value or none")
-        key = key.replace("-", "_")
-        values[key] = float(value) if key == "drop" else value.replace("/", ",")
-    return failures_from_mapping(values)
+OnRound = Callable[[int, SimConfig, SwarmRoundStats], None]
+"""Progress callback: (index of the run in the grid, its config, the round's stats)."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class RunRow:
+    """One run of the sweep (one line of sweep.csv)."""
+
     topology: str
     codec: str
     gamma: float
     failures: str
     seed: int
     final_acc: float | None
-    final_distance: float
+    final_distance: float | None
+    """None when the run diverged."""
     rounds_to_target: int | None
+    """None when the target was not reached, or when the sweep has no target."""
     bytes_to_target: int | None
     bytes_total: int
     spectral_gap: float | None
+    diverged: int | None
+    """The round where some parameter stopped being finite (the run stopped there)."""
     wall_s: float
 
     @property
@@ -100,31 +49,119 @@ class RunRow:
         return (self.topology, self.codec, self.failures)
 
 
+@dataclass(frozen=True, kw_only=True)
+class SweepResult:
+    settings: SweepSettings
+    rows: list[RunRow]
+    curves: list[tuple[SimConfig, list[Record]]]
+    """Every run's records, in grid order."""
+
+    @property
+    def diverged(self) -> list[RunRow]:
+        return [row for row in self.rows if row.diverged is not None]
+
+
 def to_target(
-    records: Sequence[Record], *, target_acc: float | None, target_distance: float
+    records: Sequence[Record], *, target: Target, target_acc: float | None, target_distance: float
 ) -> tuple[int | None, int | None]:
-    """First evaluated (round, cumulative bytes) at the target, or (None, None).
+    """First evaluated (round, cumulative bytes) at the target; (None, None) if never reached
+    or if there is no target.
 
     >>> recs = [{"round": 0, "acc_mean": 0.1, "bytes_sent": 0, "consensus_distance": 1.0},
     ...         {"round": 5, "acc_mean": 0.8, "bytes_sent": 50, "consensus_distance": 0.1}]
-    >>> to_target(recs, target_acc=0.7, target_distance=1e-3)
+    >>> to_target(recs, target="accuracy", target_acc=0.7, target_distance=1e-3)
     (5, 50)
+    >>> to_target(recs, target=None, target_acc=None, target_distance=1e-3)
+    (None, None)
     """
-    start = records[0]["consensus_distance"] or 0.0
+    start = records[0]["consensus_distance"]
     for record in records:
         acc, dist = record.get("acc_mean"), record.get("consensus_distance")
-        reached = (
-            acc is not None and acc >= target_acc
-            if target_acc is not None
-            else dist is not None and dist <= target_distance * start
-        )
+        if target == "accuracy":
+            reached = acc is not None and target_acc is not None and acc >= target_acc
+        elif target == "distance":
+            reached = dist is not None and start is not None and dist <= target_distance * start
+        else:
+            return None, None
         if reached:
             return int(record["round"] or 0), int(record["bytes_sent"] or 0)
     return None, None
 
 
-def summarise(rows: Sequence[RunRow]) -> list[str]:
-    """The printed table: one line per setting, aggregated over seeds."""
+def _row(settings: SweepSettings, config: SimConfig, result: RunResult) -> RunRow:
+    final = result.records[-1]
+    rounds, spent = to_target(
+        result.records,
+        target=settings.target,
+        target_acc=settings.target_acc,
+        target_distance=settings.target_distance or 0.0,
+    )
+    gap, distance = result.summary["spectral_gap"], final["consensus_distance"]
+    return RunRow(
+        topology=config.topology,
+        codec=config.codec,
+        gamma=float(str(result.summary["gamma"])),
+        failures=config.failures.describe(),
+        seed=config.seed,
+        final_acc=None if final["acc_mean"] is None else float(final["acc_mean"]),
+        final_distance=None if distance is None else float(distance),
+        rounds_to_target=rounds,
+        bytes_to_target=spent,
+        bytes_total=int(final["bytes_sent"] or 0),
+        spectral_gap=gap if isinstance(gap, float) else None,
+        diverged=result.diverged,
+        wall_s=float(str(result.summary["wall_s"])),
+    )
+
+
+def run_sweep(settings: SweepSettings, *, on_round: OnRound | None = None) -> SweepResult:
+    """Run every config of the grid in turn; return one row and the records of each."""
+    rows, curves = [], []
+    for index, config in enumerate(settings.grid()):
+
+        def show(stats: SwarmRoundStats, index: int = index, config: SimConfig = config) -> None:
+            if on_round is not None:
+                on_round(index, config, stats)
+
+        result = run_and_report(config, on_round=show, plots=False)
+        rows.append(_row(settings, config, result))
+        curves.append((config, result.records))
+    return SweepResult(settings=settings, rows=rows, curves=curves)
+
+
+def _mean_text(values: list[float], digits: int) -> str:
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.{digits}f} +- {spread:.{digits}f}"
+
+
+def _final_text(group: list[RunRow]) -> str:
+    fine = [r for r in group if r.diverged is None]
+    if not fine:
+        return "diverged"
+    accs = [r.final_acc for r in fine if r.final_acc is not None]
+    if accs:
+        text = _mean_text(accs, 4)
+    else:
+        text = f"cd {statistics.mean(r.final_distance or 0.0 for r in fine):.2e}"
+    return text if len(fine) == len(group) else f"{text} ({len(group) - len(fine)} div)"
+
+
+def _target_text(group: list[RunRow], target: Target) -> tuple[str, str]:
+    if target is None:
+        return "n/a", "n/a"
+    hit = [r for r in group if r.rounds_to_target is not None]
+    if not hit:
+        return "-", "-"
+    rounds = f"{statistics.mean(r.rounds_to_target or 0 for r in hit):.0f}"
+    mb = f"{statistics.mean((r.bytes_to_target or 0) / 1e6 for r in hit):.2f}"
+    if len(hit) < len(group):
+        rounds += f" ({len(hit)}/{len(group)})"
+    return rounds, mb
+
+
+def summarise(rows: Sequence[RunRow], *, target: Target) -> list[str]:
+    """The printed table: one line per setting, aggregated over seeds. To-target columns say
+    ``-`` when no seed reached the target and ``n/a`` when the sweep has no target."""
     settings: dict[tuple[str, str, str], list[RunRow]] = {}
     for row in rows:
         settings.setdefault(row.setting, []).append(row)
@@ -132,85 +169,12 @@ def summarise(rows: Sequence[RunRow]) -> list[str]:
     header += f"{'rounds to tgt':>13} {'MB to tgt':>10} {'MB total':>9} {'gap':>7}"
     lines = [header, "-" * len(header)]
     for (topology, codec, failures), group in settings.items():
-        accs = [r.final_acc for r in group if r.final_acc is not None]
-        if accs:
-            spread = statistics.stdev(accs) if len(accs) > 1 else 0.0
-            acc = f"{statistics.mean(accs):.4f} +- {spread:.4f}"
-        else:
-            acc = f"cd {statistics.mean(r.final_distance for r in group):.2e}"
-        hit = [r for r in group if r.rounds_to_target is not None]
-        rounds = f"{statistics.mean(r.rounds_to_target or 0 for r in hit):.0f}" if hit else "-"
-        mb = f"{statistics.mean((r.bytes_to_target or 0) / 1e6 for r in hit):.2f}" if hit else "-"
-        if hit and len(hit) < len(group):
-            rounds += f" ({len(hit)}/{len(group)})"
+        rounds, mb = _target_text(group, target)
         total = statistics.mean(r.bytes_total / 1e6 for r in group)
         gap = group[0].spectral_gap
         gap_text = "-" if gap is None else f"{gap:.4f}"
         lines.append(
-            f"{topology:<22} {codec:<18} {failures:<14} {acc:>16} {rounds:>13} {mb:>10} "
-            f"{total:>9.2f} {gap_text:>7}"
+            f"{topology:<22} {codec:<18} {failures:<14} {_final_text(group):>16} {rounds:>13} "
+            f"{mb:>10} {total:>9.2f} {gap_text:>7}"
         )
     return lines
-
-
-def _grid(args: argparse.Namespace, base: SimConfig) -> list[SimConfig]:
-    topologies = split_list(args.topologies) if args.topologies else [base.topology]
-    codecs = split_list(args.codecs) if args.codecs else [base.codec]
-    failures = (
-        [_failure_setting(t) for t in args.failures.split(";")]
-        if args.failures
-        else [base.failures]
-    )
-    seeds = [int(s) for s in split_list(args.seeds)] if args.seeds else [base.seed]
-    grid = []
-    for topology in topologies:
-        for codec_text in codecs:
-            codec, gamma = _codec_and_gamma(codec_text)
-            for failure in failures:
-                for seed in seeds:
-                    grid.append(
-                        dataclasses.replace(
-                            base,
-                            topology=topology,
-                            codec=codec,
-                            gamma=gamma if gamma is not None else base.gamma,
-                            failures=failure,
-                            seed=seed,
-                            out=None,
-                        )
-                    )
-    return grid
-
-
-def register_sweep(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``rumor sweep``."""
-    from sim.cli import add_run_arguments
-
-    parser = subparsers.add_parser(
-        "sweep",
-        help="run a grid of simulations and compare them",
-        description=__doc__.split("\n\n>>>")[0] if __doc__ else None,
-        epilog=SWEEP_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_run_arguments(parser)
-    add = parser.add_argument
-    add("--topologies", help="comma-separated topology specs (default ring)")
-    add("--codecs", help="comma-separated codec specs, each optionally with gamma=G")
-    add("--failures", help="';'-separated failure settings (default none)")
-    add("--seeds", help="comma-separated seeds (default 0)")
-    add("--target-acc", type=float, help="accuracy target for rounds/bytes to target")
-    add(
-        "--target-distance",
-        type=float,
-        default=1e-6,
-        help="consensus target, relative to the start (default 1e-6; consensus task)",
-    )
-    add("--out", type=Path, help="write sweep.csv, curves.jsonl and comparison.png here")
-    parser.set_defaults(handler=_run_sweep)
-
-
-def _run_sweep(args: argparse.Namespace) -> int:
-    from sim.sweep_run import run_sweep  # torch: only when sweeping
-
-    return run_sweep(args)

@@ -21,6 +21,7 @@ import numpy.typing as npt
 from protocol.envelope import Envelope, encode_envelope
 from protocol.frame import Frame, FrameKind
 from protocol.spec import Spec
+from protocol.topics import peer_name
 
 __all__ = ["SWARM", "Traffic", "peer_name"]
 
@@ -29,11 +30,6 @@ SWARM = "sim"
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
-
-
-def peer_name(index: int) -> str:
-    """Peer ids of simulated peers: ``p0``, ``p1``, ... (as ``rumor up`` would name them)."""
-    return f"p{index}"
 
 
 def _int_width(values: IntArray) -> IntArray:

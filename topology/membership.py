@@ -1,8 +1,9 @@
 """Membership-driven graphs: every peer derives the same graph from the live set, no coordinator.
 
 Peers are placed on rings in the order of a seeded hash of their ids (blake2b, identical on every
-machine and Python process, unlike ``hash()``). A graph of degree about d is the union of d/2 such
-rings, each with its own hash, so it is an expander like a random d-regular graph. A join or a
+machine and Python process, unlike ``hash()``). ``hashed_rings:k=K`` is the union of K such rings,
+each with its own hash: degree at most 2K, and an expander much like a random 2K-regular graph
+(it is not one: two rings may share an edge). ``ring`` is ``hashed_rings:k=1``. A join or a
 leave only splices one position per ring: at most 3 edges change per ring (two removed and one
 added for a leave), whatever the swarm's size.
 """
@@ -19,7 +20,7 @@ from topology.errors import EmptyGraph, TopologyError
 
 __all__ = ["MEMBERSHIP_FAMILIES", "membership_graph", "ring_order", "rings_for"]
 
-MEMBERSHIP_FAMILIES = ("ring", "random_regular:d=..", "complete")
+MEMBERSHIP_FAMILIES = ("ring", "hashed_rings:k=..", "complete")
 
 
 def ring_order(ids: Iterable[str], *, seed: int, ring: int = 0) -> list[str]:
@@ -39,7 +40,7 @@ def ring_order(ids: Iterable[str], *, seed: int, ring: int = 0) -> list[str]:
 def rings_for(family: str | Spec) -> int | None:
     """Number of hashed rings the family is made of, or None for the complete graph.
 
-    >>> rings_for("ring"), rings_for("random_regular:d=6"), rings_for("complete")
+    >>> rings_for("ring"), rings_for("hashed_rings:k=3"), rings_for("complete")
     (1, 3, None)
     """
     spec = parse_spec(family) if isinstance(family, str) else family
@@ -48,11 +49,11 @@ def rings_for(family: str | Spec) -> int | None:
         return None
     if spec.name == "ring" and not params:
         return 1
-    if spec.name == "random_regular" and set(params) <= {"d"}:
-        d = params.get("d", 4)
-        if isinstance(d, int) and not isinstance(d, bool) and d >= 2 and d % 2 == 0:
-            return d // 2
-        raise TopologyError(f"membership random_regular: d must be an even integer >= 2, got {d!r}")
+    if spec.name == "hashed_rings" and set(params) <= {"k"}:
+        k = params.get("k", 2)
+        if isinstance(k, int) and not isinstance(k, bool) and k >= 1:
+            return k
+        raise TopologyError(f"membership hashed_rings: k must be an integer >= 1, got {k!r}")
     raise TopologyError(
         f"membership graphs support {', '.join(MEMBERSHIP_FAMILIES)}; got {str(spec)!r} "
         "(other families would rewire the whole swarm on every join or leave)"
@@ -60,7 +61,7 @@ def rings_for(family: str | Spec) -> int | None:
 
 
 def membership_graph(
-    live: Iterable[str], family: str | Spec = "random_regular:d=4", *, seed: int = 0
+    live: Iterable[str], family: str | Spec = "hashed_rings:k=2", *, seed: int = 0
 ) -> nx.Graph[str]:
     """The graph every peer computes from the same live set and seed, over the peers' ids.
 

@@ -1,6 +1,8 @@
 """``rumor peer --config peer.toml``: the daemon's configuration, validated on load.
 
->>> config = config_from_dict({"identity": {"peer": "pi-07"}, "topology": {"membership": True}})
+>>> config = config_from_dict(
+...     {"identity": {"peer": "pi-7"}, "topology": {"family": "ring", "size": 8, "node": 7}}
+... )
 >>> config.gossip.mode, config.broker.port
 ('sync', 1883)
 >>> apply_overrides(config, ["gossip.rounds=50"]).gossip.rounds

@@ -7,11 +7,14 @@ Optional values default to None, so that a TOML file can leave them out.
 from __future__ import annotations
 
 import math
-import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal, NoReturn, TypeAlias
 
+from peer.config.specs import check_model_spec, check_partition_spec, check_task
+from protocol.codec_names import check_codec_spec
+from protocol.defaults import BATCH_SIZE, LEARNING_RATE, LOCAL_STEPS
 from protocol.errors import ConfigError
 from protocol.spec import parse_spec
 from protocol.topics import DEFAULT_PREFIX, id_problem
@@ -31,7 +34,6 @@ __all__ = [
 
 LogLevel: TypeAlias = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 _MQTT_MAX_PACKET = 268_435_455
-_PLUGIN_OR_NAME = re.compile(r"^[A-Za-z_][\w.\-]*(:[A-Za-z_]\w*)?$")
 
 
 def config_error(key: str, value: object, expected: str) -> ConfigError:
@@ -56,12 +58,13 @@ class _Section:
             value = getattr(self, name)
             self._require(math.isfinite(value) and value > 0, name, "a finite number > 0")
 
-    def _spec(self, name: str) -> None:
+    def _spec(self, name: str, check: Callable[[str], object] = parse_spec) -> None:
+        """A spec string, checked by ``check``; the error names the key and says why."""
         value = getattr(self, name)
         try:
-            parse_spec(value)
+            check(value)
         except ConfigError as exc:
-            fail(f"{self.SECTION}.{name}", value, f"name[:key=value,...] ({exc})")
+            raise ConfigError(f"{self.SECTION}.{name}: {exc}") from exc
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -148,6 +151,13 @@ class TopologyConfig(_Section):
     """This peer's node: its index (family), or a node name or index (file; default the peer id)."""
     membership: bool = False
 
+    def _build_family(self, family: str) -> None:
+        """Build the graph once, as every peer will: a bad family or size fails here."""
+        from topology import build_graph  # networkx: only for a family topology
+
+        assert self.size is not None
+        build_graph(family, self.size, seed=self.seed)
+
     def __post_init__(self) -> None:
         sources = [n for n in ("file", "family") if getattr(self, n) is not None]
         sources += ["membership"] if self.membership else []
@@ -158,8 +168,8 @@ class TopologyConfig(_Section):
                 "exactly one of file, family (with size) or membership = true",
             )
         if self.family is not None:
-            self._spec("family")
             self._require(self.size is not None and self.size >= 2, "size", "an int >= 2")
+            self._spec("family", self._build_family)
             self._require(isinstance(self.node, int), "node", "this peer's node index (an int)")
         else:
             self._require(self.size is None, "size", "unset unless family is set")
@@ -182,17 +192,15 @@ class LearningConfig(_Section):
     """Partitions the data is split into; default the topology's size."""
     partition_index: int | None = None
     """This peer's partition; default its topology node index."""
-    local_steps: int = 10
-    batch_size: int = 32
-    lr: float = 0.05
+    local_steps: int = LOCAL_STEPS
+    batch_size: int = BATCH_SIZE
+    lr: float = LEARNING_RATE
     seed: int = 0
 
     def __post_init__(self) -> None:
-        self._require(
-            bool(_PLUGIN_OR_NAME.match(self.task)), "task", "a task name or 'package.module:func'"
-        )
-        self._spec("model")
-        self._spec("partition")
+        self._spec("task", check_task)
+        self._spec("model", check_model_spec)
+        self._spec("partition", check_partition_spec)
         self._require(self.peers is None or self.peers >= 1, "peers", "an int >= 1")
         if self.partition_index is not None:
             bound = "an int >= 0" if self.peers is None else f"0 to {self.peers - 1}"
@@ -222,7 +230,7 @@ class GossipConfig(_Section):
     def __post_init__(self) -> None:
         self._positive("round_timeout_s", "silence_timeout_s")
         self._require(self.staleness_bound >= 0, "staleness_bound", "an int >= 0")
-        self._spec("codec")
+        self._spec("codec", check_codec_spec)
         if self.gamma is not None:
             self._require(0 < self.gamma <= 1, "gamma", "a number in (0, 1]")
         self._require(self.keyframe_interval >= 1, "keyframe_interval", "an int >= 1")
@@ -269,3 +277,34 @@ class PeerConfig:
     storage: StorageConfig = field(default_factory=StorageConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    def __post_init__(self) -> None:
+        """This peer's share of the data: ``learning.partition_index`` of ``learning.peers``."""
+        learning, topology = self.learning, self.topology
+        if topology.membership:
+            # The live set changes and ids are arbitrary: nothing to derive the share from.
+            for name in ("peers", "partition_index"):
+                if getattr(learning, name) is None:
+                    raise ConfigError(
+                        f"learning.{name}: required with topology.membership = true (this peer's "
+                        "data share is partition_index of peers partitions, which the live set "
+                        "cannot give); set peers to the swarm's planned size"
+                    )
+        elif topology.size is not None:  # a family; a graph file's size is known on loading it
+            peers = topology.size if learning.peers is None else learning.peers
+            index = topology.node if learning.partition_index is None else learning.partition_index
+            assert isinstance(index, int)
+            if index >= peers and learning.partition_index is not None:
+                whence = "" if learning.peers is not None else ", from topology.size"
+                fail(
+                    "learning.partition_index",
+                    index,
+                    f"0 to {peers - 1} (one of learning.peers = {peers} partitions{whence})",
+                )
+            if index >= peers:
+                fail(
+                    "learning.peers",
+                    peers,
+                    f"> topology.node = {index} (the default learning.partition_index), "
+                    "or set learning.partition_index",
+                )

@@ -2,27 +2,29 @@
 
 Builds the learner (own shard only), the MQTT transport with presence, and the runtime; runs the
 rounds, logging one line per round and optionally appending each round's stats as a JSON line to
-a file. SIGTERM and SIGINT finish the current round, checkpoint, publish ``offline`` and return 0.
+a file. SIGTERM and SIGINT finish the current round, checkpoint, publish ``offline`` and return 0;
+they are handled from the command's first line (:mod:`peer.stopping`), so a peer stopped while it
+loads its data or waits for the broker returns 0 too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from pathlib import Path
 from typing import TextIO
 
 from peer.config import PeerConfig
-from peer.runtime.learning import load_learner
-from peer.runtime.neighbours import static_neighbourhood
+from peer.runtime.learning import LocalLearner, load_learner
+from peer.runtime.neighbours import Neighbourhood, static_neighbourhood
 from peer.runtime.runtime import PeerRuntime
 from peer.runtime.stats import log_line, to_json
+from peer.stopping import StopSignals, until_stopped
 from peer.transport import MqttTransport, Presence, settings_from_config
 from protocol.errors import ConfigError
 from protocol.topics import topic
 
-__all__ = ["configure_logging", "run_peer"]
+__all__ = ["configure_logging", "data_share", "run_peer"]
 
 log = logging.getLogger("rumor.peer")
 
@@ -48,57 +50,89 @@ def _open_for_append(path: Path, what: str) -> TextIO:
         raise ConfigError(f"{what} {str(path)!r}: {exc.strerror}") from exc
 
 
-def _install_signals(runtime: PeerRuntime) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, _on_signal, runtime, sig)
-
-
-def _on_signal(runtime: PeerRuntime, sig: signal.Signals) -> None:
-    log.info("%s received: finishing the current round", sig.name)
-    runtime.stop()
-
-
-async def run_peer(config: PeerConfig, *, stats_file: Path | None = None) -> int:
-    """Run the daemon until its rounds are done or a signal stops it; return the exit status."""
-    ident = config.identity
-    hood = static_neighbourhood(config.topology, me=ident.peer)
-    peers = config.learning.peers or (hood.size if hood is not None else 1)
-    index = config.learning.partition_index
+def data_share(config: PeerConfig, hood: Neighbourhood | None) -> tuple[int, int]:
+    """(partition index, partitions) of this peer's data; a graph file's size is known only now."""
+    learning = config.learning
+    peers = learning.peers or (hood.size if hood is not None else 1)
+    index = learning.partition_index
     if index is None:
         index = hood.index if hood is not None else 0
-    learner = await asyncio.to_thread(load_learner, config, index=index, peers=peers)
-    presence = Presence(
-        topic=topic("presence", prefix=ident.prefix, swarm=ident.swarm, peer=ident.peer)
-    )
-    transport = MqttTransport(settings_from_config(config), presence=presence)
+    if not 0 <= index < peers:
+        raise ConfigError(
+            f"learning.partition_index = {index}: expected 0 to {peers - 1} "
+            f"(one of {peers} partitions, the graph file's size)"
+        )
+    return index, peers
+
+
+async def run_peer(
+    config: PeerConfig, *, stats_file: Path | None = None, signals: StopSignals | None = None
+) -> int:
+    """Run the daemon until its rounds are done or a signal stops it; return the exit status.
+
+    ``signals``: the handlers the command installed on its first line (installed here if None).
+    """
+    stop = (signals or StopSignals.install()).event()
+    ident = config.identity
+    hood = static_neighbourhood(config.topology, me=ident.peer)
+    index, peers = data_share(config, hood)
     stream = None if stats_file is None else _open_for_append(stats_file, "--stats-file")
+    try:
+        _make_checkpoint_dir(config)
+        # A stop during the load returns at once; the process exits when the load's thread is
+        # done (torch's threads must not be torn down under it).
+        load = asyncio.to_thread(load_learner, config, index=index, peers=peers)
+        learner = await until_stopped(stop, load)
+        if learner is not None:
+            await _gossip(config, learner, hood, stop, stream)
+    finally:
+        if stream is not None:
+            stream.close()
+    log.info("%s stopped cleanly", ident.peer)
+    return 0
+
+
+def _make_checkpoint_dir(config: PeerConfig) -> None:
     if config.storage.checkpoint_dir is not None:  # fail now, not after the first round
         try:
             config.storage.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             where = str(config.storage.checkpoint_dir)
             raise ConfigError(f"storage.checkpoint_dir = {where!r}: {exc.strerror}") from exc
-    try:
-        async with transport:
-            try:
-                async with asyncio.timeout(config.broker.connect_timeout_s):
-                    await transport.state.wait_up()
-            except TimeoutError:
-                log.warning(
-                    "broker %s:%d not reachable yet; training goes on, gossip will follow",
-                    config.broker.host,
-                    config.broker.port,
-                )
-            async with PeerRuntime(config, transport, learner, neighbourhood=hood) as runtime:
-                _install_signals(runtime)
-                async for stats in runtime.rounds():
-                    log.info("%s %s", ident.peer, log_line(stats))
-                    if stream is not None:
-                        stream.write(to_json(stats, peer=ident.peer, swarm=ident.swarm) + "\n")
-                        stream.flush()
-    finally:
-        if stream is not None:
-            stream.close()
-    log.info("%s stopped cleanly", ident.peer)
-    return 0
+
+
+async def _gossip(
+    config: PeerConfig,
+    learner: LocalLearner,
+    hood: Neighbourhood | None,
+    stop: asyncio.Event,
+    stream: TextIO | None,
+) -> None:
+    """Connect, run the rounds, and say ``offline`` on the way out (the transport's exit)."""
+    ident = config.identity
+    presence = Presence(
+        topic=topic("presence", prefix=ident.prefix, swarm=ident.swarm, peer=ident.peer)
+    )
+    log.info(
+        "%s: data loaded; connecting to %s:%d", ident.peer, config.broker.host, config.broker.port
+    )
+    async with MqttTransport(settings_from_config(config), presence=presence) as transport:
+        wait = asyncio.wait_for(transport.state.wait_up(), config.broker.connect_timeout_s)
+        try:
+            await until_stopped(stop, wait)
+        except TimeoutError:
+            log.warning(
+                "broker %s:%d not reachable yet; training goes on, gossip will follow",
+                config.broker.host,
+                config.broker.port,
+            )
+        if stop.is_set():
+            return
+        async with PeerRuntime(
+            config, transport, learner, neighbourhood=hood, stop=stop
+        ) as runtime:
+            async for stats in runtime.rounds():
+                log.info("%s %s", ident.peer, log_line(stats))
+                if stream is not None:
+                    stream.write(to_json(stats, peer=ident.peer, swarm=ident.swarm) + "\n")
+                    stream.flush()

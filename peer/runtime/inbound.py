@@ -4,7 +4,9 @@ Frames go through :func:`protocol.validation.accept` (the one entry point for re
 a rejected message is counted per reason, logged rate-limited, and dropped: nothing a remote
 party sends can raise out of :meth:`Inbound.handle` or change a model. Accepted frames leave a
 snapshot of the sender's public copy under the round it was sent in, so that a sync round mixes
-the copies *of that round* even when a fast neighbour's next frame has already arrived.
+the copies *of that round* even when a fast neighbour's next frame has already arrived. A sync
+frame of a round already mixed still updates the sender's copy (its deltas are cumulative) but
+is counted in :attr:`Inbound.ignored` as ``stale_round`` rather than kept for mixing.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from peer.runtime.liveness import Liveness
 from peer.runtime.rejections import Rejections
 from peer.transport import OFFLINE, ONLINE, Message
 from protocol.choco import ChocoReceiver
-from protocol.errors import MalformedMessage, ProtocolError, UnknownBase
+from protocol.errors import MalformedMessage, ProtocolError
 from protocol.topics import parse_topic
 from protocol.types import PeerId, Vector
 from protocol.validation import Expectations, accept
@@ -42,6 +44,7 @@ class Inbound:
         receiver: ChocoReceiver,
         liveness: Liveness,
         rejections: Rejections,
+        ignored: Rejections | None = None,
     ) -> None:
         self.me = me
         self.prefix = prefix
@@ -50,12 +53,15 @@ class Inbound:
         self.receiver = receiver
         self.liveness = liveness
         self.rejections = rejections
+        self.ignored = ignored or Rejections(what="left out of the mix a frame", level=logging.INFO)
+        """Valid frames applied to the sender's copy but not mixed, by reason (``stale_round``)."""
+        self.sync_floor: int | None = None
+        """Sync mode: the round being received; a frame of an earlier round comes too late to be
+        mixed (that round is over). None in async mode, where staleness decides."""
         self.changed = asyncio.Event()
         """Set whenever a frame is accepted or a presence changes; the sync barrier clears it."""
         self.decode_s = 0.0
         """Seconds spent validating and applying frames, since the runtime last reset it."""
-        self.out_of_sync: set[PeerId] = set()
-        """Senders whose deltas we cannot apply until their next keyframe."""
         self.joined = False
         """A peer came (back) online: it holds none of our frames, so send it a keyframe soon
         rather than leave it waiting for the periodic one. The runtime clears it."""
@@ -92,28 +98,31 @@ class Inbound:
                 # snapshots already taken stay: they are its frames of rounds it did send (a
                 # peer that finishes says offline right after its last frame).
                 self.receiver.forget(peer)
-                self.out_of_sync.discard(peer)
             self.liveness.presence(peer, online=online)
             self.changed.set()
             return
-        try:
-            env, copy = accept(message.payload, self.expected, self.receiver, via=peer)
-        except UnknownBase:
-            self.liveness.heard(peer)  # alive, but its deltas wait for its next keyframe
-            self.out_of_sync.add(peer)
-            self.changed.set()
-            raise
+        # A rejected frame raises here and changes nothing: not the copies, not liveness, not
+        # whom the barrier waits for. Anyone can publish on a peer's topic, so a frame that
+        # failed a check proves nothing about its sender (a forged delta must not silence it).
+        env, copy = accept(message.payload, self.expected, self.receiver, via=peer)
         self.liveness.heard(peer)
-        self.out_of_sync.discard(peer)
+        self.changed.set()
+        if self.sync_floor is not None and env.round < self.sync_floor:
+            detail = f"its round {env.round} came after round {self.sync_floor - 1} was mixed"
+            self.ignored.record(peer, "stale_round", detail)
+            return
         held = self._copies.setdefault(peer, {})
         held[env.round] = copy
         while len(held) > MAX_SNAPSHOTS_PER_SENDER:
             del held[min(held)]
-        self.changed.set()
 
     def has_round(self, peer: PeerId, round: int) -> bool:
         """Whether a copy sent in ``round`` or later has arrived from ``peer``."""
         return any(r >= round for r in self._copies.get(peer, ()))
+
+    def waiting_for(self, live: frozenset[PeerId], round: int) -> list[PeerId]:
+        """The live peers whose copy of ``round`` (or later) has not arrived, sorted."""
+        return sorted(p for p in live if not self.has_round(p, round))
 
     def copy_for(self, peer: PeerId, round: int, *, staleness: int | None) -> Vector | None:
         """The copy of ``peer`` to mix in ``round``.
@@ -133,7 +142,10 @@ class Inbound:
         return held[newest] if newest >= round - staleness else None
 
     def prune(self, round: int) -> None:
-        """Forget snapshots older than ``round``, keeping each sender's newest."""
+        """Forget snapshots older than ``round``, keeping each sender's newest; in sync mode,
+        frames of rounds before ``round`` arrive too late from now on."""
+        if self.sync_floor is not None:
+            self.sync_floor = round
         for held in self._copies.values():
             newest = max(held, default=None)
             for r in [r for r in held if r < round and r != newest]:
@@ -143,7 +155,6 @@ class Inbound:
         """Drop everything about a peer that left the neighbourhood."""
         self._copies.pop(peer, None)
         self.receiver.forget(peer)
-        self.out_of_sync.discard(peer)
 
     def snapshot_bytes(self) -> int:
         return sum(c.numel() * c.element_size() for h in self._copies.values() for c in h.values())

@@ -1,12 +1,15 @@
 """Which neighbours are alive: retained presence (``online``/``offline``, the will) plus silence.
 
-A neighbour is alive unless its last presence message says ``offline`` or nothing has been heard
-from it for ``silence_timeout_s``. A neighbour never heard from is given the timeout from the
-moment this peer started (a swarm starting together must not see everyone dead at first). Any
-message from a peer, presence or frame, counts as hearing from it.
+A neighbour is alive once it has been heard from (its retained ``online`` presence, or an
+accepted frame) and until its last presence message says ``offline`` or nothing has been heard
+from it for ``silence_timeout_s``. A neighbour never heard from is not alive: a sync round does
+not wait for a peer that never started (a swarm starting together still meets, since each peer's
+retained ``online`` reaches its neighbours when they subscribe).
 
->>> live = Liveness(silence_timeout_s=5.0, now=0.0)
->>> live.alive("b", now=4.0), live.alive("b", now=6.0)
+>>> live = Liveness(silence_timeout_s=5.0)
+>>> live.alive("b", now=0.0)
+False
+>>> live.heard("b", now=1.0); live.alive("b", now=5.0), live.alive("b", now=6.0)
 (True, False)
 >>> live.heard("b", now=6.0); live.alive("b", now=6.0)
 True
@@ -27,9 +30,8 @@ __all__ = ["Liveness"]
 class Liveness:
     """Presence and last-heard time per peer; pure bookkeeping (time is passed in)."""
 
-    def __init__(self, *, silence_timeout_s: float, now: float | None = None) -> None:
+    def __init__(self, *, silence_timeout_s: float) -> None:
         self.silence_timeout_s = silence_timeout_s
-        self._start = time.monotonic() if now is None else now
         self._last: dict[PeerId, float] = {}
         self._online: dict[PeerId, bool] = {}
 
@@ -44,10 +46,11 @@ class Liveness:
             self.heard(peer, now=now)
 
     def alive(self, peer: PeerId, *, now: float | None = None) -> bool:
-        if not self._online.get(peer, True):
+        last = self._last.get(peer)
+        if last is None or not self._online.get(peer, True):
             return False
         now = time.monotonic() if now is None else now
-        return now - self._last.get(peer, self._start) < self.silence_timeout_s
+        return now - last < self.silence_timeout_s
 
     def live_set(self, peers: Iterable[PeerId], *, now: float | None = None) -> frozenset[PeerId]:
         now = time.monotonic() if now is None else now

@@ -2,8 +2,10 @@
 
 Weights are Metropolis-Hastings (:func:`topology.mixing_edges`), so peer ``i`` of a family graph
 mixes exactly as row ``i`` of the simulator's matrix. In a family graph, node ``j``'s peer id is
-the peer's own id with its trailing number replaced by ``j`` (same zero padding): ``p03`` at node 3
-expects ``p00`` .. ``p07`` in an 8-peer swarm. In a graph file, node names are peer ids.
+the peer's own id with its trailing number replaced by ``j`` (same zero padding, if any): ``p3`` at
+node 3 expects ``p0`` .. ``p7`` in an 8-peer swarm (the names ``rumor up`` gives,
+:func:`protocol.topics.peer_name`), ``pi-03`` expects ``pi-00`` .. ``pi-07``.
+In a graph file, node names are peer ids.
 
 >>> hood = family_neighbourhood("ring", 4, me="p1", node=1, seed=0)
 >>> sorted(hood.weights.items()), hood.index, hood.size
@@ -35,7 +37,8 @@ __all__ = [
     "static_neighbourhood",
 ]
 
-MEMBERSHIP_FAMILY = "random_regular:d=4"
+MEMBERSHIP_FAMILY = "hashed_rings:k=2"
+"""Membership graphs: the union of two rings over seeded hashes of the ids (degree <= 4)."""
 _TRAILING_NUMBER = re.compile(r"^(.*?)(\d+)$")
 
 

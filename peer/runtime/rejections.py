@@ -22,8 +22,16 @@ log = logging.getLogger(__name__)
 class Rejections:
     """Per-reason counters with rate-limited warnings naming the sender and the reason."""
 
-    def __init__(self, *, interval_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        *,
+        interval_s: float = 10.0,
+        what: str = "rejected a message",
+        level: int = logging.WARNING,
+    ) -> None:
+        """``what`` and ``level``: the log line's wording and level (``ignored`` counters too)."""
         self.interval_s = interval_s
+        self.what, self.level = what, level
         self.counts: Counter[str] = Counter()
         self._last_log: dict[tuple[str, str], float] = {}
         self._suppressed: Counter[tuple[str, str]] = Counter()
@@ -40,5 +48,5 @@ class Rejections:
         self._last_log[key] = now
         more = self._suppressed.pop(key, 0)
         extra = f" (and {more} more like it since the last report)" if more else ""
-        log.warning("rejected a message from %s: %s: %s%s", sender, reason, detail, extra)
+        log.log(self.level, "%s from %s: %s: %s%s", self.what, sender, reason, detail, extra)
         return True

@@ -8,7 +8,7 @@
                 ...  # log, write, display: the runtime itself only yields
 
 One round, in the simulator's order: train (worker thread) -> encode -> publish -> receive
-(sync: wait for this round's frames from the live, in-sync in-neighbours, up to
+(sync: wait for this round's frames from the live in-neighbours, up to
 ``gossip.round_timeout_s``; async: no barrier) -> mix with what arrived (missing weight stays
 with the peer). A background task owned by the runtime's TaskGroup feeds every received message
 to :class:`~peer.runtime.inbound.Inbound`. :meth:`PeerRuntime.stop` ends the loop after the
@@ -40,9 +40,10 @@ from peer.runtime.rejections import Rejections
 from peer.runtime.resume import restore, snapshot
 from peer.runtime.stats import RoundStats, Timings, to_json
 from peer.transport import Transport, TransportError
-from protocol.choco import ChocoReceiver, ChocoSender, sender_seed
+from protocol.choco import ChocoReceiver, ChocoSender
 from protocol.codecs import codec_from_spec, default_gamma
 from protocol.envelope import Envelope, encode_envelope
+from protocol.seeds import sender_seed
 from protocol.spec import parse_spec
 from protocol.topics import subscription, topic
 from protocol.types import PeerId
@@ -68,8 +69,10 @@ class PeerRuntime:
         learner: LocalLearner,
         *,
         neighbourhood: Neighbourhood | None,
+        stop: asyncio.Event | None = None,
     ) -> None:
-        """``neighbourhood`` is the static one, or None for a membership-driven topology."""
+        """``neighbourhood`` is the static one, or None for a membership-driven topology;
+        ``stop``, when given, is an event that :meth:`stop` sets and others may set too."""
         self.config = config
         self.transport = transport
         self.learner = learner
@@ -99,6 +102,8 @@ class PeerRuntime:
             rejections=self.rejections,
         )
         self.publish_failed = 0
+        self.timeouts = 0
+        """Sync rounds whose barrier ended at ``round_timeout_s`` with frames missing."""
         self._resync = False
         """Set when receivers may have lost track of our frames: the next one is a keyframe."""
         self._connects_seen = 0
@@ -107,7 +112,7 @@ class PeerRuntime:
             if config.storage.checkpoint_dir is None
             else CheckpointStore(config.storage.checkpoint_dir)
         )
-        self._stop = asyncio.Event()
+        self._stop = asyncio.Event() if stop is None else stop
         self._stack = contextlib.AsyncExitStack()
         self._subscribed: set[str] = set()
 
@@ -115,6 +120,8 @@ class PeerRuntime:
 
     async def __aenter__(self) -> Self:
         self._restore()
+        if self.config.gossip.mode == "sync":
+            self.inbound.sync_floor = self.round
         group = await self._stack.enter_async_context(asyncio.TaskGroup())
         self._pump = group.create_task(self._receive(), name=f"receive-{self.me}")
         await self._update_subscriptions()
@@ -266,7 +273,7 @@ class PeerRuntime:
         decode = self.inbound.decode_s
         stats = RoundStats(
             round=self.round,
-            loss=loss,
+            train_loss=loss,
             accuracy=accuracy,
             neighbours=len(self.hood.weights),
             alive=len(alive),
@@ -274,6 +281,8 @@ class PeerRuntime:
             bytes_out=self.transport.stats.bytes_out,
             bytes_in=self.transport.stats.bytes_in,
             rejected=self._rejected(),
+            ignored=dict(sorted(self.inbound.ignored.counts.items())),
+            timeouts=self.timeouts,
             publish_failed=self.publish_failed,
             timings=Timings(
                 train=t1 - t0,
@@ -341,9 +350,11 @@ class PeerRuntime:
             await asyncio.sleep(0)
             return self._alive()
         timeout_s = self.config.gossip.round_timeout_s
-        return await wait_for_round(
+        alive, timed_out = await wait_for_round(
             self.inbound, self._alive, r, timeout_s=timeout_s, stop=self._stop, me=self.me
         )
+        self.timeouts += timed_out
+        return alive
 
     def _mix(self, x: torch.Tensor, r: int, alive: frozenset[PeerId]) -> int:
         """Mix ``x`` with the neighbours' copies; set ``self.x``; return how many were mixed."""

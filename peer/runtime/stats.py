@@ -3,10 +3,10 @@
 The telemetry JSON is what ``rumor watch`` and ``rumor up`` read; its keys are the field names of
 :class:`RoundStats` plus ``peer`` and ``swarm``.
 
->>> s = RoundStats(round=3, loss=0.5, accuracy=0.8, neighbours=2, alive=2, received=2,
+>>> s = RoundStats(round=3, train_loss=0.5, accuracy=0.8, neighbours=2, alive=2, received=2,
 ...                bytes_out=10, bytes_in=20, rejected={"replayed_message": 1})
 >>> s.rejected_total, log_line(s)
-(1, 'round 3: loss 0.5000 acc 0.800 nbrs 2/2 got 2 out 10 B in 20 B rejected 1')
+(1, 'round 3: train loss 0.5000 acc 0.800 nbrs 2/2 got 2 out 10 B in 20 B rejected 1')
 >>> json.loads(to_json(s, peer="p0", swarm="lab"))["rejected_total"]
 1
 """
@@ -40,8 +40,10 @@ class RoundStats:
     """What one finished round reports. ``round`` counts finished rounds (1 after the first)."""
 
     round: int
-    loss: float | None
+    train_loss: float | None
+    """Mean training loss of this round's local steps (None or NaN when it took none)."""
     accuracy: float | None
+    """Test accuracy of this peer's model on its held-out split (None: the task has none)."""
     neighbours: int
     """In-neighbours in the graph this round."""
     alive: int
@@ -52,6 +54,11 @@ class RoundStats:
     bytes_in: int
     rejected: Mapping[str, int] = field(default_factory=dict)
     """Messages rejected since start, by reason (cumulative)."""
+    ignored: Mapping[str, int] = field(default_factory=dict)
+    """Valid frames left out of the mix since start, by reason (cumulative): ``stale_round``, a
+    sync frame that came after its round was mixed."""
+    timeouts: int = 0
+    """Sync rounds since start whose wait ended at the round timeout with frames missing."""
     publish_failed: int = 0
     """Publishes dropped since start because the broker link was down (cumulative)."""
     timings: Timings = field(default_factory=Timings)
@@ -72,17 +79,17 @@ def _finite(value: float | None) -> float | None:
 def to_json(stats: RoundStats, *, peer: str, swarm: str) -> str:
     """The telemetry message (JSON object; NaN becomes null)."""
     data = asdict(stats)
-    data["loss"], data["accuracy"] = _finite(stats.loss), _finite(stats.accuracy)
-    data["rejected"] = dict(stats.rejected)
+    data["train_loss"], data["accuracy"] = _finite(stats.train_loss), _finite(stats.accuracy)
+    data["rejected"], data["ignored"] = dict(stats.rejected), dict(stats.ignored)
     data.update(peer=peer, swarm=swarm, rejected_total=stats.rejected_total)
     return json.dumps(data, sort_keys=True)
 
 
 def log_line(stats: RoundStats) -> str:
-    loss = "-" if _finite(stats.loss) is None else f"{stats.loss:.4f}"
+    loss = "-" if _finite(stats.train_loss) is None else f"{stats.train_loss:.4f}"
     acc = "-" if stats.accuracy is None else f"{stats.accuracy:.3f}"
     return (
-        f"round {stats.round}: loss {loss} acc {acc} nbrs {stats.alive}/{stats.neighbours} "
+        f"round {stats.round}: train loss {loss} acc {acc} nbrs {stats.alive}/{stats.neighbours} "
         f"got {stats.received} out {stats.bytes_out} B in {stats.bytes_in} B "
         f"rejected {stats.rejected_total}"
     )

@@ -13,11 +13,12 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
+from peer.config.specs import check_model_spec
 from peer.tasks.cnn import ConvNet
 from peer.tasks.dense import DenseNet
 from peer.tasks.layout import Layout
 from protocol.errors import ConfigError
-from protocol.spec import Spec, parse_spec
+from protocol.spec import Spec
 
 __all__ = ["ConvNet", "DenseNet", "FlatModel", "model_from_spec"]
 
@@ -68,23 +69,14 @@ def model_from_spec(spec: str | Spec, input_dim: int, num_classes: int) -> FlatM
     >>> model_from_spec("logreg", 60, 10).layout[0]
     ('fc1.weight', (10, 60), 'float32')
     """
-    spec = parse_spec(spec) if isinstance(spec, str) else spec
+    spec = check_model_spec(spec)
     if input_dim < 1 or num_classes < 2:
         raise ConfigError(f"need input_dim >= 1 and >= 2 classes, got {input_dim}, {num_classes}")
     if spec.name == "logreg":
-        spec.expect()
         return DenseNet((input_dim, num_classes), name=str(spec))
     if spec.name == "mlp":
-        spec.expect("hidden")
-        hidden = spec.params.get("hidden", 64)
-        if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
-            raise ConfigError(f"mlp: hidden must be a positive integer, got {hidden!r}")
+        hidden = int(spec.params.get("hidden", 64))
         return DenseNet((input_dim, hidden, num_classes), name=str(spec))
-    if spec.name == "cnn":
-        spec.expect()
-        if input_dim != 28 * 28:
-            raise ConfigError(
-                f"cnn expects 28x28 inputs (dimension 784), got dimension {input_dim}"
-            )
-        return ConvNet(num_classes=num_classes, name=str(spec))
-    raise ConfigError(f"unknown model {spec.name!r}; expected logreg, mlp[:hidden=H] or cnn")
+    if input_dim != 28 * 28:  # cnn
+        raise ConfigError(f"cnn expects 28x28 inputs (dimension 784), got dimension {input_dim}")
+    return ConvNet(num_classes=num_classes, name=str(spec))

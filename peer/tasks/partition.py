@@ -23,8 +23,9 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from peer.config.specs import check_partition_spec, positive_param
 from protocol.errors import ConfigError
-from protocol.spec import Spec, parse_spec
+from protocol.spec import Spec
 
 __all__ = ["PartitionReport", "label_entropy", "partition", "partition_report"]
 
@@ -81,15 +82,6 @@ def _shards(labels: _Ints, peers: int, k: int, rng: np.random.Generator) -> list
     return [shards[row].reshape(-1) for row in pick]
 
 
-def _positive(spec: Spec, key: str, kind: type[int] | type[float]) -> float:
-    value = spec.params.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ConfigError(f"{spec.name} needs {key}=<positive number>, got {value!r}")
-    if kind is int and not isinstance(value, int):
-        raise ConfigError(f"{spec.name}: {key} must be an integer, got {value!r}")
-    return value
-
-
 def partition(
     labels: torch.Tensor, peers: int, spec: str | Spec, *, seed: int
 ) -> list[torch.Tensor]:
@@ -102,26 +94,19 @@ def partition(
     >>> [len(set(labels[p].tolist())) for p in parts], sum(p.numel() for p in parts)
     ([2, 2], 8)
     """
-    spec = parse_spec(spec) if isinstance(spec, str) else spec
+    spec = check_partition_spec(spec)
     if peers < 1:
         raise ConfigError(f"peers must be >= 1, got {peers}")
     if labels.numel() < peers:
         raise ConfigError(f"cannot give {peers} peers a sample each from {labels.numel()} samples")
     lab = labels.cpu().numpy().astype(np.int64)
     rng = np.random.default_rng(seed)
-    if spec.name == "iid":
-        spec.expect()
-        parts = _iid(lab, peers, rng)
-    elif spec.name == "dirichlet":
-        spec.expect("alpha")
-        parts = _dirichlet(lab, peers, _positive(spec, "alpha", float), rng)
+    if spec.name == "dirichlet":
+        parts = _dirichlet(lab, peers, positive_param(spec, "alpha", float), rng)
     elif spec.name == "shards":
-        spec.expect("k")
-        parts = _shards(lab, peers, int(_positive(spec, "k", int)), rng)
+        parts = _shards(lab, peers, int(positive_param(spec, "k", int)), rng)
     else:
-        raise ConfigError(
-            f"unknown partition {spec.name!r}; expected iid, dirichlet:alpha=A or shards:k=K"
-        )
+        parts = _iid(lab, peers, rng)
     return [torch.from_numpy(np.ascontiguousarray(p, dtype=np.int64)) for p in parts]
 
 

@@ -18,24 +18,23 @@ averaging task ``model=None`` and ``dim``. Task validates this on construction.
 from __future__ import annotations
 
 import importlib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from peer.config.specs import BUILTIN_TASKS, check_task
 from peer.tasks.dataset import Dataset, PeerData
 from peer.tasks.idx import FASHION_MNIST_ROOT, load_raw_split
 from peer.tasks.models import FlatModel, model_from_spec
 from peer.tasks.partition import PartitionReport, partition
 from peer.tasks.synthetic import synthetic_peer_data
+from protocol.defaults import CONSENSUS_DIM
 from protocol.errors import ConfigError
 from protocol.spec import parse_spec
 
 __all__ = ["BUILTIN_TASKS", "Task", "TaskSpec", "build_task"]
 
-BUILTIN_TASKS = ("consensus", "synthetic", "fmnist", "mnist")
-_PLUGIN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _SYNTHETIC_DIM, _SYNTHETIC_CLASSES = 60, 10
 
 
@@ -50,18 +49,14 @@ class TaskSpec:
     partition: str = "iid"
     seed: int = 0
     data_path: Path | None = None
-    dim: int = 100
+    dim: int = CONSENSUS_DIM
     alpha: float = 1.0
     beta: float = 1.0
     samples_per_peer: int = 100
     test_samples: int = 2000
 
     def __post_init__(self) -> None:
-        if self.task not in BUILTIN_TASKS and not _PLUGIN.match(self.task):
-            raise ConfigError(
-                f"unknown task {self.task!r}; expected one of {', '.join(BUILTIN_TASKS)} "
-                "or a plug-in 'package.module:function'"
-            )
+        check_task(self.task)
         for name in ("peers", "dim", "samples_per_peer", "test_samples"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -3,7 +3,9 @@
 The run directory holds one folder per peer (``peer.toml``, ``peer.log``, ``stats.jsonl``,
 ``checkpoints/``), the broker's files, and ``summary.json``. Progress comes from the swarm's
 telemetry; the final table from each peer's stats file. Ctrl-C or SIGTERM stops every peer
-process (by process group) and the broker; nothing started here outlives the command.
+process (by process group) and then the broker, which runs in its own session so that a Ctrl-C
+in the terminal reaches it only through this command; a second signal while stopping kills what
+is left at once (:mod:`peer.up.shutdown`). Nothing started here outlives the command.
 """
 
 from __future__ import annotations
@@ -12,15 +14,15 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import signal
 import sys
 import time
 
 from peer.broker import Broker
-from peer.config import to_toml
-from peer.up.procs import PeerProcess, launch, stop_all
+from peer.config import PeerConfig, to_toml
+from peer.up.procs import PeerProcess, kill_all, launch, stop_all
 from peer.up.report import peer_rows, render_table, write_summary
-from peer.up.settings import UpConfig, add_up_arguments, peer_configs, up_config
+from peer.up.settings import UpConfig, add_up_arguments, peer_configs, up_config, validate_swarm
+from peer.up.shutdown import Shutdown
 from peer.watch import SwarmView, watch_swarm
 
 __all__ = ["UpConfig", "add_up_arguments", "run_up"]
@@ -33,30 +35,56 @@ _POLL_S = 0.5
 
 def run_up(args: argparse.Namespace) -> int:
     up = up_config(args)
+    validate_swarm(up)  # a bad topology or spec: exit 2 before anything is launched
     up.out.mkdir(parents=True, exist_ok=True)
+    shutdown = Shutdown()
+    shutdown.install()
+    try:
+        return _run(up, shutdown)
+    finally:
+        shutdown.restore()
+
+
+def _run(up: UpConfig, shutdown: Shutdown) -> int:
     broker = None
-    if up.broker is None:
-        broker = Broker(max_packet_size=up.max_packet_size, log_dir=up.out / "broker")
-        broker.launch()
-        host, port = broker.host, broker.port
-    else:
-        host, port = up.broker
     peers: list[PeerProcess] = []
+    shutdown.on_escalation(lambda: kill_all(peers))
     start = time.monotonic()
     try:
-        configs = peer_configs(up, host=host, port=port)
-        for config in configs:
-            folder = up.out / config.identity.peer
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / "peer.toml"
-            path.write_text(to_toml(config, show_secrets=True))
-            peers.append(launch(config.identity.peer, path, folder))
+        if up.broker is None:
+            broker = Broker(max_packet_size=up.max_packet_size, log_dir=up.out / "broker")
+            shutdown.on_escalation(broker.kill)
+            broker.launch()
+            host, port = broker.host, broker.port
+        else:
+            host, port = up.broker
+        for config in peer_configs(up, host=host, port=port):
+            if shutdown.requested:
+                break
+            peers.append(_launch(up, config))
         print(f"rumor up: {up.peers} peers on {host}:{port}, swarm {up.swarm!r}, out {up.out}")
-        interrupted = asyncio.run(_supervise(up, peers, host, port))
+        asyncio.run(_supervise(up, peers, host, port, shutdown))
     finally:
+        shutdown.stopping = True
+        if shutdown.requested:
+            print("rumor up: interrupted; stopping every peer and the broker", file=sys.stderr)
         stop_all(peers)
         if broker is not None:
             broker.stop()
+    return _report(up, peers, host, port, interrupted=shutdown.requested, start=start)
+
+
+def _launch(up: UpConfig, config: PeerConfig) -> PeerProcess:
+    folder = up.out / config.identity.peer
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "peer.toml"
+    path.write_text(to_toml(config, show_secrets=True))
+    return launch(config.identity.peer, path, folder)
+
+
+def _report(
+    up: UpConfig, peers: list[PeerProcess], host: str, port: int, *, interrupted: bool, start: float
+) -> int:
     rows = peer_rows(peers)
     print(render_table(rows))
     write_summary(
@@ -79,12 +107,19 @@ def run_up(args: argparse.Namespace) -> int:
     return 0 if all(p.process.returncode == 0 for p in peers) else 1
 
 
-async def _supervise(up: UpConfig, peers: list[PeerProcess], host: str, port: int) -> bool:
-    """Show progress until every peer has exited; True if a signal cut the run short."""
+async def _supervise(
+    up: UpConfig, peers: list[PeerProcess], host: str, port: int, shutdown: Shutdown
+) -> None:
+    """Show progress until every peer has exited or a signal asks for a stop."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+
+    def wake() -> None:
+        loop.call_soon_threadsafe(stop.set)
+
+    shutdown.wake = wake
+    if shutdown.requested:
+        stop.set()
     view = SwarmView(prefix="rumor", swarm=up.swarm)
     watcher = asyncio.create_task(
         watch_swarm(host, port, view, duration=None, tty=False, quiet=True)
@@ -97,12 +132,10 @@ async def _supervise(up: UpConfig, peers: list[PeerProcess], host: str, port: in
                 async with asyncio.timeout(_POLL_S):
                     await stop.wait()
     finally:
+        shutdown.wake = None
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await watcher
-    if stop.is_set():
-        print("rumor up: interrupted; stopping every peer and the broker", file=sys.stderr)
-    return stop.is_set()
 
 
 def _progress(view: SwarmView, up: UpConfig, shown: int, peers: list[PeerProcess]) -> int:

@@ -17,8 +17,11 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
-__all__ = ["PeerProcess", "launch", "stop_all"]
+from peer.stopping import STOP_SIGNALS
+
+__all__ = ["PeerProcess", "kill_all", "launch", "stop_all"]
 
 log = logging.getLogger(__name__)
 
@@ -55,22 +58,39 @@ def launch(name: str, config: Path, directory: Path, *, log_level: str = "INFO")
         "--stats-file",
         str(stats),
     ]
+    # Blocked across the exec: a stop that comes before the peer has installed its handlers
+    # waits for them (peer.stopping) instead of killing it with no offline and no checkpoint.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     with logfile.open("ab") as out:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env=env,
-        )
+        try:
+            process = _spawn(command, out, env)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     log.debug("started %s as pid %d", name, process.pid)
     return PeerProcess(name=name, process=process, config=config, stats=stats, log=logfile)
+
+
+def _spawn(command: list[str], out: IO[bytes], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env=env,
+    )
 
 
 def _signal_group(peer: PeerProcess, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(peer.process.pid, sig)
+
+
+def kill_all(peers: list[PeerProcess]) -> None:
+    """SIGKILL every running peer's group now, without waiting (safe in a signal handler)."""
+    for peer in peers:
+        if peer.process.returncode is None:
+            _signal_group(peer, signal.SIGKILL)
 
 
 def stop_all(peers: list[PeerProcess], *, grace_s: float = 20.0) -> None:

@@ -34,7 +34,7 @@ def peer_rows(peers: list[PeerProcess]) -> list[dict[str, object]]:
             {
                 "peer": peer.name,
                 "accuracy": stats.get("accuracy"),
-                "loss": stats.get("loss"),
+                "train_loss": stats.get("train_loss"),
                 "rounds": stats.get("round", 0),
                 "bytes_sent": stats.get("bytes_out", 0),
                 "bytes_received": stats.get("bytes_in", 0),

@@ -8,9 +8,11 @@ from pathlib import Path
 
 from peer.config import PeerConfig, apply_overrides, config_from_dict
 from peer.watch import parse_address
+from protocol.defaults import BATCH_SIZE, LEARNING_RATE, LOCAL_STEPS
 from protocol.errors import ConfigError
+from protocol.topics import peer_name
 
-__all__ = ["UpConfig", "add_up_arguments", "peer_configs", "peer_name", "up_config"]
+__all__ = ["UpConfig", "add_up_arguments", "peer_configs", "up_config", "validate_swarm"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,9 +28,9 @@ class UpConfig:
     """An external broker; None: start a Mosquitto on a free loopback port."""
     swarm: str = "local"
     seed: int = 0
-    local_steps: int = 10
-    batch_size: int = 32
-    lr: float = 0.05
+    local_steps: int = LOCAL_STEPS
+    batch_size: int = BATCH_SIZE
+    lr: float = LEARNING_RATE
     codec: str = "raw"
     mode: str = "sync"
     round_timeout_s: float = 10.0
@@ -55,9 +57,14 @@ def add_up_arguments(parser: argparse.ArgumentParser) -> None:
     add("--out", type=Path, default=Path("rumor-up"), help="run directory (default: %(default)s)")
     add("--swarm", default="local", help="swarm name (default: %(default)s)")
     add("--seed", type=int, default=0, help="data, init and codec seed (default: 0)")
-    add("--local-steps", type=int, default=10, help="SGD steps per round (default: 10)")
-    add("--batch-size", type=int, default=32, help="minibatch size (default: 32)")
-    add("--lr", type=float, default=0.05, help="learning rate (default: 0.05)")
+    add(
+        "--local-steps",
+        type=int,
+        default=LOCAL_STEPS,
+        help="SGD steps per round (default: %(default)s)",
+    )
+    add("--batch-size", type=int, default=BATCH_SIZE, help="minibatch size (default: %(default)s)")
+    add("--lr", type=float, default=LEARNING_RATE, help="learning rate (default: %(default)s)")
     add("--codec", default="raw", help="raw, fp16, int8, sign, topk:fraction=F, randk:fraction=F")
     add("--mode", choices=["sync", "async"], default="sync", help="gossip mode (default: sync)")
     add("--round-timeout", type=float, default=10.0, help="sync barrier timeout, s (default: 10)")
@@ -95,20 +102,11 @@ def up_config(args: argparse.Namespace) -> UpConfig:
     )
 
 
-def peer_name(index: int, peers: int) -> str:
-    """``p00`` .. ``p15``: zero-padded so that names sort in node order.
-
-    >>> peer_name(3, 16), peer_name(3, 5)
-    ('p03', 'p3')
-    """
-    return f"p{index:0{len(str(peers - 1))}d}"
-
-
 def peer_configs(up: UpConfig, *, host: str, port: int) -> list[PeerConfig]:
     """One validated config per peer (ConfigError naming the key if an option is bad)."""
     configs = []
     for j in range(up.peers):
-        name = peer_name(j, up.peers)
+        name = peer_name(j)
         data: dict[str, object] = {
             "identity": {"peer": name, "swarm": up.swarm},
             "broker": {"host": host, "port": port, "keepalive_s": 5},
@@ -136,3 +134,14 @@ def peer_configs(up: UpConfig, *, host: str, port: int) -> list[PeerConfig]:
             data["broker"] = {**data["broker"], "max_payload": max(256, up.max_packet_size - 512)}  # type: ignore[dict-item]
         configs.append(apply_overrides(config_from_dict(data), up.overrides))
     return configs
+
+
+def validate_swarm(up: UpConfig) -> None:
+    """Every peer's config, validated as the peers will (the graph built, the codec, task, model
+    and partition specs and each data share checked): ConfigError naming the problem, before
+    anything (the broker included) is launched."""
+    host, port = up.broker if up.broker is not None else ("127.0.0.1", 1883)
+    try:
+        peer_configs(up, host=host, port=port)
+    except ConfigError as exc:
+        raise ConfigError(f"no peer started: {exc}") from exc

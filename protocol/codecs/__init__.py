@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 
+from protocol.codec_names import CODEC_NAMES, check_codec_spec
 from protocol.codecs.base import Codec, Seeds
 from protocol.codecs.dense import Fp16Codec, Int8Codec, RawCodec
 from protocol.codecs.sign import SignCodec
@@ -37,17 +38,14 @@ __all__ = [
     "randk_indices",
 ]
 
-_FACTORIES: Mapping[str, tuple[Callable[..., Codec], tuple[str, ...]]] = {
-    "raw": (RawCodec, ()),
-    "fp16": (Fp16Codec, ()),
-    "int8": (Int8Codec, ("block",)),
-    "topk": (TopKCodec, ("fraction",)),
-    "sign": (SignCodec, ()),
-    "randk": (RandKCodec, ("fraction",)),
+_FACTORIES: Mapping[str, Callable[..., Codec]] = {
+    "raw": RawCodec,
+    "fp16": Fp16Codec,
+    "int8": Int8Codec,
+    "topk": TopKCodec,
+    "sign": SignCodec,
+    "randk": RandKCodec,
 }
-
-CODEC_NAMES: tuple[str, ...] = tuple(_FACTORIES)
-"""Every codec name this version speaks."""
 
 
 def codec_from_spec(spec: Spec | str, *, from_network: bool = False) -> Codec:
@@ -66,10 +64,8 @@ def codec_from_spec(spec: Spec | str, *, from_network: bool = False) -> Codec:
 
 
 def _build(spec: Spec) -> Codec:
-    if spec.name not in _FACTORIES:
-        raise ConfigError(f"unknown codec {spec.name!r}; expected one of {', '.join(CODEC_NAMES)}")
-    factory, accepted = _FACTORIES[spec.name]
-    spec.expect(*accepted)
+    check_codec_spec(spec)
+    factory = _FACTORIES[spec.name]
     params: dict[str, Param] = dict(spec.params)
     return factory(**params)
 

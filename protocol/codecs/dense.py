@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch.nn.functional import pad
 
+from protocol.codec_names import check_block
 from protocol.codecs._common import (
     LE_F32,
     as_f32,
@@ -19,7 +20,6 @@ from protocol.codecs._common import (
     f32_tensor,
 )
 from protocol.codecs.base import Seeds
-from protocol.errors import ConfigError
 from protocol.spec import Spec
 from protocol.types import Vector
 
@@ -118,10 +118,7 @@ class Int8Codec:
     block: int = 256
 
     def __post_init__(self) -> None:
-        if isinstance(self.block, bool) or not isinstance(self.block, int):
-            raise ConfigError(f"int8: block={self.block!r} is not an integer")
-        if not 1 <= self.block <= 1 << 24:
-            raise ConfigError(f"int8: block={self.block} out of range; expected 1 to 2**24")
+        check_block("int8", self.block)
 
     @property
     def spec(self) -> Spec:

@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from protocol.codec_names import check_fraction
 from protocol.codecs._common import (
     LE_F32,
     MASK64,
@@ -20,7 +21,7 @@ from protocol.codecs._common import (
     row_seeds,
 )
 from protocol.codecs.base import Seeds
-from protocol.errors import ConfigError, InconsistentLength
+from protocol.errors import InconsistentLength
 from protocol.spec import Spec
 from protocol.types import Vector
 
@@ -38,13 +39,6 @@ def kept_count(fraction: float, n: int) -> int:
     (509, 1, 0)
     """
     return min(n, max(1, math.ceil(fraction * n)))
-
-
-def _check_fraction(name: str, fraction: float) -> None:
-    if isinstance(fraction, bool) or not isinstance(fraction, int | float):
-        raise ConfigError(f"{name}: fraction={fraction!r} is not a number")
-    if not 0.0 < fraction <= 1.0:
-        raise ConfigError(f"{name}: fraction={fraction!r} out of range; expected 0 < fraction <= 1")
 
 
 @dataclass(frozen=True)
@@ -68,7 +62,7 @@ class TopKCodec:
     fraction: float = 0.01
 
     def __post_init__(self) -> None:
-        _check_fraction("topk", self.fraction)
+        check_fraction("topk", self.fraction)
 
     @property
     def spec(self) -> Spec:
@@ -149,7 +143,7 @@ class RandKCodec:
     fraction: float = 0.01
 
     def __post_init__(self) -> None:
-        _check_fraction("randk", self.fraction)
+        check_fraction("randk", self.fraction)
 
     @property
     def spec(self) -> Spec:

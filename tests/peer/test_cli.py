@@ -67,3 +67,18 @@ def test_building_the_parser_does_not_import_torch() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("argv", "level"),
+    [
+        (["--log-level", "debug", "peer", "--config", "p.toml"], "DEBUG"),
+        (["peer", "--config", "p.toml", "--log-level", "warning"], "WARNING"),
+        (["sim", "--log-level", "debug", "--task", "consensus"], "DEBUG"),
+        (["--log-level", "ERROR", "sim", "--task", "consensus"], "ERROR"),
+        (["sim", "--task", "consensus"], "INFO"),
+    ],
+)
+def test_log_level_is_accepted_before_and_after_the_subcommand(argv: list[str], level: str) -> None:
+    args = cli._build_parser().parse_args(argv)
+    assert args.log_level == level

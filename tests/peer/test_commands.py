@@ -11,6 +11,9 @@ from peer.commands import register
 from peer.config import load_config
 from protocol.errors import ConfigError
 
+MEMBERSHIP = '[identity]\npeer = "a"\n[topology]\nmembership = true\n'
+MEMBERSHIP += "[learning]\npeers = 4\npartition_index = 1\n"
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rumor")
@@ -25,7 +28,10 @@ def _config(tmp_path: Path, body: str) -> Path:
 
 
 def test_print_config_applies_overrides(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = _config(tmp_path, '[identity]\npeer = "a"\n[topology]\nmembership = true\n')
+    path = _config(
+        tmp_path,
+        MEMBERSHIP,
+    )
     args = _parser().parse_args(
         ["peer", "--config", str(path), "--set", "gossip.rounds=7", "--print-config"]
     )
@@ -38,7 +44,7 @@ def test_print_config_applies_overrides(tmp_path: Path, capsys: pytest.CaptureFi
 def test_bad_config_value_names_the_key(tmp_path: Path) -> None:
     path = _config(
         tmp_path,
-        '[identity]\npeer = "a"\n[topology]\nmembership = true\n[gossip]\nmode = "eager"\n',
+        MEMBERSHIP + '[gossip]\nmode = "eager"\n',
     )
     args = _parser().parse_args(["peer", "--config", str(path), "--print-config"])
     with pytest.raises(ConfigError, match=r"gossip\.mode"):
@@ -62,7 +68,7 @@ def test_up_rejects_a_single_peer(tmp_path: Path) -> None:
 def test_unwritable_paths_are_config_errors_before_any_round(
     tmp_path: Path, extra_config: str, extra_args: list[str], named: str
 ) -> None:
-    body = '[identity]\npeer = "a"\n[topology]\nmembership = true\n[learning]\ntask = "consensus"\n'
+    body = MEMBERSHIP + 'task = "consensus"\n'
     path = _config(tmp_path, body + extra_config)
     args = _parser().parse_args(["peer", "--config", str(path), *extra_args])
     with pytest.raises(ConfigError, match=named):

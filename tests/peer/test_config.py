@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from dataclasses import replace
 from pathlib import Path
@@ -13,6 +15,7 @@ from hypothesis import strategies as st
 from peer.config import (
     BrokerConfig,
     IdentityConfig,
+    LearningConfig,
     PeerConfig,
     TopologyConfig,
     apply_overrides,
@@ -21,6 +24,7 @@ from peer.config import (
     to_toml,
 )
 from peer.transport import Backoff, settings_from_config
+from protocol.defaults import LOCAL_STEPS
 from protocol.errors import ConfigError
 
 MINIMAL = """
@@ -185,7 +189,7 @@ ERRORS = [
     ("[gossip]\nrounds = 2.5", "gossip.rounds = 2.5: expected an int"),
     ("[gossip]\nrounds = true", "gossip.rounds = True: expected an int"),
     ('[gossip]\nmode = "lazy"', "gossip.mode = 'lazy': expected one of 'sync', 'async'"),
-    ('[gossip]\ncodec = "topk:fraction"', "gossip.codec = 'topk:fraction': expected name[:key"),
+    ('[gossip]\ncodec = "topk:fraction"', "gossip.codec: invalid parameter 'fraction' in"),
     ("[gossip]\ngamma = 1.5", "gossip.gamma = 1.5: expected a number in (0, 1]"),
     ("[broker]\nport = 70000", "broker.port = 70000: expected 1 to 65535"),
     ("[broker]\nprotocol = 5", "broker.protocol = 5: expected one of '3.1.1', '5'"),
@@ -201,7 +205,7 @@ ERRORS = [
     ),
     ("[broker]\nmax_payload = 100", "broker.max_payload = 100: expected 256 to 268435455 bytes"),
     ("[learning]\npeers = 4\npartition_index = 4", "learning.partition_index = 4: expected 0 to 3"),
-    ('[learning]\ntask = "a b"', "learning.task = 'a b': expected a task name"),
+    ('[learning]\ntask = "a b"', "learning.task: unknown task 'a b'; expected one of consensus"),
     (
         '[learning]\ndata = "missing"',
         "learning.data = '{dir}/missing': expected an existing directory",
@@ -306,8 +310,12 @@ def test_bad_overrides_are_refused(tmp_path: Path, override: str, message: str) 
 def test_direct_construction_validates_too() -> None:
     with pytest.raises(ConfigError, match=r"identity\.swarm = '\$SYS'"):
         IdentityConfig(peer="p", swarm="$SYS")
-    config = PeerConfig(identity=IdentityConfig(peer="p"), topology=TopologyConfig(membership=True))
-    assert config.learning.local_steps == 10
+    config = PeerConfig(
+        identity=IdentityConfig(peer="p"),
+        topology=TopologyConfig(membership=True),
+        learning=LearningConfig(peers=4, partition_index=1),
+    )
+    assert config.learning.local_steps == LOCAL_STEPS
 
 
 def test_password_file_problems_name_the_key(tmp_path: Path) -> None:
@@ -329,3 +337,77 @@ def test_the_documented_example_is_a_valid_config(tmp_path: Path) -> None:
         identity=IdentityConfig(peer="pi-07"),
         topology=TopologyConfig(family="ring", size=8, node=3),
     )
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        (
+            "[learning]\npartition_index = 65536",
+            "learning.partition_index = 65536: expected 0 to 7 (one of learning.peers = 8 "
+            "partitions, from topology.size)",
+        ),
+        (
+            "[learning]\npeers = 4\npartition_index = 4",
+            "learning.partition_index = 4: expected 0 to 3",
+        ),
+        ("[learning]\npeers = 3", "learning.peers = 3: expected > topology.node = 3"),
+        (
+            '[gossip]\ncodec = "bogus"',
+            "gossip.codec: unknown codec 'bogus'; expected one of raw, fp16, int8, topk, sign, "
+            "randk",
+        ),
+        ('[gossip]\ncodec = "topk:fraction=2"', "gossip.codec: topk: fraction=2 out of range"),
+        ('[gossip]\ncodec = "int8:bits=4"', "gossip.codec: int8: unknown parameter"),
+        ('[learning]\nmodel = "rnn"', "learning.model: unknown model 'rnn'"),
+        ('[learning]\nmodel = "mlp:hidden=0"', "learning.model: mlp: hidden must be a positive"),
+        ('[learning]\npartition = "dirichlet"', "learning.partition: dirichlet needs alpha="),
+        ('[learning]\npartition = "halves"', "learning.partition: unknown partition 'halves'"),
+    ],
+)
+def test_shares_and_specs_are_checked_on_loading_naming_the_key(
+    tmp_path: Path, section: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, MINIMAL + section + "\n"))
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("family", "message"),
+    [
+        ("torus", "topology.family: torus: n = 6 is not a perfect square"),
+        ("hypercube", "topology.family: hypercube: n = 6 is not a power of two"),
+        ("tree", "topology.family: unknown topology 'tree'"),
+    ],
+)
+def test_a_family_that_cannot_be_built_on_size_nodes_is_refused(
+    tmp_path: Path, family: str, message: str
+) -> None:
+    text = f'[identity]\npeer = "p1"\n[topology]\nfamily = "{family}"\nsize = 6\nnode = 1\n'
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text))
+    assert message in str(info.value)
+
+
+def test_loading_a_config_imports_no_torch() -> None:
+    code = (
+        "import sys; from peer.config import config_from_dict; "
+        "config_from_dict({'identity': {'peer': 'p1'}, 'topology': {'family': 'ring', "
+        "'size': 4, 'node': 1}, 'gossip': {'codec': 'topk:fraction=0.1'}}); "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("missing", ["peers", "partition_index"])
+def test_membership_needs_an_explicit_data_share(missing: str) -> None:
+    learning = {"peers": 4, "partition_index": 1}
+    del learning[missing]
+    with pytest.raises(
+        ConfigError, match=rf"learning\.{missing}: required with topology\.membership"
+    ):
+        config_from_dict(
+            {"identity": {"peer": "a"}, "topology": {"membership": True}, "learning": learning}
+        )

@@ -16,6 +16,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from peer.broker import Broker
 from peer.runtime import PeerRuntime, RoundStats
 from peer.transport import Transport
+from protocol.defaults import CONSENSUS_DIM
 from protocol.envelope import Envelope, encode_envelope
 from protocol.frame import Frame
 from protocol.spec import Spec
@@ -70,10 +71,17 @@ def _hostile_messages(swarm: str, model: str, captured: bytes) -> list[tuple[str
         seq=10**6,
         base=None,
         codec=Spec("raw"),
-        n=100,
-        payload=torch.full((100,), math.nan).numpy().tobytes(),
+        n=CONSENSUS_DIM,
+        payload=torch.full((CONSENSUS_DIM,), math.nan).numpy().tobytes(),
     )
-    fine = Frame(kind="key", seq=10**6, base=None, codec=Spec("raw"), n=100, payload=bytes(400))
+    fine = Frame(
+        kind="key",
+        seq=10**6,
+        base=None,
+        codec=Spec("raw"),
+        n=CONSENSUS_DIM,
+        payload=bytes(4 * CONSENSUS_DIM),
+    )
     other = encode_envelope(Envelope(swarm=swarm, sender="p1", round=0, frame=fine, model="0" * 16))
     nan_env = msgpack.unpackb(
         encode_envelope(Envelope(swarm=swarm, sender="p1", round=0, frame=fine, model=model))

@@ -22,7 +22,7 @@ def _membership_peer(
         {
             "identity": {"peer": name, "swarm": "m"},
             "topology": {"membership": True, "seed": 0},
-            "learning": {"task": "consensus", "peers": 10},
+            "learning": {"task": "consensus", "peers": 10, "partition_index": int(name[1:])},
             "gossip": {"rounds": rounds, "round_timeout_s": 0.2, "silence_timeout_s": 0.1},
         }
     )

@@ -126,15 +126,22 @@ def test_kill_two_peers_then_restart_one(broker: Broker, tmp_path: Path) -> None
     finally:
         stop_all(peers, grace_s=5)
     lines = [json.loads(s) for s in (tmp_path / "p1" / "stats.jsonl").read_text().splitlines()]
-    assert 2 <= lines[0]["round"] - 1 <= killed_at, "p1 did not resume from its checkpoint"
+    # The runtime checkpoints a round before the daemon writes its stats line: the kill may fall
+    # in between, so the checkpoint can be one round past the last line.
+    resumed = lines[0]["round"] - 1
+    assert 2 <= resumed <= killed_at + 1, "p1 did not resume from its checkpoint"
     assert lines[-1]["round"] == 30
     for name in ("p0", "p2", "p3", "p5"):
         stats = last_stats(tmp_path / name / "stats.jsonl")
         assert stats["round"] == 30
-    # p4 stayed dead: its neighbours dropped it from their mixing set.
+    # p4 stayed dead: its neighbours dropped it from their mixing set. Each has exactly one other
+    # neighbour (p2, p0), alive until it finishes at round 30; in a sync ring it is at most one
+    # round ahead, so at round 25 it is alive and p4 is not. (At the last round the other
+    # neighbour may already have said offline: 0 or 1 there, which is why the check is at 25.)
     for name in ("p3", "p5"):
-        stats = last_stats(tmp_path / name / "stats.jsonl")
-        assert stats["alive"] in (0, 1), stats
+        lines = (tmp_path / name / "stats.jsonl").read_text().splitlines()
+        stats = next(s for s in map(json.loads, lines) if s["round"] == 25)
+        assert stats["alive"] == 1, stats
 
 
 def test_chunking_below_the_broker_packet_limit(tmp_path: Path) -> None:
@@ -198,25 +205,50 @@ def _processes_mentioning(text: str) -> list[int]:
     return pids
 
 
-def test_ctrl_c_on_rumor_up_stops_every_peer_cleanly_and_the_broker(tmp_path: Path) -> None:
-    run = tmp_path / "run"
+def _start_up(run: Path) -> subprocess.Popen[bytes]:
+    """``rumor up`` in its own session, as in a terminal of its own, once every peer has done a
+    round (all three peers and the broker running)."""
     command = ["up", "--peers", "3", "--task", "consensus", "--rounds", "100000", "--out"]
     up = subprocess.Popen(
         [sys.executable, "-m", "peer", *command, str(run)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(_processes_mentioning(str(run))) < 4:
-            time.sleep(0.2)
-        assert len(_processes_mentioning(str(run))) >= 4, "3 peers and the broker never started"
-        time.sleep(2.0)  # some rounds
-        up.send_signal(signal.SIGINT)
-        assert up.wait(timeout=60) in (0, 130)
-    finally:
-        if up.poll() is None:
+        deadline = time.monotonic() + 120
+        for j in range(3):
+            stats = run / f"p{j}" / "stats.jsonl"
+            while not (stats.exists() and isinstance(last_stats(stats).get("round"), int)):
+                assert up.poll() is None, "rumor up exited early"
+                assert time.monotonic() < deadline, f"p{j} never finished a round"
+                time.sleep(0.1)
+        assert len(_processes_mentioning(str(run))) == 5, "rumor up, the broker and 3 peers"
+    except BaseException:
+        _end(up)
+        raise
+    return up
+
+
+def _end(up: subprocess.Popen[bytes]) -> None:
+    """After a failed test: SIGTERM (rumor up then stops what it started), SIGKILL if need be."""
+    if up.poll() is None:
+        up.terminate()
+        try:
+            up.wait(timeout=60)
+        except subprocess.TimeoutExpired:
             up.kill()
+            up.wait()
+
+
+def test_ctrl_c_on_rumor_up_stops_every_peer_cleanly_and_the_broker(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    up = _start_up(run)
+    try:
+        os.killpg(up.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the foreground group
+        assert up.wait(timeout=60) == 130
+    finally:
+        _end(up)
     assert _processes_mentioning(str(run)) == [], "something rumor up started is still running"
     summary = json.loads((run / "summary.json").read_text())
     assert summary["interrupted"] is True
@@ -225,3 +257,26 @@ def test_ctrl_c_on_rumor_up_stops_every_peer_cleanly_and_the_broker(tmp_path: Pa
         assert peer["rounds"] > 0
         assert "stopped cleanly" in Path(peer["log"]).read_text()
         assert CheckpointStore(Path(peer["log"]).parent / "checkpoints").load_latest() is not None
+
+
+def test_a_second_sigterm_during_the_grace_period_leaves_nothing_running(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    up = _start_up(run)
+    pids = _processes_mentioning(str(run))
+    stuck = _processes_mentioning(str(run / "p0" / "peer.toml"))
+    try:
+        assert len(stuck) == 1
+        os.kill(stuck[0], signal.SIGSTOP)  # p0 cannot finish its round: a long grace period
+        up.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while "stopped cleanly" not in (run / "p1" / "peer.log").read_text():
+            assert time.monotonic() < deadline, "p1 never got its SIGTERM"
+            time.sleep(0.05)
+        up.send_signal(signal.SIGTERM)  # impatient, while rumor up waits for p0
+        assert up.wait(timeout=60) == 130
+        assert _processes_mentioning(str(run)) == [], "something rumor up started still runs"
+        assert json.loads((run / "summary.json").read_text())["interrupted"] is True
+    finally:
+        _end(up)
+        for pid in set(pids) & set(_processes_mentioning(str(run))):
+            os.kill(pid, signal.SIGKILL)  # what this test started, should rumor up not have

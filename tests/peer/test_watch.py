@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 
+from peer import cli
 from peer.watch import SwarmView, parse_address
 from protocol.errors import ConfigError
 
@@ -42,3 +44,30 @@ def test_view_ignores_what_it_cannot_use(topic: str, payload: bytes) -> None:
 def test_parse_address_rejects_a_bad_port() -> None:
     with pytest.raises(ConfigError, match="HOST:PORT"):
         parse_address("localhost:99999")
+
+
+def test_rows_are_in_node_order_not_string_order() -> None:
+    view = SwarmView(prefix="rumor", swarm="lab")
+    for name in ("p10", "p2", "p1", "gateway"):
+        view.update(f"rumor/lab/presence/{name}", b"online")
+    assert list(view.rows()) == ["gateway", "p1", "p2", "p10"]
+
+
+def test_watch_once_of_an_unreachable_broker_fails_naming_it(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    argv = ["watch", "--broker", f"127.0.0.1:{port}", "--swarm", "lab", "--once"]
+    status = cli.main([*argv, "--connect-timeout", "0.5"])
+    assert status == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == [f"broker 127.0.0.1:{port} not reachable within 0.5 s"]
+    assert capsys.readouterr().out == ""  # no empty table that looks like an empty swarm
+
+
+def test_watch_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["watch", "--help"])
+    assert "rumor watch --broker 127.0.0.1:1883 --swarm local" in capsys.readouterr().out

@@ -10,7 +10,7 @@ import dataclasses
 import pytest
 
 from sim.config import SimConfig
-from sim.metrics import RoundStats
+from sim.metrics import SwarmRoundStats
 from sim.runner import Simulation
 
 pytestmark = pytest.mark.slow
@@ -28,16 +28,16 @@ BASE = SimConfig(
 )
 
 
-def _evaluated(config: SimConfig) -> list[RoundStats]:
+def _evaluated(config: SimConfig) -> list[SwarmRoundStats]:
     return [s for s in Simulation(config).run() if s.evaluated]
 
 
 @pytest.fixture(scope="module")
-def ring_raw() -> RoundStats:
+def ring_raw() -> SwarmRoundStats:
     return _evaluated(dataclasses.replace(BASE, topology="ring"))[-1]
 
 
-def test_complete_graph_learns_and_the_ring_lags(ring_raw: RoundStats) -> None:
+def test_complete_graph_learns_and_the_ring_lags(ring_raw: SwarmRoundStats) -> None:
     complete = _evaluated(dataclasses.replace(BASE, topology="complete"))[-1]
     assert complete.acc_mean is not None
     assert ring_raw.acc_mean is not None
@@ -45,7 +45,9 @@ def test_complete_graph_learns_and_the_ring_lags(ring_raw: RoundStats) -> None:
     assert ring_raw.acc_mean <= complete.acc_mean - 0.03
 
 
-def test_sign_reaches_the_uncompressed_accuracy_with_5x_fewer_bytes(ring_raw: RoundStats) -> None:
+def test_sign_reaches_the_uncompressed_accuracy_with_5x_fewer_bytes(
+    ring_raw: SwarmRoundStats,
+) -> None:
     """CHOCO with sign pays in rounds but not in bytes. Keyframes are rare here (every 200
     frames: no message is lost), else their raw bytes would dominate sign's 1 bit per entry."""
     target = (ring_raw.acc_mean or 0.0) - 0.01

@@ -25,8 +25,8 @@ def test_same_live_set_and_seed_give_the_same_graph_in_any_order(
     order = sorted(live)
     shuffled = list(order)
     shuffler.shuffle(shuffled)  # type: ignore[attr-defined]
-    a = membership_graph(order, "random_regular:d=4", seed=seed)
-    b = membership_graph(shuffled, "random_regular:d=4", seed=seed)
+    a = membership_graph(order, "hashed_rings:k=2", seed=seed)
+    b = membership_graph(shuffled, "hashed_rings:k=2", seed=seed)
     assert nx.utils.graphs_equal(a, b)
     assert set(a.nodes) == live
     assert nx.is_connected(a)
@@ -37,7 +37,7 @@ def test_same_live_set_and_seed_give_the_same_graph_in_any_order(
 def test_a_leave_or_join_rewires_a_bounded_number_of_edges(
     live: set[str], data: st.DataObject, d: int, seed: int
 ) -> None:
-    family = f"random_regular:d={d}"
+    family = f"hashed_rings:k={d // 2}"
     leaver = data.draw(st.sampled_from(sorted(live)))
     before = _edge_set(membership_graph(live, family, seed=seed))
     after = _edge_set(membership_graph(live - {leaver}, family, seed=seed))
@@ -59,7 +59,7 @@ def test_rings_depend_on_the_seed() -> None:
 
 def test_degree_of_the_union_of_rings() -> None:
     live = [f"p{i}" for i in range(200)]
-    g = membership_graph(live, "random_regular:d=6", seed=0)
+    g = membership_graph(live, "hashed_rings:k=3", seed=0)
     degrees = [d for _, d in g.degree()]
     assert max(degrees) <= 6
     assert sum(degrees) / len(degrees) > 5.8
@@ -71,8 +71,9 @@ def test_degree_of_the_union_of_rings() -> None:
 @pytest.mark.parametrize(
     ("family", "fragment"),
     [
-        ("torus", "membership graphs support ring, random_regular:d=.., complete; got 'torus'"),
-        ("random_regular:d=3", "even integer >= 2, got 3"),
+        ("torus", "membership graphs support ring, hashed_rings:k=.., complete; got 'torus'"),
+        ("random_regular:d=4", "support ring, hashed_rings:k=.., complete; got 'random_regular"),
+        ("hashed_rings:k=0", "integer >= 1, got 0"),
     ],
 )
 def test_unsupported_membership_families(family: str, fragment: str) -> None:

@@ -1,0 +1,68 @@
+"""``rumor up``'s settings: per-peer configs, and validation before anything is launched."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from pathlib import Path
+
+import pytest
+
+from peer import cli
+from peer.commands import _UP_EXAMPLES, register
+from peer.up.settings import UpConfig, peer_configs, up_config, validate_swarm
+from protocol.topics import peer_name
+from sim import traffic
+
+
+def _up(tmp_path: Path, *argv: str) -> UpConfig:
+    parser = argparse.ArgumentParser(prog="rumor")
+    register(parser.add_subparsers(dest="command", required=True))
+    return up_config(parser.parse_args(["up", "--out", str(tmp_path), *argv]))
+
+
+def test_up_names_peers_as_the_simulator_does(tmp_path: Path) -> None:
+    configs = peer_configs(_up(tmp_path, "--peers", "12"), host="127.0.0.1", port=1883)
+    names = [c.identity.peer for c in configs]
+    assert names == [f"p{j}" for j in range(12)]
+    assert names == [peer_name(j) for j in range(12)]
+    assert traffic.peer_name is peer_name  # one naming function for daemons and simulator
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--peers", "6", "--topology", "torus"], "topology.family: torus: n = 6 is not a perfect"),
+        (["--topology", "hypercube", "--peers", "6"], "hypercube: n = 6 is not a power of two"),
+        (["--codec", "bogus"], "gossip.codec: unknown codec 'bogus'"),
+        (["--task", "fmnistt"], "learning.task: unknown task 'fmnistt'"),
+        (["--model", "rnn"], "learning.model: unknown model 'rnn'"),
+        (["--partition", "dirichlet:beta=1"], "learning.partition: dirichlet: unknown parameter"),
+        (["--set", "gossip.codec=topk:fraction=3"], "gossip.codec: topk: fraction=3 out of range"),
+    ],
+)
+def test_up_refuses_a_bad_swarm_before_launching_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as info:
+        cli.main(["up", "--out", str(out), *argv])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rumor up: error: no peer started: "), err
+    assert message in err
+    assert len(err.splitlines()) == 1
+    assert not out.exists(), "something was launched (or written) for a swarm that cannot run"
+
+
+def _documented_up_commands() -> list[str]:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    lines = [*readme.splitlines(), *_UP_EXAMPLES.splitlines()]
+    return [line.split("#")[0].strip() for line in lines if line.strip().startswith("rumor up ")]
+
+
+def test_every_documented_rumor_up_command_is_a_valid_swarm(tmp_path: Path) -> None:
+    commands = _documented_up_commands()
+    assert len(commands) >= 4
+    for command in commands:
+        validate_swarm(_up(tmp_path, *shlex.split(command)[2:]))
