@@ -108,7 +108,7 @@ def test_the_documented_telemetry_keys_are_the_ones_sent() -> None:
     documented = re.findall(r"^\| `(\w+)` \|", table, flags=re.MULTILINE)
     stats = RoundStats(
         round=1,
-        loss=float("nan"),
+        train_loss=float("nan"),
         accuracy=None,
         neighbours=2,
         alive=1,
@@ -122,5 +122,5 @@ def test_the_documented_telemetry_keys_are_the_ones_sent() -> None:
     timings = re.search(r"`timings` \| object \|.*", table)
     assert timings is not None
     assert sorted(re.findall(r"`(\w+)`", timings[0])[1:]) == sorted(sent["timings"])
-    assert sent["loss"] is None
+    assert sent["train_loss"] is None
     assert sent["rejected_total"] == 2
