@@ -15,37 +15,29 @@ from typing import TYPE_CHECKING
 from protocol.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from protocol.choco import ChocoReceiver, ChocoSender, frame_seed, frame_seeds, sender_seed
+    from protocol.choco import ChocoReceiver, ChocoSender, next_public_copy
     from protocol.chunking import Reassembler, packets, split
     from protocol.codecs import CODEC_NAMES, Codec, codec_from_spec, default_gamma
     from protocol.envelope import Envelope, decode_envelope, encode_envelope
     from protocol.errors import ConfigError, ProtocolError, RumorError
     from protocol.fingerprint import fingerprint
     from protocol.frame import Frame, FrameKind
-    from protocol.mixing import (
-        gossip_update,
-        neighbour_mix,
-        received_weights,
-        sparse_neighbour_mix,
-    )
+    from protocol.mixing import choco_update, mix_weights, neighbour_sum
+    from protocol.seeds import frame_seed, frame_seeds, sender_seed
     from protocol.spec import Spec, parse_spec
     from protocol.types import PeerId, Vector
     from protocol.validation import Expectations, accept, check_envelope
 
 _HOMES = {
-    "protocol.choco": ("ChocoReceiver", "ChocoSender", "frame_seed", "frame_seeds", "sender_seed"),
+    "protocol.choco": ("ChocoReceiver", "ChocoSender", "next_public_copy"),
     "protocol.chunking": ("Reassembler", "packets", "split"),
     "protocol.codecs": ("CODEC_NAMES", "Codec", "codec_from_spec", "default_gamma"),
     "protocol.envelope": ("Envelope", "decode_envelope", "encode_envelope"),
     "protocol.errors": ("ConfigError", "ProtocolError", "RumorError"),
     "protocol.fingerprint": ("fingerprint",),
     "protocol.frame": ("Frame", "FrameKind"),
-    "protocol.mixing": (
-        "gossip_update",
-        "neighbour_mix",
-        "received_weights",
-        "sparse_neighbour_mix",
-    ),
+    "protocol.mixing": ("choco_update", "mix_weights", "neighbour_sum"),
+    "protocol.seeds": ("frame_seed", "frame_seeds", "sender_seed"),
     "protocol.spec": ("Spec", "parse_spec"),
     "protocol.types": ("PeerId", "Vector"),
     "protocol.validation": ("Expectations", "accept", "check_envelope"),
@@ -70,6 +62,7 @@ __all__ = [
     "Vector",
     "accept",
     "check_envelope",
+    "choco_update",
     "codec_from_spec",
     "decode_envelope",
     "default_gamma",
@@ -77,13 +70,12 @@ __all__ = [
     "fingerprint",
     "frame_seed",
     "frame_seeds",
-    "gossip_update",
-    "neighbour_mix",
+    "mix_weights",
+    "neighbour_sum",
+    "next_public_copy",
     "packets",
     "parse_spec",
-    "received_weights",
     "sender_seed",
-    "sparse_neighbour_mix",
     "split",
 ]
 

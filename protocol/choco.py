@@ -9,8 +9,8 @@ Rules (docs/protocol.md restates them for other implementations):
 
 - seq starts at 0 and grows by 1 per frame. Frame ``seq`` is a keyframe when
   ``seq % keyframe_interval == 0`` (so seq 0 always is), else a delta with ``base = seq - 1``.
-- A keyframe has codec ``raw``, no base, and the sender's whole public copy after this frame. A
-  sender may re-publish its current public copy as a keyframe with its last seq (retained topic).
+- A keyframe has codec ``raw``, no base, and the sender's whole public copy ``x_hat`` after this
+  frame (not its model ``x``).
 - The public copy starts at zeros. For every frame, delta or key, the sender computes
   ``q = decode(encode(x - x_hat, seed=frame_seed(seed, seq)))`` with its codec and sets
   ``x_hat += q``; a keyframe then carries the new ``x_hat`` instead of ``q``.
@@ -20,8 +20,10 @@ Rules (docs/protocol.md restates them for other implementations):
   A frame that raises changes nothing.
 
 Randomised codecs (randk) draw frame ``seq`` of a sender with seed ``frame_seed(seed, seq)``,
-where ``seed`` is the sender's own stable seed (an implementation detail of that sender: the
-randk payload carries the seed it used); the simulator reproduces it with :func:`frame_seeds`.
+where ``seed`` is the sender's own stable seed (:mod:`protocol.seeds`: from the run seed and its
+peer index; the randk payload carries the seed it used, so receivers need not know it). The
+simulator reproduces the seeds in batches and advances all public copies at once with
+:func:`next_public_copy`.
 
 >>> sender, receiver = ChocoSender(RawCodec(), 2, keyframe_interval=10), ChocoReceiver(2)
 >>> receiver.apply("a", sender.step(torch.tensor([1.0, 2.0]), seed=0))
@@ -33,15 +35,11 @@ tensor([1., 2.])
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TypeAlias, TypedDict
-
 import numpy as np
-import numpy.typing as npt
 import torch
 
 from protocol.codecs import Codec, RawCodec, codec_from_spec
-from protocol.codecs._common import MASK64
+from protocol.codecs.base import Seeds
 from protocol.errors import (
     ConfigError,
     InconsistentLength,
@@ -52,91 +50,29 @@ from protocol.errors import (
     UnknownCodec,
 )
 from protocol.frame import Frame
+from protocol.seeds import frame_seed
 from protocol.types import PeerId, Vector
 
 __all__ = [
     "ChocoReceiver",
     "ChocoSender",
-    "ReceiverState",
-    "SenderState",
-    "frame_seed",
-    "frame_seeds",
-    "sender_seed",
+    "next_public_copy",
 ]
 
-IntArray: TypeAlias = npt.NDArray[np.integer]
-
 _RAW = RawCodec()
-_GOLDEN = 0x9E3779B97F4A7C15
 
 
-def sender_seed(run_seed: int, peer_index: int) -> int:
-    """The stable seed of the sender at ``peer_index`` in a swarm seeded with ``run_seed``.
+def next_public_copy(x: Vector, x_hat: Vector, codec: Codec, *, seed: Seeds) -> Vector:
+    """A sender's public copy after its next frame: ``x_hat + Q(x - x_hat)``, [P] or [N, P].
 
-    ``(run_seed mod 2**16) * 2**16 + peer_index``: below 2**32, as :func:`frame_seed` needs, and
-    the one rule the daemon and the simulator share, so both draw the same randk subsets.
-    Distinct for up to 65,536 peers.
+    What :meth:`ChocoSender.step` computes through the frame's bytes (the codec contract makes
+    ``compress`` equal ``from_bytes(to_bytes(...))``), for the simulator, which builds no bytes.
+    ``seed`` is the frame's codec seed (:func:`frame_seed`), one per row for a batch.
 
-    >>> sender_seed(3, 1), sender_seed(2**16 + 3, 1)
-    (196609, 196609)
+    >>> next_public_copy(torch.tensor([1.5, 2.0]), torch.zeros(2), RawCodec(), seed=0)
+    tensor([1.5000, 2.0000])
     """
-    if not 0 <= peer_index < 2**16:
-        raise ValueError(f"peer_index {peer_index} out of range; expected 0 <= index < 65536")
-    return ((run_seed % 2**16) << 16) + peer_index
-
-
-def frame_seed(seed: int, seq: int) -> int:
-    """The codec seed of frame ``seq`` of a sender with stable seed ``seed``.
-
-    ``mix((seed * 2**32 + seq) * 0x9E3779B97F4A7C15 mod 2**64)`` with SplitMix64's finaliser
-    ``mix`` (see RandKCodec). Both steps are bijections of 64-bit words, so distinct (seed, seq)
-    with seed, seq < 2**32 give distinct codec seeds, and mixing decorrelates the SplitMix64
-    streams randk draws from consecutive frames.
-
-    >>> frame_seed(0, 0), frame_seed(0, 1) != frame_seed(1, 0)
-    (0, True)
-    """
-    z = ((((seed & MASK64) << 32) + seq) * _GOLDEN) & MASK64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
-    return z ^ (z >> 31)
-
-
-def frame_seeds(seeds: Sequence[int] | IntArray, seqs: int | Sequence[int] | IntArray) -> list[int]:
-    """:func:`frame_seed` for a batch of senders, vectorised: one seq for all, or one each.
-
-    >>> frame_seeds([5, 6], [0, 9]) == [frame_seed(5, 0), frame_seed(6, 9)]
-    True
-    >>> frame_seeds(np.array([5, 6]), 3) == [frame_seed(5, 3), frame_seed(6, 3)]
-    True
-    """
-    values = seeds.tolist() if isinstance(seeds, np.ndarray) else seeds  # never via float64
-    stable = np.array([int(v) & MASK64 for v in values], dtype=np.uint64)
-    seq = np.broadcast_to(np.asarray(seqs, dtype=np.uint64), stable.shape)
-    with np.errstate(over="ignore"):  # arithmetic mod 2**64 is the point
-        z = ((stable << np.uint64(32)) + seq) * np.uint64(_GOLDEN)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        z ^= z >> np.uint64(31)
-    return [int(v) for v in z.tolist()]
-
-
-class SenderState(TypedDict):
-    """A checkpointable ChocoSender: plain tensors, ints and strings."""
-
-    codec: str
-    n: int
-    keyframe_interval: int
-    next_seq: int
-    x_hat: torch.Tensor
-
-
-class ReceiverState(TypedDict):
-    """A checkpointable ChocoReceiver: per sender, the last accepted seq and the public copy."""
-
-    n: int
-    seqs: dict[PeerId, int]
-    copies: dict[PeerId, torch.Tensor]
+    return x_hat + codec.compress(x - x_hat, seed=seed).to(x_hat.dtype)
 
 
 class ChocoSender:
@@ -202,36 +138,6 @@ class ChocoSender:
         """
         interval = self.keyframe_interval
         self.next_seq = -(-self.next_seq // interval) * interval
-
-    def keyframe(self) -> Frame:
-        """The current public copy as a keyframe with the last emitted seq (to re-publish it)."""
-        if self.next_seq == 0:
-            raise RuntimeError("no frame emitted yet; call step() first")
-        payload = _RAW.to_bytes(self.x_hat)
-        return Frame(
-            kind="key", seq=self.next_seq - 1, base=None, codec=_RAW.spec, n=self.n, payload=payload
-        )
-
-    def state_dict(self) -> SenderState:
-        return SenderState(
-            codec=str(self.codec.spec),
-            n=self.n,
-            keyframe_interval=self.keyframe_interval,
-            next_seq=self.next_seq,
-            x_hat=self.x_hat.clone(),
-        )
-
-    @classmethod
-    def from_state(cls, state: SenderState) -> ChocoSender:
-        x_hat = state["x_hat"]
-        codec = codec_from_spec(state["codec"])
-        sender = cls(
-            codec, state["n"], keyframe_interval=state["keyframe_interval"], dtype=x_hat.dtype
-        )
-        if x_hat.shape != (state["n"],):
-            raise ConfigError(f"x_hat has shape {tuple(x_hat.shape)}, expected ({state['n']},)")
-        sender.x_hat, sender.next_seq = x_hat.clone(), int(state["next_seq"])
-        return sender
 
 
 class ChocoReceiver:
@@ -304,30 +210,6 @@ class ChocoReceiver:
         copy = self._copies[sender] + q
         _check_finite(copy, sender, frame.seq)
         return copy
-
-    def state_dict(self) -> ReceiverState:
-        """Everything held, as plain tensors and ints, for checkpoints."""
-        return ReceiverState(
-            n=self.n,
-            seqs=dict(self._seqs),
-            copies={s: c.clone() for s, c in self._copies.items()},
-        )
-
-    @classmethod
-    def from_state(cls, state: ReceiverState) -> ChocoReceiver:
-        n, copies = state["n"], state["copies"]
-        if set(copies) != set(state["seqs"]):
-            raise ConfigError("receiver state: senders of seqs and copies differ")
-        dtypes = {c.dtype for c in copies.values()}
-        receiver = cls(n, dtype=dtypes.pop() if len(dtypes) == 1 else torch.float32)
-        for sender, copy in copies.items():
-            if copy.shape != (n,):
-                raise ConfigError(
-                    f"copy of {sender!r} has shape {tuple(copy.shape)}, expected ({n},)"
-                )
-            receiver._copies[sender] = copy.clone().to(receiver.dtype)
-            receiver._seqs[sender] = int(state["seqs"][sender])
-        return receiver
 
 
 def _check_finite(copy: torch.Tensor, sender: PeerId, seq: int) -> None:

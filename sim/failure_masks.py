@@ -18,6 +18,7 @@ __all__ = [
     "churn_schedule",
     "crash_alive",
     "drop_mask",
+    "noise_seed",
     "partition_cut",
     "peer_subset",
     "round_rng",
@@ -38,6 +39,17 @@ def round_rng(seed: int, stream: str, round: int = 0) -> np.random.Generator:
     """
     sequence = np.random.SeedSequence([seed, _STREAM[stream], round])
     return np.random.Generator(np.random.PCG64(sequence))
+
+
+def noise_seed(seed: int, *, round: int, peer: int) -> int:
+    """A 64-bit seed for the noise a Byzantine ``peer`` publishes in ``round``: distinct streams
+    for every (seed, round, peer), however many peers and rounds.
+
+    >>> noise_seed(0, round=1, peer=0) != noise_seed(0, round=0, peer=65_537)
+    True
+    """
+    sequence = np.random.SeedSequence([seed, _STREAM["noise"], round, peer])
+    return int(sequence.generate_state(1, np.uint64)[0])
 
 
 def drop_mask(p: float, n_edges: int, *, seed: int, round: int) -> BoolArray:

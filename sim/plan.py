@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from protocol.choco import frame_seeds, sender_seed
+from protocol.seeds import frame_seeds, sender_seeds
 from sim.failure_masks import FailureModel
 from topology.mixing import MixingEdges
 
@@ -60,17 +60,16 @@ class RoundPlan:
 
 
 def peer_frame_seeds(seed: int, seqs: IntArray) -> list[int]:
-    """Codec seeds of this round's frames: :func:`protocol.choco.frame_seed` of each peer's
-    :func:`protocol.choco.sender_seed` (what a daemon with that seed and index uses) and of the
+    """Codec seeds of this round's frames: :func:`protocol.seeds.frame_seed` of each peer's
+    :func:`protocol.seeds.sender_seed` (what a daemon with that seed and index uses) and of the
     seq of its frame.
 
-    >>> from protocol.choco import frame_seed, sender_seed
+    >>> from protocol.seeds import frame_seed, sender_seed
     >>> expected = [frame_seed(sender_seed(3, 0), 0), frame_seed(sender_seed(3, 1), 7)]
     >>> peer_frame_seeds(3, np.array([0, 7])) == expected
     True
     """
-    sender_seed(seed, len(seqs) - 1)  # raises past the 65,536 peers it keeps distinct
-    return frame_seeds(sender_seed(seed, 0) + np.arange(len(seqs), dtype=np.int64), seqs)
+    return frame_seeds(sender_seeds(seed, len(seqs)), seqs)
 
 
 class Planner:

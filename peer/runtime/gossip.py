@@ -16,7 +16,7 @@ from collections.abc import Callable, Coroutine, Mapping
 import torch
 
 from peer.runtime.inbound import Inbound
-from protocol.mixing import gossip_update, neighbour_mix
+from protocol.mixing import choco_update, mix_weights, neighbour_sum
 from protocol.types import PeerId
 
 __all__ = ["mix_received", "wait_for_round"]
@@ -36,16 +36,14 @@ async def wait_for_round(
     stop: asyncio.Event,
     me: PeerId,
 ) -> tuple[frozenset[PeerId], bool]:
-    """Until every live, in-sync in-neighbour's frame of ``round`` (or a later one) is in, the
+    """Until every live in-neighbour's frame of ``round`` (or a later one) is in, the
     timeout passes, or ``stop`` is set. Returns the neighbours alive at the end, and whether the
     timeout cut the wait short."""
     deadline = time.monotonic() + timeout_s
     while True:
         inbound.changed.clear()
         live = alive()
-        missing = [
-            p for p in live if p not in inbound.out_of_sync and not inbound.has_round(p, round)
-        ]
+        missing = inbound.waiting_for(live, round)
         left = deadline - time.monotonic()
         if not missing or left <= 0 or stop.is_set():
             timed_out = bool(missing) and not stop.is_set()
@@ -98,8 +96,10 @@ def mix_received(
     inbound.prune(round + 1)
     if not copies:
         return x, 0
-    mixed, total = neighbour_mix(torch.tensor(used_weights, dtype=x.dtype), torch.stack(copies))
-    new = gossip_update(x, x_hat, mixed, total, gamma=gamma)
+    # In node order (the order of ``weights``), as the simulator sums: the same bits.
+    weights_used = mix_weights(torch.tensor(used_weights, dtype=torch.float64), x.dtype)
+    mixed, total = neighbour_sum(weights_used, torch.stack(copies))
+    new = choco_update(x, x_hat, mixed, total, gamma=gamma)
     if not bool(torch.isfinite(new).all()):
         log.error("mixing round %d gave non-finite values; kept the local model", round)
         return x, len(copies)

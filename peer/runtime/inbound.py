@@ -19,7 +19,7 @@ from peer.runtime.liveness import Liveness
 from peer.runtime.rejections import Rejections
 from peer.transport import OFFLINE, ONLINE, Message
 from protocol.choco import ChocoReceiver
-from protocol.errors import MalformedMessage, ProtocolError, UnknownBase
+from protocol.errors import MalformedMessage, ProtocolError
 from protocol.topics import parse_topic
 from protocol.types import PeerId, Vector
 from protocol.validation import Expectations, accept
@@ -62,8 +62,6 @@ class Inbound:
         """Set whenever a frame is accepted or a presence changes; the sync barrier clears it."""
         self.decode_s = 0.0
         """Seconds spent validating and applying frames, since the runtime last reset it."""
-        self.out_of_sync: set[PeerId] = set()
-        """Senders whose deltas we cannot apply until their next keyframe."""
         self.joined = False
         """A peer came (back) online: it holds none of our frames, so send it a keyframe soon
         rather than leave it waiting for the periodic one. The runtime clears it."""
@@ -100,19 +98,14 @@ class Inbound:
                 # snapshots already taken stay: they are its frames of rounds it did send (a
                 # peer that finishes says offline right after its last frame).
                 self.receiver.forget(peer)
-                self.out_of_sync.discard(peer)
             self.liveness.presence(peer, online=online)
             self.changed.set()
             return
-        try:
-            env, copy = accept(message.payload, self.expected, self.receiver, via=peer)
-        except UnknownBase:
-            self.liveness.heard(peer)  # alive, but its deltas wait for its next keyframe
-            self.out_of_sync.add(peer)
-            self.changed.set()
-            raise
+        # A rejected frame raises here and changes nothing: not the copies, not liveness, not
+        # whom the barrier waits for. Anyone can publish on a peer's topic, so a frame that
+        # failed a check proves nothing about its sender (a forged delta must not silence it).
+        env, copy = accept(message.payload, self.expected, self.receiver, via=peer)
         self.liveness.heard(peer)
-        self.out_of_sync.discard(peer)
         self.changed.set()
         if self.sync_floor is not None and env.round < self.sync_floor:
             detail = f"its round {env.round} came after round {self.sync_floor - 1} was mixed"
@@ -126,6 +119,10 @@ class Inbound:
     def has_round(self, peer: PeerId, round: int) -> bool:
         """Whether a copy sent in ``round`` or later has arrived from ``peer``."""
         return any(r >= round for r in self._copies.get(peer, ()))
+
+    def waiting_for(self, live: frozenset[PeerId], round: int) -> list[PeerId]:
+        """The live peers whose copy of ``round`` (or later) has not arrived, sorted."""
+        return sorted(p for p in live if not self.has_round(p, round))
 
     def copy_for(self, peer: PeerId, round: int, *, staleness: int | None) -> Vector | None:
         """The copy of ``peer`` to mix in ``round``.
@@ -158,7 +155,6 @@ class Inbound:
         """Drop everything about a peer that left the neighbourhood."""
         self._copies.pop(peer, None)
         self.receiver.forget(peer)
-        self.out_of_sync.discard(peer)
 
     def snapshot_bytes(self) -> int:
         return sum(c.numel() * c.element_size() for h in self._copies.values() for c in h.values())

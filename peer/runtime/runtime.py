@@ -8,7 +8,7 @@
                 ...  # log, write, display: the runtime itself only yields
 
 One round, in the simulator's order: train (worker thread) -> encode -> publish -> receive
-(sync: wait for this round's frames from the live, in-sync in-neighbours, up to
+(sync: wait for this round's frames from the live in-neighbours, up to
 ``gossip.round_timeout_s``; async: no barrier) -> mix with what arrived (missing weight stays
 with the peer). A background task owned by the runtime's TaskGroup feeds every received message
 to :class:`~peer.runtime.inbound.Inbound`. :meth:`PeerRuntime.stop` ends the loop after the
@@ -40,9 +40,10 @@ from peer.runtime.rejections import Rejections
 from peer.runtime.resume import restore, snapshot
 from peer.runtime.stats import RoundStats, Timings, to_json
 from peer.transport import Transport, TransportError
-from protocol.choco import ChocoReceiver, ChocoSender, sender_seed
+from protocol.choco import ChocoReceiver, ChocoSender
 from protocol.codecs import codec_from_spec, default_gamma
 from protocol.envelope import Envelope, encode_envelope
+from protocol.seeds import sender_seed
 from protocol.spec import parse_spec
 from protocol.topics import subscription, topic
 from protocol.types import PeerId

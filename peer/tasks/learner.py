@@ -20,7 +20,7 @@ import torch
 from peer.tasks.dataset import Dataset, PeerData
 from peer.tasks.models import FlatModel
 from peer.tasks.module import ModuleModel
-from peer.tasks.optim import OptState, optimizer_from_spec
+from peer.tasks.optim import GradPiece, OptState, optimizer_from_spec
 from peer.tasks.recipe import Recipe
 from protocol.errors import ConfigError
 
@@ -145,7 +145,6 @@ class _Steps:
         self.model, self.recipe, self.state, self.single = model, recipe, state, single
         module = isinstance(model, ModuleModel)
         self.fused = not module and recipe.fast
-        self.mask = model.mask if isinstance(model, ModuleModel) and not model.trains_all else None
 
     def steps(
         self,
@@ -199,15 +198,15 @@ class _Steps:
         state = {k: v[part] for k, v in self.state.items()}
         loss = torch.zeros(params.shape[0], dtype=torch.float64)
         if bool(active.all()):
-            value, grad = self._loss_and_grad(params, x, y)
-            self.recipe.optimizer.step(params, grad, state, mask=self.mask)
+            value, pieces = self._loss_and_grad(params, x, y)
+            self.recipe.optimizer.step_pieces(params, pieces, state)
             loss.copy_(value)
             return loss
         rows = torch.nonzero(active).flatten()
         sub = params[rows]
         sub_state = {k: v[rows] for k, v in state.items()}
-        value, grad = self._loss_and_grad(sub, x[rows], y[rows])
-        self.recipe.optimizer.step(sub, grad, sub_state, mask=self.mask)
+        value, pieces = self._loss_and_grad(sub, x[rows], y[rows])
+        self.recipe.optimizer.step_pieces(sub, pieces, sub_state)
         params[rows] = sub
         for k, v in sub_state.items():
             state[k][rows] = v
@@ -216,13 +215,16 @@ class _Steps:
 
     def _loss_and_grad(
         self, params: torch.Tensor, x: torch.Tensor, y: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, list[GradPiece]]:
+        """Mean loss [n] and the gradient as pieces (entries a module's buffers hold are in
+        none: the optimizer leaves them alone)."""
         model, fn = self.model, self.recipe.loss.fn
         if not isinstance(model, ModuleModel):
-            return model.loss_and_grad(params, x, y)
+            value, grad = model.loss_and_grad(params, x, y)
+            return value, [(0, params.shape[1], grad)]
         if self.single:  # the module itself, with autograd: the loop engine and the daemon
-            value, grad = model.loss_and_grad_one(params[0], x[0], y[0], fn)
-            return value.reshape(1), grad.unsqueeze(0)
+            value, pieces = model.loss_and_grad_one(params[0], x[0], y[0], fn)
+            return value.reshape(1), [(lo, hi, g.unsqueeze(0)) for lo, hi, g in pieces]
         return model.loss_and_grad_batched(params, x, y, fn)
 
 

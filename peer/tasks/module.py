@@ -28,6 +28,7 @@ dropout masks. The two agree to float rounding (a test checks 1e-5 over 20 round
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 
@@ -35,6 +36,7 @@ import torch
 from torch.func import functional_call, grad_and_value, vmap
 
 from peer.tasks.layout import Layout, param_count, split_views
+from peer.tasks.optim import GradPiece
 from peer.tasks.plugin import PluginError, PluginRef, parse_plugin
 
 __all__ = ["ModuleModel", "module_layout"]
@@ -87,6 +89,14 @@ class ModuleModel:
         self._is_param = [id(t) in params for t in self._tensors]
         pieces = zip(self.layout, self._is_param, strict=True)
         self.mask = torch.cat([torch.full((math.prod(s),), flag) for (_, s, _), flag in pieces])
+        starts = [0, *itertools.accumulate(math.prod(s) for _, s, _ in self.layout)]
+        self._spans = [
+            (name, starts[i], starts[i + 1])
+            for i, ((name, _, _), flag) in enumerate(zip(self.layout, self._is_param, strict=True))
+            if flag
+        ]
+        """(name, start, stop) of every trained entry in the vector."""
+        self._params = [t for t, flag in zip(self._tensors, self._is_param, strict=True) if flag]
         """Entries the optimizer trains (parameters, not buffers), bool [P]."""
         self.trains_all = bool(self.mask.all())
         self._start = self.flatten()
@@ -146,9 +156,10 @@ class ModuleModel:
 
     def loss_and_grad_one(
         self, x: torch.Tensor, data: torch.Tensor, target: torch.Tensor, loss: LossFn
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The module itself with autograd, on one row ``x`` [P]: mean loss and gradient [P]
-        (zero on buffer entries); ``x``'s buffer entries take the module's updated statistics."""
+    ) -> tuple[torch.Tensor, list[GradPiece]]:
+        """The module itself with autograd, on one row ``x`` [P]: mean loss and the gradient of
+        each parameter entry as pieces ``(start, stop, [stop - start])``; ``x``'s buffer entries
+        take the module's updated statistics."""
         module = self.module
         module.train()
         self.load(x)
@@ -156,23 +167,24 @@ class ModuleModel:
             t.grad = None
         value = loss(self._outputs(module(data)), target)
         value.backward()  # type: ignore[no-untyped-call]
-        grads = [
-            t.grad.reshape(-1) if t.grad is not None else torch.zeros(t.numel())
-            for t in self._tensors
-        ]
+        pieces = []
+        for (_, lo, hi), t in zip(self._spans, self._params, strict=True):
+            grad = t.grad
+            pieces.append((lo, hi, torch.zeros(hi - lo) if grad is None else grad.reshape(-1)))
         with torch.no_grad():
             for t, view, is_param in zip(
                 self._tensors, split_views(x.view(1, -1), self.layout), self._is_param, strict=True
             ):
                 if not is_param:
                     view[0].copy_(t)
-        return value.detach(), torch.cat(grads)
+        return value.detach(), pieces
 
     def loss_and_grad_batched(
         self, params: torch.Tensor, data: torch.Tensor, target: torch.Tensor, loss: LossFn
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, list[GradPiece]]:
         """``torch.func`` over rows ``params`` [N, P] (contiguous; buffer entries updated in
-        place), inputs [N, B, ...]: mean loss [N] and gradients [N, P] (zero on buffers).
+        place), inputs [N, B, ...]: mean loss [N] and the gradient of each parameter entry, as
+        pieces ``(start, stop, [N, stop - start])`` (no copy into one [N, P] tensor).
 
         The integer buffers go in per row and row 0's come back: the rows take their steps
         together, so their step counters agree."""
@@ -202,10 +214,6 @@ class ModuleModel:
                 view.copy_(new_buffers[name])
             for name, tensor in self.local.items():
                 tensor.copy_(new_local[name][0])
-        n_rows = params.shape[0]
-        pieces = [
-            grads[name].reshape(n_rows, -1) if flag else params.new_zeros(n_rows, math.prod(shape))
-            for (name, shape, _), flag in zip(self.layout, self._is_param, strict=True)
+        return value.detach(), [
+            (lo, hi, grads[name].reshape(n, -1)) for name, lo, hi in self._spans
         ]
-        out = torch.cat(pieces, dim=1)
-        return value.detach(), out

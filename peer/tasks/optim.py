@@ -21,7 +21,7 @@ state stay exactly as they were.
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -30,11 +30,13 @@ import torch
 from protocol.errors import ConfigError
 from protocol.spec import Spec, parse_spec
 
-__all__ = ["OPTIMIZERS", "OptState", "Optimizer", "optimizer_from_spec"]
+__all__ = ["OPTIMIZERS", "GradPiece", "OptState", "Optimizer", "optimizer_from_spec"]
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 OptState: TypeAlias = MutableMapping[str, torch.Tensor]
 """Named state tensors: ``step`` ([N] or scalar) and the per-entry moments ([N, P] or [P])."""
+GradPiece: TypeAlias = tuple[int, int, torch.Tensor]
+"""(start, stop, gradient of entries start:stop): a gradient given layer by layer."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,14 +89,25 @@ class Optimizer:
             for k, v in sub.items():
                 state[k][rows] = v
             return
-        state["step"] += 1
         old = params.clone() if mask is not None and not bool(mask.all()) else None
-        if self.kind == "sgd":
-            self._sgd(params, grad, state)
-        else:
-            self._adam(params, grad, state)
+        self.step_pieces(params, [(0, params.shape[-1], grad)], state)
         if old is not None and mask is not None:
             torch.where(mask, params, old, out=params)
+
+    def step_pieces(
+        self, params: torch.Tensor, pieces: Sequence[GradPiece], state: OptState
+    ) -> None:
+        """One step of every row of ``params``, given the gradient as pieces ``(start, stop,
+        grad)``: entries ``start:stop`` of the last dimension, and the gradient there. Entries
+        in no piece (a module's buffers) are left alone. The update is elementwise, so a piece
+        gets exactly what a whole-vector step would give it."""
+        state["step"] += 1
+        for start, stop, grad in pieces:
+            part = {k: v if k == "step" else v[..., start:stop] for k, v in state.items()}
+            if self.kind == "sgd":
+                self._sgd(params[..., start:stop], grad, part)
+            else:
+                self._adam(params[..., start:stop], grad, part)
 
     def _sgd(self, params: torch.Tensor, grad: torch.Tensor, state: OptState) -> None:
         g = grad.add(params, alpha=self.weight_decay) if self.weight_decay else grad

@@ -8,6 +8,7 @@ from typing import Protocol
 import torch
 
 from protocol.codecs.base import Codec
+from sim.failure_masks import noise_seed
 from sim.failures import Byzantine
 from sim.plan import RoundPlan
 from sim.training import Trainer
@@ -52,6 +53,6 @@ def attacked(
     """
     if attack.attack == "signflip":
         return -attack.scale * x
-    gen = torch.Generator().manual_seed((seed * 1_000_003 + round) * 65_537 + peer)
+    gen = torch.Generator().manual_seed(noise_seed(seed, round=round, peer=peer))
     noise = torch.randn(x.shape, generator=gen, dtype=torch.float64).to(x.dtype)
     return x + attack.scale * noise

@@ -1,7 +1,8 @@
 """The publish half of a CHOCO round, batched and per peer, for the two engines.
 
-Every live peer advances its public copy with the frame it publishes, ``x_hat += Q(x - x_hat)``
-with its codec and frame seed, exactly as :meth:`protocol.choco.ChocoSender.step` does. A keyframe
+Every live peer advances its public copy with the frame it publishes, through
+:func:`protocol.choco.next_public_copy`: ``x_hat + Q(x - x_hat)`` with its codec and frame seed,
+exactly what :meth:`protocol.choco.ChocoSender.step` computes from the frame's bytes. A keyframe
 then carries that same x_hat raw: for float32 models this changes nothing in the copy (it only
 resynchronises receivers and costs 4 bytes per parameter); the float64 consensus task idealises
 the keyframe as exact, so the theory checks are not limited by fp32 rounding. Down peers publish
@@ -13,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from protocol.choco import next_public_copy
 from protocol.codecs.base import Codec
 from sim.plan import RoundPlan
 
@@ -22,16 +24,16 @@ __all__ = ["publish_batch", "publish_one"]
 def publish_batch(x_hat: torch.Tensor, x: torch.Tensor, plan: RoundPlan, codec: Codec) -> None:
     """Advance the public copies [N, P] in place for this round's frames."""
     if plan.alive.all():
-        x_hat += codec.compress(x - x_hat, seed=plan.seeds)
+        x_hat.copy_(next_public_copy(x, x_hat, codec, seed=plan.seeds))
     elif plan.alive.any():
         peers = np.flatnonzero(plan.alive)
         rows = torch.from_numpy(peers)
-        q = codec.compress(x[rows] - x_hat[rows], seed=[plan.seeds[i] for i in peers.tolist()])
-        x_hat[rows] += q
+        seeds = [plan.seeds[i] for i in peers.tolist()]
+        x_hat[rows] = next_public_copy(x[rows], x_hat[rows], codec, seed=seeds)
 
 
 def publish_one(
     x_hat: torch.Tensor, x: torch.Tensor, plan: RoundPlan, *, peer: int, codec: Codec
 ) -> torch.Tensor:
     """The new public copy [P] of one live peer after its frame this round."""
-    return x_hat + codec.compress(x - x_hat, seed=plan.seeds[peer])
+    return next_public_copy(x, x_hat, codec, seed=plan.seeds[peer])

@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from protocol.mixing import gossip_update, neighbour_mix
+from protocol.mixing import choco_update, neighbour_sum
 from sim.engines.base import EngineContext, attacked
 from sim.engines.choco import publish_one
-from sim.engines.mixer import mixing_weights
+from sim.engines.mixer import edge_weights
 from sim.plan import RoundPlan
 
 __all__ = ["LoopEngine"]
@@ -48,20 +48,18 @@ class LoopEngine:
         # Receiver-major order, then one slice per peer: the edges whose messages it mixes.
         use = use[np.argsort(plan.dst[use], kind="stable")]
         bounds = np.searchsorted(plan.dst[use], np.arange(len(self.x) + 1))
-        all_weights = mixing_weights(plan, self.x[0].dtype)
+        all_weights = edge_weights(plan, self.x[0].dtype)
         for peer in np.flatnonzero(plan.alive).tolist():
             incoming = use[bounds[peer] : bounds[peer + 1]]
             if len(incoming) == 0:
                 continue  # nothing received: all weight stays on self
+            # what the daemon does (peer.runtime.gossip.mix_received): senders in node order
             weights = all_weights[torch.from_numpy(incoming)]
-            wide = torch.float64  # as in the vector engine (sim.engines.mixer): float64, round once
-            copies = torch.stack([self.x_hat[j].to(wide) for j in plan.src[incoming].tolist()])
-            mixed, weight_sum = neighbour_mix(weights, copies)
-            x = self.x[peer]
-            new = gossip_update(
-                x.to(wide), self.x_hat[peer].to(wide), mixed, weight_sum, gamma=self.ctx.gamma
+            copies = torch.stack([self.x_hat[j] for j in plan.src[incoming].tolist()])
+            mixed, total = neighbour_sum(weights, copies)
+            self.x[peer] = choco_update(
+                self.x[peer], self.x_hat[peer], mixed, total, gamma=self.ctx.gamma
             )
-            self.x[peer] = new.to(x.dtype)
         return loss
 
     def _train(self, peer: int, plan: RoundPlan) -> float:

@@ -14,7 +14,7 @@ __all__ = ["VectorEngine"]
 
 
 class VectorEngine:
-    """Batched local SGD, batched compression, and mixing as one sparse product per round."""
+    """Batched local SGD, batched compression, and batched mixing with a daemon's arithmetic."""
 
     name = "vector"
 

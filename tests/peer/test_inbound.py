@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from peer.runtime.inbound import MAX_SNAPSHOTS_PER_SENDER, Inbound
@@ -120,3 +121,53 @@ def test_async_mode_counts_no_stale_rounds() -> None:
     _deliver(inbound, sender.step(torch.full((N,), 1.0), seed=1), round=0)
     assert inbound.ignored.counts == {}
     assert inbound.copy_for("p1", 5, staleness=5) is not None
+
+
+def _state(inbound: Inbound) -> tuple[object, ...]:
+    """Everything a frame could change on the receiving side."""
+    receiver = inbound.receiver
+    copy = receiver.copy_of("p1")
+    held = {r: inbound.copy_for("p1", r, staleness=None) for r in range(8)}
+    return (
+        receiver.senders,
+        receiver.last_seq("p1"),
+        None if copy is None else copy.tolist(),
+        {r: None if c is None else c.tolist() for r, c in held.items()},
+        inbound.liveness.live_set(frozenset({"p1"})),
+    )
+
+
+@pytest.mark.parametrize(("seq_ahead", "base_behind"), [(0, 2), (40, 1)])
+def test_a_forged_delta_with_a_wrong_base_changes_nothing(seq_ahead: int, base_behind: int) -> None:
+    """One injected frame must not silence the link: the sender's next valid deltas are still
+    accepted and mixed, and the receiver ends where it would have without the injection."""
+    codec = codec_from_spec("fp16")
+    frames = []
+    sender = ChocoSender(codec, N, keyframe_interval=10)
+    for i in range(6):
+        frames.append(sender.step(torch.linspace(-1.0, 1.0, N) * (i + 1), seed=1))
+    clean, attacked = _inbound(), _inbound()
+    for r, frame in enumerate(frames):
+        _deliver(clean, frame, round=r)
+        if r == 2:
+            before = _state(attacked)
+            seq = frame.seq + seq_ahead
+            junk = codec.to_bytes(torch.ones(N))
+            forged = Frame(
+                kind="delta", seq=seq, base=seq - base_behind, codec=codec.spec, n=N, payload=junk
+            )
+            _deliver(attacked, forged, round=r)
+            assert attacked.rejections.counts == {"unknown_base": 1}
+            assert _state(attacked) == before, "a rejected frame changed receiver state"
+            assert attacked.waiting_for(frozenset({"p1"}), r) == ["p1"], "no wait for p1"
+        _deliver(attacked, frame, round=r)
+    assert attacked.rejections.counts == {"unknown_base": 1}, "a valid delta was dropped"
+    assert _state(attacked) == _state(clean)
+    for r in range(len(frames)):
+        got, expected = (
+            attacked.copy_for("p1", r, staleness=None),
+            clean.copy_for("p1", r, staleness=None),
+        )
+        assert got is not None
+        assert expected is not None
+        assert torch.equal(got, expected)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -49,3 +51,17 @@ def test_default_gamma_contracts(spec: str, bound: float) -> None:
 def test_top_10_percent_fails_to_contract_at_gamma_one_half() -> None:
     """The prototype's failure (it diverged), which default_gamma's margin avoids."""
     assert consensus_ratio("topk:fraction=0.1", 0.5, rounds=400) > 0.1
+
+
+def test_docs_state_each_codecs_default_gamma() -> None:
+    """docs/protocol.md's table of default gammas is the code's."""
+    text = (Path(__file__).parents[2] / "docs" / "protocol.md").read_text()
+    assert "| `raw`, `fp16`, `int8` | 1 (plain D-PSGD) |" in text
+    assert "| `sign` | 0.5 |" in text
+    assert "| `topk:fraction=F` | `0.5 * sqrt(F)`, or 1 when F = 1 |" in text
+    assert "| `randk:fraction=F` | `0.5 * F`, or 1 when F = 1 |" in text
+    for spec in ("raw", "fp16", "int8", "topk:fraction=1", "randk:fraction=1"):
+        assert default_gamma(spec) == 1.0
+    assert default_gamma("sign") == 0.5
+    assert default_gamma("topk:fraction=0.04") == pytest.approx(0.5 * 0.2)
+    assert default_gamma("randk:fraction=0.04") == pytest.approx(0.5 * 0.04)

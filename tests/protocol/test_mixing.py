@@ -1,4 +1,4 @@
-"""Mixing rules against dense matrix references."""
+"""The shared mixing functions against dense matrix references, and their fixed arithmetic."""
 
 from __future__ import annotations
 
@@ -7,14 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.mixing import (
-    coordinate_median,
-    gossip_update,
-    neighbour_mix,
-    received_weights,
-    sparse_neighbour_mix,
-    trimmed_mean,
-)
+from protocol.mixing import choco_update, mix_weights, neighbour_sum
 
 
 def random_graph(n: int, edges: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -38,6 +31,21 @@ def dense_matrix(
     return w + torch.diag(1 - w.sum(dim=1))
 
 
+def _per_peer(
+    x: torch.Tensor, x_hat: torch.Tensor, src: torch.Tensor, dst: torch.Tensor,
+    weight: torch.Tensor, *, gamma: float,
+) -> torch.Tensor:  # fmt: skip
+    """Every peer's step through the [P] functions, as a daemon computes it."""
+    out = x.clone()
+    w = mix_weights(weight, x.dtype)
+    for i in range(x.shape[0]):
+        into = dst == i
+        if into.any():
+            mixed, total = neighbour_sum(w[into], x_hat[src[into]])
+            out[i] = choco_update(x[i], x_hat[i], mixed, total, gamma=gamma)
+    return out
+
+
 @settings(max_examples=20, deadline=None)
 @given(
     n=st.integers(2, 12), edges=st.integers(1, 40), p=st.integers(1, 6), seed=st.integers(0, 999)
@@ -47,98 +55,63 @@ def test_gossip_with_x_hat_x_and_gamma_one_is_dense_averaging(
 ) -> None:
     src, dst, weight = random_graph(n, edges, seed)
     x = torch.randn(n, p, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    mix, total = sparse_neighbour_mix(src, dst, weight, x)
-    out = gossip_update(x, x, mix, total, gamma=1.0)
+    out = _per_peer(x, x, src, dst, weight, gamma=1.0)
     torch.testing.assert_close(out, dense_matrix(n, src, dst, weight) @ x)
-    for i in range(n):  # the daemon's path: one peer at a time
-        into = dst == i
-        mix_i, total_i = neighbour_mix(weight[into], x[src[into]])
-        torch.testing.assert_close(gossip_update(x[i], x[i], mix_i, total_i, gamma=1.0), out[i])
 
 
-@settings(max_examples=20, deadline=None)
-@given(n=st.integers(1, 10), edges=st.integers(0, 30), seed=st.integers(0, 999))
-def test_sparse_mix_matches_a_dense_reference_with_dropped_edges(
-    n: int, edges: int, seed: int
-) -> None:
+@settings(max_examples=30, deadline=None)
+@given(k=st.integers(1, 6), p=st.integers(1, 70), seed=st.integers(0, 999))
+def test_the_batch_form_equals_the_per_peer_form_bit_for_bit(k: int, p: int, seed: int) -> None:
+    """[N, K, P] at once gives each row's [K, P] result exactly: the simulator's batch is what
+    N daemons compute, whatever the vector width or kernel used for each shape."""
     g = torch.Generator().manual_seed(seed)
-    src = torch.randint(0, n, (edges,), generator=g)  # repeats and self loops allowed
-    dst = torch.randint(0, n, (edges,), generator=g)
-    weight = torch.rand(edges, generator=g)
-    mask = torch.rand(edges, generator=g) < 0.7
-    x_hat = torch.randn(n, 3, generator=g)
-    expected_mix, expected_total = torch.zeros(n, 3), torch.zeros(n)
-    for e in range(edges):
-        if mask[e]:
-            expected_mix[dst[e]] += weight[e] * x_hat[src[e]]
-            expected_total[dst[e]] += weight[e]
-    mix, total = sparse_neighbour_mix(src, dst, weight, x_hat, mask)
-    torch.testing.assert_close(mix, expected_mix)
-    torch.testing.assert_close(total, expected_total)
+    n = 4
+    weights = mix_weights(torch.rand(n, k, generator=g, dtype=torch.float64), torch.float32)
+    copies = torch.randn(n, k, p, generator=g) * torch.logspace(-6, 6, p)
+    x, x_hat = torch.randn(n, p, generator=g), torch.randn(n, p, generator=g)
+    mixed, total = neighbour_sum(weights, copies)
+    batch = choco_update(x, x_hat, mixed.clone(), total, gamma=0.37)  # it overwrites mixed
+    for i in range(n):
+        mixed_i, total_i = neighbour_sum(weights[i], copies[i])
+        assert torch.equal(mixed_i, mixed[i])
+        assert torch.equal(total_i, total[i])
+        assert torch.equal(choco_update(x[i], x_hat[i], mixed_i, total_i, gamma=0.37), batch[i])
 
 
-def test_gossip_update_is_the_choco_step() -> None:
+def test_float32_models_are_mixed_in_float64_and_rounded_once() -> None:
+    """A float32 sum would lose the small term; float64 keeps it until the one rounding."""
+    x = torch.tensor([1.0])
+    copies = torch.tensor([[2.0**25], [1.0], [-(2.0**25)]])
+    weights = mix_weights(torch.tensor([0.25, 0.25, 0.25], dtype=torch.float64), torch.float32)
+    mixed, total = neighbour_sum(weights, copies)
+    out = choco_update(x, x, mixed, total, gamma=1.0)
+    # exact: 1 + (0.25 * 2**25 + 0.25 - 0.25 * 2**25) - 0.75 * 1 = 0.5
+    assert out.dtype == torch.float32
+    assert out.item() == 0.5
+    assert (mixed.dtype, total.dtype) == (torch.float64, torch.float64)
+
+
+def test_choco_update_is_the_choco_step() -> None:
     x, x_hat = torch.tensor([1.0, 2.0]), torch.tensor([0.5, 1.0])
-    out = gossip_update(x, x_hat, torch.tensor([3.0, 0.0]), 0.5, gamma=0.1)
+    out = choco_update(
+        x, x_hat, torch.tensor([3.0, 0.0]).double(), torch.tensor(0.5).double(), gamma=0.1
+    )
     # x + 0.1 * ([3, 0] - 0.5 * [0.5, 1])
     torch.testing.assert_close(out, torch.tensor([1.275, 1.95]))
-    batched = gossip_update(
+    batched = choco_update(
         torch.stack([x, x]),
         torch.stack([x_hat, x_hat]),
-        torch.zeros(2, 2),
-        torch.tensor([0.0, 1.0]),
+        torch.zeros(2, 2, dtype=torch.float64),
+        torch.tensor([0.0, 1.0], dtype=torch.float64),
         gamma=1.0,
     )
     torch.testing.assert_close(batched, torch.stack([x, x - x_hat]))
 
 
-def test_neighbour_mix_rejects_mismatched_shapes() -> None:
-    with pytest.raises(ValueError, match=r"\[K\] and x_hats \[K, P\]"):
-        neighbour_mix(torch.ones(2), torch.ones(3, 4))
-
-
-@settings(max_examples=30, deadline=None)
-@given(seed=st.integers(0, 10**6), k=st.integers(1, 8))
-def test_received_weights_rules(seed: int, k: int) -> None:
-    g = torch.Generator().manual_seed(seed)
-    weights = torch.rand(3, k, generator=g, dtype=torch.float64)
-    received = torch.rand(3, k, generator=g) < 0.5
-    kept = received_weights(weights, received)
-    assert torch.equal(kept, weights * received)
-    renormalised = received_weights(weights, received, rule="renormalise")
-    for row in range(3):
-        if received[row].any():
-            torch.testing.assert_close(renormalised[row].sum(), weights[row].sum())
-            ratio = renormalised[row][received[row]] / weights[row][received[row]]
-            torch.testing.assert_close(ratio, ratio[0].expand_as(ratio))  # proportions kept
-        else:
-            assert torch.equal(renormalised[row], torch.zeros(k, dtype=torch.float64))
-        assert torch.equal(
-            renormalised[row][~received[row]], torch.zeros_like(weights[row][~received[row]])
-        )
-
-
-def test_self_rule_keeps_missing_weight_with_the_peer() -> None:
-    # Peer 0 hears from 1 and 2 (weights 1/3 each) but only 2 arrives: W row becomes [2/3, 0, 1/3].
-    x = torch.tensor([[3.0], [6.0], [9.0]], dtype=torch.float64)
-    w = received_weights(torch.tensor([1 / 3, 1 / 3]), torch.tensor([False, True])).double()
-    mix, total = neighbour_mix(w, x[1:])
-    out = gossip_update(x[0], x[0], mix, total, gamma=1.0)
-    torch.testing.assert_close(out, torch.tensor([2 / 3 * 3 + 1 / 3 * 9], dtype=torch.float64))
-
-
-def test_received_weights_rejects_unknown_rules() -> None:
-    with pytest.raises(ValueError, match="'mean'"):
-        received_weights(torch.ones(2), torch.ones(2, dtype=torch.bool), rule="mean")  # type: ignore[arg-type]
-
-
-def test_robust_aggregators_ignore_a_minority_of_outliers() -> None:
-    honest = torch.tensor([[1.0, 2.0], [1.2, 2.2], [0.8, 1.8], [1.1, 2.1]])
-    attacked = torch.cat([honest, torch.tensor([[1e6, -1e6]])])
-    median = coordinate_median(attacked)
-    assert torch.equal(median, torch.tensor([1.1, 2.0]))
-    expected = torch.tensor([(1.0 + 1.1 + 1.2) / 3, (1.8 + 2.0 + 2.1) / 3])
-    torch.testing.assert_close(trimmed_mean(attacked, trim=1), expected)
-    torch.testing.assert_close(trimmed_mean(honest, trim=0), honest.mean(dim=0))
-    with pytest.raises(ValueError, match="trim=2"):
-        trimmed_mean(honest, trim=2)
+def test_mixing_rejects_mismatched_shapes() -> None:
+    with pytest.raises(ValueError, match=r"weights \[K\] and copies \[K, P\]"):
+        neighbour_sum(torch.ones(2), torch.ones(3, 4))
+    with pytest.raises(ValueError, match="K >= 1"):
+        neighbour_sum(torch.ones(0), torch.ones(0, 4))
+    with pytest.raises(ValueError, match="one shape"):
+        choco_update(torch.ones(3), torch.ones(3), torch.ones(4), torch.tensor(1.0), gamma=1.0)

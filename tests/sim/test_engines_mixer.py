@@ -1,15 +1,20 @@
-"""The vector engine's sparse mixing step against a per-peer reference from protocol.mixing."""
+"""The vector engine's batched mixing step against the per-peer functions of protocol.mixing."""
 
 from __future__ import annotations
 
+import dataclasses
+
+import networkx as nx
 import numpy as np
+import pytest
 import torch
 
-from protocol.mixing import gossip_update, neighbour_mix
-from sim.engines.mixer import SparseMixer, choco_matrix
+from protocol.mixing import choco_update, mix_weights, neighbour_sum
+from sim.engines.mixer import SparseMixer
 from sim.plan import RoundPlan
+from topology import mixing_edges
 
-N, P = 6, 5
+N, P = 6, 37
 # A directed ring both ways plus a repeated edge 0 -> 3 and a chord 4 -> 1.
 SRC = np.array([0, 1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 0, 0, 0, 4])
 DST = np.array([1, 2, 3, 4, 5, 0, 0, 1, 2, 3, 4, 5, 3, 3, 1])
@@ -35,41 +40,31 @@ def _plan(mix: np.ndarray, byzantine: np.ndarray | None = None) -> RoundPlan:
 
 
 def _reference(x: torch.Tensor, x_hat: torch.Tensor, plan: RoundPlan, gamma: float) -> torch.Tensor:
-    """Peer by peer through protocol.mixing in float64, rounded once (the loop engine)."""
+    """Peer by peer through protocol.mixing, senders in edge order (the loop engine, a daemon)."""
     out = x.clone()
-    weights = torch.from_numpy(plan.weight).to(x.dtype).to(torch.float64)
-    for peer in range(N):
+    weights = mix_weights(torch.from_numpy(plan.weight), x.dtype)
+    for peer in range(len(plan.alive)):
         edges = np.flatnonzero((plan.dst == peer) & plan.mix & ~plan.byzantine[peer])
         if len(edges) == 0:
             continue
-        copies = x_hat[torch.from_numpy(plan.src[edges])].to(torch.float64)
-        mixed, total = neighbour_mix(weights[torch.from_numpy(edges)], copies)
-        wide = gossip_update(x[peer].double(), x_hat[peer].double(), mixed, total, gamma=gamma)
-        out[peer] = wide.to(x.dtype)
+        copies = x_hat[torch.from_numpy(plan.src[edges])]
+        mixed, total = neighbour_sum(weights[torch.from_numpy(edges)], copies)
+        out[peer] = choco_update(x[peer], x_hat[peer], mixed, total, gamma=gamma)
     return out
 
 
-def test_choco_matrix_is_w_minus_its_row_sums_on_the_diagonal() -> None:
-    src, dst = torch.from_numpy(SRC), torch.from_numpy(DST)
-    weight = torch.from_numpy(WEIGHT)
-    dense = torch.zeros(N, N, dtype=torch.float64)
-    for s, d, w in zip(SRC.tolist(), DST.tolist(), WEIGHT.tolist(), strict=True):
-        dense[d, s] += w  # the repeated edge 0 -> 3 counts twice
-        dense[d, d] -= w
-    torch.testing.assert_close(choco_matrix(src, dst, weight, N).to_dense(), dense)
-
-
-def test_mix_matches_the_per_peer_reference_bit_for_bit_under_masks() -> None:
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_mix_matches_the_per_peer_reference_bit_for_bit_under_masks(dtype: torch.dtype) -> None:
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(N, P, generator=g)
-    x_hat = x + 0.1 * torch.randn(N, P, generator=g)
+    x = torch.randn(N, P, generator=g, dtype=dtype)
+    x_hat = x + 0.1 * torch.randn(N, P, generator=g, dtype=dtype)
     mixer = SparseMixer()
     everything = np.ones(len(SRC), dtype=bool)
     dropped = everything.copy()
     dropped[[1, 6, 12]] = False
     byzantine = np.zeros(N, dtype=bool)
     byzantine[4] = True
-    # the second and third plans must not reuse the first one's cached matrix
+    # the second and third plans must not reuse the first one's cached slots
     for plan in (_plan(everything), _plan(dropped), _plan(everything, byzantine)):
         got = x.clone()
         mixer.mix(got, x_hat, plan, gamma=0.7)
@@ -86,4 +81,26 @@ def test_a_peer_that_receives_nothing_is_left_exactly_as_it_was() -> None:
     got = x.clone()
     SparseMixer().mix(got, x_hat, _plan(mix), gamma=1.0)
     assert torch.equal(got[2], x[2])
-    torch.testing.assert_close(got, _reference(x, x_hat, _plan(mix), 1.0), rtol=1e-14, atol=0)
+    assert torch.equal(got, _reference(x, x_hat, _plan(mix), 1.0))
+
+
+def test_a_hub_sums_its_many_neighbours_in_the_daemons_order() -> None:
+    """A star's hub has 49 in-neighbours, summed in one merged slot: magnitudes from 1e-6 to 1e6
+    make the float64 sum depend on its order, and it must still be the per-peer one."""
+    edges = mixing_edges(nx.star_graph(49))
+    n = edges.n
+    all_edges = np.ones(len(edges.src), dtype=bool)
+    plan = dataclasses.replace(
+        _plan(all_edges),
+        src=edges.src.copy(),
+        dst=edges.dst.copy(),
+        weight=edges.weight.copy(),
+        alive=np.ones(n, dtype=bool),
+        byzantine=np.zeros(n, dtype=bool),
+    )
+    g = torch.Generator().manual_seed(3)
+    scale = torch.logspace(-6, 6, n).unsqueeze(-1)
+    x, x_hat = torch.randn(n, P, generator=g) * scale, torch.randn(n, P, generator=g) * scale
+    got = x.clone()
+    SparseMixer().mix(got, x_hat, plan, gamma=1.0)
+    assert torch.equal(got, _reference(x, x_hat, plan, 1.0))

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from protocol.errors import ConfigError
 from sim.config import failures_from_mapping
+from sim.engines.base import attacked
 from sim.failure_masks import FailureModel, churn_schedule, drop_mask
 from sim.failures import Byzantine, Churn, Crash, FailureConfig, PartitionWindow, Stragglers
 
@@ -78,3 +80,14 @@ def test_failure_model_masks() -> None:
     assert steps[0] == 0
     assert sorted(steps[1:].tolist()) in ([1, 3, 3], [1, 1, 3])
     assert (model.steps(model.alive(5)) == 1).sum() == 2
+
+
+def test_byzantine_noise_is_distinct_for_every_round_and_peer() -> None:
+    """Noise comes from the failure model's own "noise" stream: past 65,537 peers the old
+    ``(seed * 1_000_003 + round) * 65_537 + peer`` seed repeated other peers' noise."""
+    attack = Byzantine(fraction=0.1, attack="noise", scale=1.0)
+    x = torch.zeros(8)
+    first = attacked(x, attack, seed=0, round=1, peer=0)
+    assert not torch.equal(first, attacked(x, attack, seed=0, round=0, peer=65_537))
+    assert torch.equal(first, attacked(x, attack, seed=0, round=1, peer=0))
+    assert not torch.equal(first, attacked(x, attack, seed=1, round=1, peer=0))

@@ -11,9 +11,10 @@ from protocol.codecs import codec_from_spec
 from protocol.envelope import Envelope, encode_envelope
 from protocol.errors import UnknownBase
 from protocol.fingerprint import fingerprint
+from protocol.seeds import frame_seed, sender_seed
 from sim.config import SimConfig, failures_from_mapping
 from sim.failure_masks import FailureModel
-from sim.plan import Planner
+from sim.plan import Planner, peer_frame_seeds
 from sim.runner import Simulation
 from sim.traffic import SWARM, peer_name
 from topology.schedules import schedule_from_spec
@@ -122,3 +123,17 @@ def test_bytes_sent_and_delivered_equal_the_encoded_envelopes() -> None:
         delivered += sum(sizes[int(s)] for s in plan.src[plan.delivered])
         assert (stats[round].bytes_sent, stats[round].bytes_delivered) == (sent, delivered)
     assert delivered < 2 * sent, "some messages were lost"
+
+
+def test_frame_seeds_have_no_peer_limit_and_follow_the_run_seed() -> None:
+    """100,000 peers plan a round (the old 16-bit peer index raised ValueError), each with the
+    seed a daemon at that index uses, and run seed 65,536 no longer replays seed 0's streams."""
+    n = 100_000
+    failures = FailureModel(failures_from_mapping({}), peers=n, rounds=1, local_steps=1, seed=0)
+    planner = Planner(failures, peers=n, keyframe_interval=10, seed=0)
+    seeds = planner.plan(0, schedule_from_spec("ring", n).edges_at(0)).seeds
+    assert len(set(seeds)) == n
+    assert seeds[n - 1] == frame_seed(sender_seed(0, n - 1), 0)
+    assert peer_frame_seeds(65_536, np.zeros(4, dtype=np.int64)) != peer_frame_seeds(
+        0, np.zeros(4, dtype=np.int64)
+    )
