@@ -132,8 +132,9 @@ def _parse(chunk: bytes) -> tuple[int, int, int, int, bytes]:
     return message_id, index, count, total, body
 
 
-def _check_layout(parts: dict[int, bytes], count: int) -> None:
-    # Every chunk but the last carries the same length L, and the last at most L, as split() does.
+def _check_layout(parts: dict[int, bytes], count: int, total: int) -> None:
+    # Every chunk but the last carries the same length L, and the last 1 to L bytes, as split()
+    # does: with the sum checked against total, count is then ceil(total / L).
     first = len(parts[0])
     for index in range(count):
         size = len(parts[index])
@@ -142,6 +143,8 @@ def _check_layout(parts: dict[int, bytes], count: int) -> None:
                 f"chunk {index} of {count} carries {size} bytes; expected {first}"
                 + (" or fewer (last chunk)" if index == count - 1 else "")
             )
+    if total and not parts[count - 1]:
+        raise BadChunk(f"chunk {count - 1} of {count} is empty; expected 1 to {first} bytes")
 
 
 class Reassembler:
@@ -257,7 +260,7 @@ class Reassembler:
         if len(pending.parts) < count:
             return None
         self._drop(key)
-        _check_layout(pending.parts, count)
+        _check_layout(pending.parts, count, total)
         if pending.size != total:
             raise BadChunk(f"chunk set {message_id} holds {pending.size} bytes; expected {total}")
         return b"".join(pending.parts[i] for i in range(count))

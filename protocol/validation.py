@@ -1,11 +1,11 @@
 """Receiver-side checks that need context, and :func:`accept`, the daemon's one entry point.
 
-The order: size limit, version and field types (:func:`decode_envelope`); the signature, when
-the receiver holds a trust list (:func:`protocol.envelope.verify_envelope`); then swarm, sender,
-fingerprint, codec, lengths (:func:`check_envelope`); then values finite, seq newer than the
-last, delta base known (the receiver's ``apply``, which decodes the payload before it
-updates anything). Each failure is a ProtocolError subclass; nothing changes state until every
-check before ``apply`` has passed.
+The order is that of docs/protocol.md, section 9: size limit, version and field types
+(:func:`decode_envelope`); the signature, when the receiver holds a trust list
+(:func:`protocol.envelope.verify_envelope`); then swarm, sender, fingerprint, codec, lengths
+(:func:`check_envelope`); then values finite, seq newer than the last, delta base known (the
+receiver's ``apply``, which decodes the payload before it updates anything). Each failure is a
+ProtocolError subclass; nothing changes state until every check before ``apply`` has passed.
 
 >>> from protocol.frame import Frame
 >>> from protocol.spec import Spec

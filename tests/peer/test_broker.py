@@ -20,7 +20,30 @@ def accepts(port: int) -> bool:
         return False
 
 
-def test_find_mosquitto_falls_back_to_usr_sbin(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_find_mosquitto_falls_back_to_usr_sbin(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # No Mosquitto needed: the fallback location is checked with a stand-in binary.
+    assert Path("/usr/sbin/mosquitto") == peer.broker._FALLBACK_BINARY
+    stand_in = tmp_path / "mosquitto"
+    stand_in.write_text("#!/bin/sh\n")
+    stand_in.chmod(0o755)
+    monkeypatch.setenv("PATH", "")
+    monkeypatch.setattr(peer.broker, "_FALLBACK_BINARY", stand_in)
+    assert find_mosquitto() == stand_in
+
+
+def test_find_mosquitto_prefers_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    on_path = tmp_path / "mosquitto"
+    on_path.write_text("#!/bin/sh\n")
+    on_path.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(peer.broker, "_FALLBACK_BINARY", tmp_path / "none")
+    assert find_mosquitto() == on_path
+
+
+@pytest.mark.broker
+def test_the_installed_mosquitto_is_found_without_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "")
     assert find_mosquitto() == Path("/usr/sbin/mosquitto")
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections import Counter
+from collections.abc import Awaitable, Callable
 
 import msgpack
 import paho.mqtt.client as paho
@@ -12,7 +14,8 @@ import torch
 from paho.mqtt.enums import CallbackAPIVersion
 
 from peer.broker import Broker
-from peer.runtime import RoundStats
+from peer.runtime import PeerRuntime, RoundStats
+from peer.transport import Transport
 from protocol.defaults import CONSENSUS_DIM
 from protocol.envelope import Envelope, encode_envelope
 from protocol.frame import Frame
@@ -20,6 +23,25 @@ from protocol.spec import Spec
 from tests.peer.runtime_helpers import drive, mqtt_peer, peer_config
 
 pytestmark = pytest.mark.broker
+
+DEADLINE_S = 60.0
+"""Generous: conditions are awaited, never assumed to hold after some time."""
+
+
+async def wait_until(condition: Callable[[], bool], what: str) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after DEADLINE_S."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEADLINE_S
+    while loop.time() < deadline:
+        if condition():
+            return
+        await asyncio.sleep(0.02)  # polling: these conditions change without an event
+    raise AssertionError(f"not within {DEADLINE_S} s: {what}")
+
+
+def rejected(transport: Transport, runtime: PeerRuntime) -> Counter[str]:
+    """Everything a peer has rejected so far, at the transport (chunks) and the runtime."""
+    return transport.stats.rejected + runtime.rejections.counts
 
 
 def _configs(broker: Broker, swarm: str, rounds: int, **gossip: object) -> list:  # type: ignore[type-arg]
@@ -76,6 +98,16 @@ def _hostile_messages(swarm: str, model: str, captured: bytes) -> list[tuple[str
     ]
 
 
+HOSTILE_REASONS = (
+    "malformed_message",
+    "truncated_message",
+    "oversized_message",
+    "fingerprint_mismatch",
+    "non_finite_values",
+    "replayed_message",
+)
+
+
 def _publish(port: int, messages: list[tuple[str, bytes]]) -> None:
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id="attacker")
     client.connect("127.0.0.1", port)
@@ -95,9 +127,12 @@ async def _swarm(configs: list, hook_peer: int | None = None, hook=None) -> list
 
 
 async def test_hostile_messages_are_counted_and_change_nothing(broker: Broker) -> None:
-    clean = await _swarm(_configs(broker, "clean", 6))
+    # No round may time out while p0 holds (the two runs must mix the same frames): the barrier
+    # waits as long as it takes.
+    patient = {"round_timeout_s": 120.0}
+    clean = await _swarm(_configs(broker, "clean", 6, **patient))
     captured: list[bytes] = []
-    configs = _configs(broker, "hostile", 6, mode="sync")
+    configs = _configs(broker, "hostile", 6, mode="sync", **patient)
     peers = [mqtt_peer(c) for c in configs]
     model = peers[0][1].learner.fingerprint
 
@@ -110,13 +145,20 @@ async def test_hostile_messages_are_counted_and_change_nothing(broker: Broker) -
     spy.subscribe("rumor/hostile/delta/p1", qos=1)
     spy.loop_start()
 
+    def every_kind_counted() -> bool:
+        return all(
+            rejected(*peers[peer])[reason] >= 1 for peer in (0, 2) for reason in HOSTILE_REASONS
+        )
+
     async def attack(stats: RoundStats) -> None:
         if stats.round == 3:
             assert captured, "the spy saw no delta of p1 in three rounds"
             await asyncio.to_thread(
                 _publish, broker.port, _hostile_messages("hostile", model, captured[0])
             )
-            await asyncio.sleep(0.5)  # the others wait at the barrier, taking the messages in
+            # p0 holds its next round (the others wait at the barrier) until both receivers of
+            # p1's topics have taken every hostile message in.
+            await wait_until(every_kind_counted, "p0 and p2 rejected every hostile message")
 
     try:
         runs = [drive(t, r, attack if i == 0 else None) for i, (t, r) in enumerate(peers)]
@@ -128,37 +170,45 @@ async def test_hostile_messages_are_counted_and_change_nothing(broker: Broker) -
         assert stats[-1].round == 6
         assert torch.equal(x, x_clean), "a rejected message changed a model"
     for peer in (0, 2):  # p1's in... out-neighbours: they subscribe to p1's topics
-        rejected = hostile[peer][0][-1].rejected
-        for reason in (
-            "malformed_message",
-            "truncated_message",
-            "oversized_message",
-            "fingerprint_mismatch",
-            "non_finite_values",
-            "replayed_message",
-        ):
-            assert rejected.get(reason, 0) >= 1, (peer, reason, rejected)
+        counts = hostile[peer][0][-1].rejected
+        for reason in HOSTILE_REASONS:
+            assert counts.get(reason, 0) >= 1, (peer, reason, counts)
 
 
 @pytest.mark.slow
 async def test_broker_outage_every_peer_reconnects_and_finishes(broker: Broker) -> None:
     rounds = 20
     peers = [mqtt_peer(c) for c in _configs(broker, "outage", rounds, round_timeout_s=1.0)]
+    connects_at: list[dict[int, int]] = [{} for _ in peers]
+    """Per peer: round -> how many connections its transport had made when the round ended."""
 
-    async def pace(stats: RoundStats) -> None:
-        await asyncio.sleep(0.25)  # stands in for training, so the outage falls mid-run
+    def note(peer: int) -> Callable[[RoundStats], Awaitable[None]]:
+        async def hook(stats: RoundStats) -> None:
+            connects_at[peer][stats.round] = peers[peer][0].stats.connects
+            # Stands in for training time (consensus has none), not for ordering: every step
+            # below waits on a condition. Without it, one peer's reconnect attempt can hang
+            # past the end of the run (a transport bug, reported, not yet fixed).
+            await asyncio.sleep(0.25)
+            if peer == 0 and stats.round == 3:  # mid-run: the others wait for p0's frames
+                await asyncio.to_thread(broker.stop)
+                # Down until p1 and p2 have each run two rounds without the broker (so at
+                # least one round timeout), while their reconnect attempts are refused.
+                await wait_until(
+                    lambda: (
+                        not any(t.state.is_up for t, _ in peers)
+                        and all(r.publish_failed >= 2 for _, r in peers[1:])
+                    ),
+                    "p1 and p2 saw the broker go down and failed two publishes",
+                )
+                await asyncio.to_thread(broker.launch)
 
-    async def outage(stats: RoundStats) -> None:
-        await pace(stats)
-        if stats.round == 3:
-            await asyncio.to_thread(broker.stop)
-            await asyncio.sleep(2.0)
-            await asyncio.to_thread(broker.launch)
+        return hook
 
-    runs = [drive(t, r, outage if i == 0 else pace) for i, (t, r) in enumerate(peers)]
+    runs = [drive(t, r, note(i)) for i, (t, r) in enumerate(peers)]
     results = await asyncio.gather(*runs)
-    for (transport, _), (stats, x) in zip(peers, results, strict=True):
+    for i, ((transport, _), (stats, x)) in enumerate(zip(peers, results, strict=True)):
         assert [s.round for s in stats] == list(range(1, rounds + 1))
         assert torch.isfinite(x).all()
         assert transport.stats.connects >= 2, "never reconnected"
-        assert any(s.received >= 1 for s in stats[12:]), "no gossip after the broker came back"
+        after = [s for s in stats if connects_at[i][s.round] >= 2]
+        assert any(s.received >= 1 for s in after), f"p{i}: no gossip after the broker came back"

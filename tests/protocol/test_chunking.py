@@ -180,6 +180,17 @@ def test_sets_with_more_bytes_than_their_total_or_uneven_chunks_are_refused() ->
     assert r.pending_sets == 0
 
 
+def test_a_trailing_empty_chunk_is_refused() -> None:
+    # Lengths L, L, 0 add up to total, but count must be ceil(total / L): split() never sends it.
+    r = reassembler()
+    r.feed("p", header(5, 0, 3, 4) + b"ab")
+    r.feed("p", header(5, 1, 3, 4) + b"cd")
+    with pytest.raises(BadChunk, match="chunk 2 of 3 is empty; expected 1 to 2 bytes"):
+        r.feed("p", header(5, 2, 3, 4))
+    assert r.pending_sets == 0
+    assert r.feed("p", header(6, 0, 1, 0)) == b"", "an empty envelope is one empty chunk"
+
+
 def test_stale_partial_sets_expire_and_free_their_bytes() -> None:
     clock = FakeClock()
     r = reassembler(timeout_s=5.0, clock=clock)
