@@ -144,7 +144,10 @@ class Inbound:
             raise UnknownSender(
                 f"presence of {peer!r}: already tracking {MAX_PEERS_TRACKED} peers; ignored"
             )
-        if not state.after(self._presence_seen.get(peer)):
+        last = self._presence_seen.get(peer)
+        if state.epoch is not None and state == last:
+            return  # the same presence again: a re-subscription re-delivers the retained one
+        if not state.after(last):
             raise ReplayedMessage(
                 f"presence of {peer!r} from epoch {state.epoch}, not newer than the last believed"
             )

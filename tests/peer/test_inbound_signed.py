@@ -130,3 +130,12 @@ def test_an_unsigned_delta_with_an_unknown_base_is_not_hearing_from_the_sender()
     inbound.handle(Message(topic=topic("delta", swarm="s", peer="p1"), payload=data))
     assert dict(inbound.rejections.counts) == {"unknown_base": 1}
     assert not inbound.liveness.alive("p1")
+
+
+def test_the_same_signed_presence_again_is_no_replay() -> None:
+    """A re-subscription (after a reconnect) re-delivers the retained presence: not an attack."""
+    inbound = _inbound()
+    inbound.handle(_presence(True, 5))
+    inbound.handle(_presence(True, 5))
+    assert inbound.rejections.counts == {}
+    assert inbound.liveness.alive("p1")
