@@ -84,6 +84,11 @@ def run_and_report(
         records, diverged = _collect(sim, on_round, writer)
         summary = _summary(sim, records, time.perf_counter() - start, diverged)
         write_json(writer.path("summary.json"), summary)
+        if sim.task.model is not None:
+            from sim.model_file import write_average_model
+
+            path, last = writer.path("model.safetensors"), sim.config.rounds
+            write_average_model(sim.task.model, sim.engine.params(), path, round=last)
         drawn = []
         if plots:
             from sim.plots import plot_run

@@ -1,7 +1,8 @@
 """``rumor up``: a whole swarm on this machine: a Mosquitto, N real peer processes, a summary.
 
 The run directory holds one folder per peer (``peer.toml``, ``peer.log``, ``stats.jsonl``,
-``checkpoints/``), the broker's files, and ``summary.json``. Progress comes from the swarm's
+``checkpoints/``, and at the end ``model.safetensors``, the peer's final model), the broker's
+files, and ``summary.json``. Progress comes from the swarm's
 telemetry; the final table from each peer's stats file. Ctrl-C or SIGTERM stops every peer
 process (by process group) and then the broker, which runs in its own session so that a Ctrl-C
 in the terminal reaches it only through this command; a second signal while stopping kills what
@@ -105,6 +106,10 @@ def _report(
             "partition": up.partition,
         },
     )
+    if up.task != "consensus" or up.data is not None:
+        from peer.export_cli import export_peers  # imports torch: only now
+
+        export_peers([up.out / p.name for p in peers])
     if interrupted:
         return EXIT_INTERRUPTED
     return 0 if all(p.process.returncode == 0 for p in peers) else 1
