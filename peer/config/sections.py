@@ -256,9 +256,12 @@ class GossipConfig(_Section):
     """Rounds to run; None: until stopped."""
     silence_timeout_s: float = 30.0
     """A neighbour silent this long counts as gone, presence notwithstanding."""
+    startup_grace_s: float = 30.0
+    """A neighbour never heard from is waited for this long after the peer starts, then not."""
 
     def __post_init__(self) -> None:
         self._positive("round_timeout_s", "silence_timeout_s")
+        self._require(self.startup_grace_s >= 0, "startup_grace_s", "a number >= 0")
         self._require(self.staleness_bound >= 0, "staleness_bound", "an int >= 0")
         self._spec("codec", check_codec_spec)
         if self.gamma is not None:

@@ -133,7 +133,9 @@ class LocalLearner:
         return fingerprint(self.model.layout)
 
     def train(self, x: torch.Tensor, round: int) -> tuple[torch.Tensor, float]:
-        """``local_steps`` SGD steps on the own shard; returns (new x, mean loss; NaN if none)."""
+        """``local_steps`` optimizer steps on the own shard; returns (new x, mean loss; NaN if
+        none). The optimizer's state advances only when the new parameters are finite (the
+        runtime then keeps its last model)."""
         if self.model is None or self.shard is None:
             return x, float("nan")
         block = batch_indices(
@@ -142,6 +144,7 @@ class LocalLearner:
         rows, local = torch.unique(block[self.index], return_inverse=True)
         used = self.shard.subset(rows)  # this round's samples only, row k = shard row rows[k]
         data = PeerData(used.x, used.y, torch.tensor([0, len(used)]), used.num_classes)
+        state = {k: v.clone() for k, v in self.opt_state.items()}
         new, loss = local_sgd(
             self.model,
             x,
@@ -154,8 +157,11 @@ class LocalLearner:
             round=round,
             indices=local.unsqueeze(0),
             recipe=self.recipe,
-            opt_state=self.opt_state,
+            opt_state=state,
         )
+        if bool(torch.isfinite(new).all()):  # a diverged step is dropped, its state with it
+            for k, v in state.items():
+                self.opt_state[k].copy_(v)
         return new, float(loss)
 
     def accuracy(self, x: torch.Tensor) -> float | None:

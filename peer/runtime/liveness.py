@@ -2,13 +2,17 @@
 
 A neighbour is alive once it has been heard from (its retained ``online`` presence, or an
 accepted frame) and until its last presence message says ``offline`` or nothing has been heard
-from it for ``silence_timeout_s``. A neighbour never heard from is not alive: a sync round does
-not wait for a peer that never started (a swarm starting together still meets, since each peer's
-retained ``online`` reaches its neighbours when they subscribe).
+from it for ``silence_timeout_s``.
 
->>> live = Liveness(silence_timeout_s=5.0)
->>> live.alive("b", now=0.0)
-False
+A neighbour never heard from is given ``startup_grace_s`` from the moment this peer started:
+peers of one swarm rarely start in the same second (process start, the torch import, the data
+load), and a sync swarm whose first peer ran its first rounds alone would start out of step. Once
+the grace has run out, a neighbour never heard from is not alive, so a peer that never started
+costs at most the grace, not ``round_timeout_s`` every round.
+
+>>> live = Liveness(silence_timeout_s=5.0, startup_grace_s=2.0, now=0.0)
+>>> live.alive("b", now=1.0), live.alive("b", now=2.0)
+(True, False)
 >>> live.heard("b", now=1.0); live.alive("b", now=5.0), live.alive("b", now=6.0)
 (True, False)
 >>> live.heard("b", now=6.0); live.alive("b", now=6.0)
@@ -30,10 +34,19 @@ __all__ = ["Liveness"]
 class Liveness:
     """Presence and last-heard time per peer; pure bookkeeping (time is passed in)."""
 
-    def __init__(self, *, silence_timeout_s: float) -> None:
+    def __init__(
+        self, *, silence_timeout_s: float, startup_grace_s: float = 0.0, now: float | None = None
+    ) -> None:
         self.silence_timeout_s = silence_timeout_s
+        self.startup_grace_s = startup_grace_s
+        self.start_grace(now=now)
         self._last: dict[PeerId, float] = {}
         self._online: dict[PeerId, bool] = {}
+
+    def start_grace(self, *, now: float | None = None) -> None:
+        """(Re)start the grace for neighbours never heard from: when this peer's rounds begin."""
+        start = time.monotonic() if now is None else now
+        self._grace_until = start + self.startup_grace_s
 
     def heard(self, peer: PeerId, *, now: float | None = None) -> None:
         """Something arrived from ``peer``."""
@@ -46,10 +59,12 @@ class Liveness:
             self.heard(peer, now=now)
 
     def alive(self, peer: PeerId, *, now: float | None = None) -> bool:
-        last = self._last.get(peer)
-        if last is None or not self._online.get(peer, True):
+        if not self._online.get(peer, True):
             return False
         now = time.monotonic() if now is None else now
+        last = self._last.get(peer)
+        if last is None:
+            return now < self._grace_until
         return now - last < self.silence_timeout_s
 
     def live_set(self, peers: Iterable[PeerId], *, now: float | None = None) -> frozenset[PeerId]:

@@ -96,7 +96,9 @@ class PeerRuntime:
             dtype=self.x.dtype,
         )
         self.rejections = Rejections()
-        self.liveness = Liveness(silence_timeout_s=gossip.silence_timeout_s)
+        self.liveness = Liveness(
+            silence_timeout_s=gossip.silence_timeout_s, startup_grace_s=gossip.startup_grace_s
+        )
         self.inbound = Inbound(
             me=self.me,
             prefix=config.identity.prefix,
@@ -264,6 +266,7 @@ class PeerRuntime:
     async def rounds(self) -> AsyncIterator[RoundStats]:
         """Run rounds until ``gossip.rounds`` are done or :meth:`stop` is called."""
         total = self.config.gossip.rounds
+        self.liveness.start_grace()
         while not self._stop.is_set() and (total is None or self.round < total):
             stats = await self._one_round(total)
             yield stats

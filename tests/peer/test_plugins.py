@@ -213,3 +213,22 @@ def test_rumor_peer_rejects_a_bad_plugin_before_connecting(
     assert len(err.splitlines()) == 1
     assert f"{MODS}:nan_net" in err
     assert "loss at the first step is nan" in err
+
+
+def test_a_diverged_daemon_step_leaves_the_optimizer_state_alone() -> None:
+    from peer.runtime.learning import load_learner
+
+    learning = {"data": f"{MODS}:blobs", "model": f"{MODS}:bnnet", "optimizer": "adam"}
+    learner = load_learner(peer_config(0, 2, learning=learning), index=0, peers=2)
+    x, _ = learner.train(learner.start, 0)
+    saved = {k: v.clone() for k, v in learner.state_tensors().items()}
+    assert float(saved["opt.step"]) == 1.0
+    broken = x.clone()
+    broken[0] = float("nan")
+    diverged, _ = learner.train(broken, 1)
+    assert not bool(torch.isfinite(diverged).all())
+    after = learner.state_tensors()
+    assert all(torch.equal(after[k], v) for k, v in saved.items() if k.startswith("opt."))
+    again, _ = learner.train(x, 1)
+    assert float(learner.state_tensors()["opt.step"]) == 2.0
+    assert bool(torch.isfinite(again).all())

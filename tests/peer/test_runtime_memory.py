@@ -39,7 +39,7 @@ async def test_sync_ring_averages_exactly() -> None:
 async def test_a_neighbour_that_never_started_is_not_waited_for() -> None:
     # A silence timeout far longer than the run: were p3 given it as grace, every round would
     # wait round_timeout_s for it and count a timeout.
-    gossip = {"round_timeout_s": 0.25, "silence_timeout_s": 600.0}
+    gossip = {"round_timeout_s": 0.25, "silence_timeout_s": 600.0, "startup_grace_s": 0.0}
     configs = [peer_config(i, 4, rounds=10, gossip=gossip) for i in range(3)]  # p3 never starts
     results = await run_memory_swarm(configs)
     for name, (stats, _) in zip(("p0", "p1", "p2"), results, strict=True):
@@ -50,10 +50,26 @@ async def test_a_neighbour_that_never_started_is_not_waited_for() -> None:
     assert [s.received for s in stats0] == [1] * 10
 
 
+async def test_a_neighbour_that_never_started_is_waited_for_only_during_the_grace() -> None:
+    # Each timed-out round lasts at least round_timeout_s, so within a 2 s grace at most 8 rounds
+    # (plus the one in flight when it ends) can wait for p3, however slow the machine; after it,
+    # none do.
+    gossip = {"round_timeout_s": 0.25, "silence_timeout_s": 600.0, "startup_grace_s": 2.0}
+    configs = [peer_config(i, 4, rounds=14, gossip=gossip) for i in range(3)]  # p3 never starts
+    results = await run_memory_swarm(configs)
+    stats0 = results[0][0]
+    assert [s.round for s in stats0] == list(range(1, 15))
+    timeouts = [s.timeouts for s in stats0]
+    assert timeouts[0] == 1, "p3 is waited for at first: it may still be starting"
+    assert timeouts[-1] <= 9, f"p3 waited for after the grace: {timeouts}"
+    assert timeouts[-1] == timeouts[-2], f"the waiting does not stop: {timeouts}"
+    assert stats0[-1].alive == 1, "only p1 is alive once the grace is over"
+
+
 async def test_a_neighbour_that_stops_sending_times_out_then_counts_as_dead() -> None:
     # p3 is announced online (as a peer that started and then hung would be) but sends nothing;
     # p1 never starts.
-    gossip = {"round_timeout_s": 0.25, "silence_timeout_s": 1.0}
+    gossip = {"round_timeout_s": 0.25, "silence_timeout_s": 1.0, "startup_grace_s": 0.0}
     broker = MemoryBroker()
     hung = MemoryTransport(broker, client_id="hung")
     async with hung:
