@@ -1,4 +1,4 @@
-"""Micro-benchmark of batched local training (peer/learner.py), not a test.
+"""Micro-benchmark of batched local training (peer/tasks/learner.py), not a test.
 
 Reports peer-steps per second and GFLOP/s of ``local_sgd`` against a matmul peak measured in the
 same run (a 2048^3 ``torch.mm``), for the issue-4 targets: the MLP 784-64-10, batch 32, 256 peers
@@ -19,8 +19,8 @@ from collections.abc import Callable
 import torch
 from torch.func import grad_and_value, vmap
 
-from peer.learner import batch_indices, local_sgd
 from peer.tasks.dataset import PeerData
+from peer.tasks.learner import batch_indices, local_sgd
 from peer.tasks.models import FlatModel, model_from_spec
 
 

@@ -41,7 +41,15 @@ import torch
 from protocol.errors import RumorError
 from protocol.types import Vector
 
-__all__ = ["CheckpointError", "CheckpointStore", "PeerState", "decode_state", "encode_state"]
+__all__ = [
+    "CheckpointError",
+    "CheckpointStore",
+    "PeerState",
+    "SavedModel",
+    "decode_state",
+    "encode_state",
+    "read_model",
+]
 
 log = logging.getLogger(__name__)
 
@@ -260,3 +268,49 @@ class CheckpointStore:
                 log.info("removing %s, left by an interrupted checkpoint write", stray)
                 with contextlib.suppress(OSError):
                     stray.unlink()
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class SavedModel:
+    """A peer's model as its checkpoint keeps it: what an export needs to rebuild the module.
+
+    ``params`` is the flat float32 vector (a plug-in module's floating state entries in
+    ``state_dict()`` order, see :mod:`peer.tasks.module`), ``integer_buffers`` the module's
+    other state entries by name (e.g. ``1.num_batches_tracked``), ``model_spec`` the configured
+    model (``package.module:function[:key=value,...]`` or a built-in name; empty in checkpoints
+    older than it), ``fingerprint`` the layout's wire fingerprint.
+    """
+
+    round: int
+    params: torch.Tensor
+    integer_buffers: Mapping[str, torch.Tensor]
+    model_spec: str
+    fingerprint: str
+
+
+def read_model(path: Path) -> SavedModel:
+    """The model in the checkpoint file ``path``, or the newest intact one in the directory
+    ``path`` (CheckpointError if there is none)."""
+    path = Path(path)
+    if path.is_dir():
+        state = CheckpointStore(path).load_latest()
+        if state is None:
+            raise CheckpointError(f"{path}: no checkpoint in this directory")
+    else:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+        state = decode_state(data, source=str(path))
+    buffers = {
+        name.removeprefix("local."): tensor
+        for name, tensor in state.tensors.items()
+        if name.startswith("local.")
+    }
+    return SavedModel(
+        round=state.round,
+        params=state.params,
+        integer_buffers=buffers,
+        model_spec=state.meta.get("model_spec", ""),
+        fingerprint=state.meta.get("model", ""),
+    )

@@ -1,4 +1,4 @@
-"""The peer package's subcommands: ``rumor peer``, ``rumor up`` and ``rumor watch``.
+"""The peer package's subcommands: ``rumor peer``, ``rumor up``, ``rumor watch``, ``rumor export``.
 
 Each handler turns its arguments into a frozen config at once and hands that on.
 """
@@ -12,6 +12,7 @@ from pathlib import Path
 
 from peer.cli import Subparsers
 from peer.config import apply_overrides, load_config, to_toml
+from peer.export_cli import add_export_arguments, run_export
 from peer.stopping import StopSignals
 from peer.up import add_up_arguments, run_up
 from peer.watch import add_watch_arguments, run_watch
@@ -50,7 +51,7 @@ the broker cannot be reached within --connect-timeout, 2 for bad arguments.
 
 
 def register(subparsers: Subparsers) -> None:
-    """Add ``peer``, ``up`` and ``watch`` to the ``rumor`` command."""
+    """Add ``peer``, ``up``, ``watch`` and ``export`` to the ``rumor`` command."""
     peer = subparsers.add_parser(
         "peer",
         help="run one gossip peer daemon from a TOML config",
@@ -94,6 +95,12 @@ def register(subparsers: Subparsers) -> None:
     )
     add_watch_arguments(watch)
     watch.set_defaults(handler=run_watch)
+
+    export = subparsers.add_parser(
+        "export", help="write a peer's model from its checkpoint as a .safetensors file"
+    )
+    add_export_arguments(export)
+    export.set_defaults(handler=run_export)
 
 
 def _peer(args: argparse.Namespace) -> int:

@@ -22,7 +22,9 @@ import json
 import os
 import sys
 import time
+from collections.abc import Mapping
 
+from peer.tasks.plugin import metric_key
 from peer.transport import MqttSettings, MqttTransport
 from protocol.errors import ConfigError, ProtocolError, RumorError
 from protocol.topics import DEFAULT_PREFIX, check_id, parse_topic, subscription
@@ -43,7 +45,7 @@ _COLUMNS = (  # telemetry key, table heading, cell format
     ("state", "state", "{:<8}"),
     ("round", "round", "{:>6}"),
     ("train_loss", "train loss", "{:>10}"),
-    ("accuracy", "accuracy", "{:>8}"),
+    ("metric", "metric", "{:>8}"),
     ("alive", "alive", "{:>5}"),
     ("bytes_out", "MB out", "{:>9}"),
     ("bytes_in", "MB in", "{:>9}"),
@@ -104,13 +106,20 @@ class SwarmView:
         header = " ".join(fmt.format(title) for _, title, fmt in _COLUMNS)
         lines = [header]
         for row in self.rows().values():
-            cells = (fmt.format(_table_cell(key, row.get(key))) for key, _, fmt in _COLUMNS)
+            cells = (fmt.format(_table_cell(key, _value(row, key))) for key, _, fmt in _COLUMNS)
             lines.append(" ".join(cells))
         return "\n".join(lines)
 
     def line(self, peer: str) -> str:
         row = self._rows.get(peer, {})
-        return " ".join(f"{key}={_cell(row.get(key))}" for key, _, _ in _COLUMNS)
+        return " ".join(f"{key}={_cell(_value(row, key))}" for key, _, _ in _COLUMNS)
+
+
+def _value(row: Mapping[str, object], key: str) -> object:
+    """A row's cell; ``metric`` is the value of the peer's metric (accuracy by default)."""
+    if key != "metric":
+        return row.get(key)
+    return row.get(metric_key(str(row.get("metric", "accuracy"))))
 
 
 class BrokerUnreachable(RumorError):

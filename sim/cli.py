@@ -51,8 +51,8 @@ failure formats:
 """
 
 
-def _describe(stats: SwarmRoundStats) -> str:
-    acc = "" if stats.acc_mean is None else f" acc {stats.acc_mean:.3f}"
+def _describe(stats: SwarmRoundStats, label: str) -> str:
+    acc = "" if stats.acc_mean is None else f" {label} {stats.acc_mean:.3f}"
     cd = "" if stats.consensus_distance is None else f"cd {stats.consensus_distance:.3g} "
     return f"{cd}{acc} {stats.bytes_sent / 1e6:.1f} MB".strip()
 
@@ -60,11 +60,13 @@ def _describe(stats: SwarmRoundStats) -> str:
 def _run_sim(args: argparse.Namespace) -> int:
     config = config_from_settings(settings_from_args(args, skip=set()))
     check_threads(args.threads)
+    from sim.metrics import metric_prefix
     from sim.report import run_and_report  # torch: only when simulating
 
     apply_threads(args.threads)
+    label = metric_prefix(config.metric)
     with Progress(config.rounds, enabled=False if args.quiet else None) as bar:
-        result = run_and_report(config, on_round=lambda s: bar.update(s.round, _describe(s)))
+        result = run_and_report(config, on_round=lambda s: bar.update(s.round, _describe(s, label)))
     _print_result(result)
     if result.diverged is not None:
         print(
@@ -78,7 +80,9 @@ def _run_sim(args: argparse.Namespace) -> int:
 
 def _print_result(result: RunResult) -> None:
     config, summary = result.config, result.summary
-    print(_final_line(config, result.records[-1], summary["spectral_gap"]))
+    metric = summary["metric"]
+    higher = not isinstance(metric, dict) or bool(metric.get("higher_is_better", True))
+    print(_final_line(config, result.records[-1], summary["spectral_gap"], higher=higher))
     if summary["spectral_gap"] is None and summary["spectral_gap_note"] is not None:
         print(f"spectral gap not reported: {summary['spectral_gap_note']}")
     contraction = result.summary.get("contraction")
@@ -90,13 +94,20 @@ def _print_result(result: RunResult) -> None:
         print(f"wrote {result.out}/rounds.jsonl, summary.json and {len(result.plots)} plot(s)")
 
 
-def _final_line(config: SimConfig, final: dict[str, float | int | None], gap: object) -> str:
-    head = f"{config.task} {config.topology} n={config.peers} {config.codec}"
+def _final_line(
+    config: SimConfig, final: dict[str, float | int | None], gap: object, *, higher: bool
+) -> str:
+    from sim.metrics import metric_prefix
+
+    head = f"{config.data or config.task} {config.topology} n={config.peers} {config.codec}"
     parts = []
-    if final.get("acc_mean") is not None:
+    m = metric_prefix(config.metric)
+    if final.get(f"{m}_mean") is not None:
+        worst = final[f"{m}_min"] if higher else final[f"{m}_max"]
         parts.append(
-            f"acc mean {final['acc_mean']:.4f} (min {final['acc_min']:.4f}, "
-            f"avg model {final['acc_avg_model']:.4f})"
+            f"{m} mean {final[f'{m}_mean']:.4f} ({'min' if higher else 'max'} {worst:.4f}, "
+            f"avg model {final[f'{m}_avg_model']:.4f}; {'higher' if higher else 'lower'} "
+            "is better)"
         )
     distance = final["consensus_distance"]
     parts.append("consensus distance " + ("n/a" if distance is None else f"{distance:.3e}"))

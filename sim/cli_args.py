@@ -29,7 +29,22 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--config", type=Path, metavar="TOML", help="read settings from a TOML run file")
     add("--task", help=f"{', '.join(TASKS)} or package.module:function (default consensus)")
-    add("--model", help="logreg, mlp[:hidden=H] or cnn (default: per task)")
+    add(
+        "--model",
+        help="logreg, mlp[:hidden=H], cnn, or a torch.nn.Module plug-in "
+        "package.module:function[:key=value,...] (default: per task)",
+    )
+    add(
+        "--data",
+        help="data plug-in package.module:function[:key=value,...] called as "
+        "function(peer, peers, seed) -> (train, test), or npz:path=FILE; replaces --task",
+    )
+    add("--loss", help="cross_entropy (default), mse or package.module:function")
+    add("--metric", help="accuracy (default, higher is better), mse (lower) or a plug-in")
+    add(
+        "--optimizer",
+        help="sgd[:momentum=M,weight_decay=W] (default sgd), adam[:...] or adamw[:...]",
+    )
     add("--peers", type=int, help="number of peers (default 16)")
     add("--rounds", type=int, help="gossip rounds (default 100)")
     add("--partition", help="iid, dirichlet:alpha=A or shards:k=K (default iid)")

@@ -86,10 +86,26 @@ class SimConfig:
     dim: int = CONSENSUS_DIM
     """Vector length for the consensus task."""
     data_path: str | None = None
+    data: str | None = None
+    """A data plug-in ``package.module:function[:k=v,...]`` or ``npz:path=FILE``; replaces
+    ``task`` (which then reads ``data``)."""
+    loss: str = "cross_entropy"
+    metric: str = "accuracy"
+    optimizer: str = "sgd"
     out: Path | None = None
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS and ":" not in self.task:
+        if self.data is not None:
+            if self.task not in ("consensus", "data"):
+                raise ConfigError(
+                    f"--data replaces --task; got both {self.data!r} and {self.task!r}"
+                )
+            object.__setattr__(self, "task", "data")
+            if self.model is None:
+                raise ConfigError(
+                    "--data needs --model (a built-in name or package.module:function)"
+                )
+        elif self.task not in TASKS and ":" not in self.task:
             raise ConfigError(
                 f"unknown task {self.task!r}; expected one of {', '.join(TASKS)} or module:function"
             )
@@ -103,7 +119,7 @@ class SimConfig:
         _positive_float(self.lr, "lr")
         if self.engine not in ENGINES:
             raise ConfigError(f"unknown engine {self.engine!r}; expected vector or loop")
-        for name in ("topology", "partition", "codec"):
+        for name in ("topology", "partition", "codec", "optimizer"):
             parse_spec(getattr(self, name))  # raises ConfigError naming the bad text
         if self.gamma is not None:
             _positive_float(self.gamma, "gamma")

@@ -6,7 +6,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from peer.learner import evaluate
+from peer.tasks.learner import evaluate
 from sim.tasks import SimTask
 
 __all__ = ["Evaluator"]
@@ -23,17 +23,27 @@ class Evaluator:
         return self.task.model is not None and self.task.test is not None
 
     def evaluate(self, x: torch.Tensor, alive: npt.NDArray[np.bool_]) -> dict[str, float | None]:
-        """acc_mean/min/max and test_loss over the live peers; acc_avg_model of the mean of all."""
-        model, test = self.task.model, self.task.test
+        """acc_mean/min/max and test_loss over the live peers; acc_avg_model of the mean of all
+        (``acc_*`` hold the task's metric, accuracy unless configured otherwise)."""
+        model, test, recipe = self.task.model, self.task.test, self.task.recipe
         if model is None or test is None:
             return {}
-        rows = torch.from_numpy(np.flatnonzero(alive))
-        acc, loss = evaluate(model, x[rows], test)
-        avg_acc, _ = evaluate(model, x.mean(dim=0, keepdim=True), test)
+        live = np.flatnonzero(alive)
+        rows = torch.from_numpy(live)
+        if self.task.tests is None:
+            metric, loss = evaluate(model, x[rows], test, recipe=recipe)
+        else:
+            pairs = [
+                evaluate(model, x[peer : peer + 1], self.task.tests[peer], recipe=recipe)
+                for peer in live.tolist()
+            ]
+            metric = torch.cat([m for m, _ in pairs])
+            loss = torch.cat([v for _, v in pairs])
+        avg, _ = evaluate(model, x.mean(dim=0, keepdim=True), test, recipe=recipe)
         return {
-            "acc_mean": float(acc.mean()),
-            "acc_min": float(acc.min()),
-            "acc_max": float(acc.max()),
-            "acc_avg_model": float(avg_acc[0]),
+            "acc_mean": float(metric.mean()),
+            "acc_min": float(metric.min()),
+            "acc_max": float(metric.max()),
+            "acc_avg_model": float(avg[0]),
             "test_loss": float(loss.mean()),
         }

@@ -14,7 +14,26 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-__all__ = ["SwarmRoundStats", "consensus_distance", "finite_or_none", "fitted_contraction"]
+from peer.tasks.plugin import metric_key
+
+__all__ = [
+    "SwarmRoundStats",
+    "consensus_distance",
+    "finite_or_none",
+    "fitted_contraction",
+    "metric_prefix",
+]
+
+
+def metric_prefix(metric: str) -> str:
+    """The prefix of a metric's keys in rounds.jsonl and summaries: ``acc`` for accuracy
+    (``acc_mean``, ``acc_min``, ...), else the metric's short name (``mse_mean``, ...).
+
+    >>> metric_prefix("accuracy"), metric_prefix("mse"), metric_prefix("pkg.m:f1")
+    ('acc', 'mse', 'f1')
+    """
+    key = metric_key(metric)
+    return "acc" if key == "accuracy" else key
 
 
 def consensus_distance(x: torch.Tensor) -> float:
@@ -70,11 +89,13 @@ class SwarmRoundStats:
     """Rounds completed (1 after the first round)."""
     evaluated: bool
     acc_mean: float | None = None
-    """Test accuracy of the live peers' own models: mean, min and max."""
+    """The metric (test accuracy unless configured otherwise) of the live peers' own models:
+    mean, min and max. In rounds.jsonl these keys take the metric's prefix
+    (:func:`metric_prefix`: ``mse_mean`` for mse)."""
     acc_min: float | None = None
     acc_max: float | None = None
     acc_avg_model: float | None = None
-    """Test accuracy of the average of all peers' models."""
+    """The metric of the average of all peers' models."""
     test_loss: float | None = None
     """Mean test loss of the live peers' models."""
     train_loss: float | None = None
@@ -92,10 +113,16 @@ class SwarmRoundStats:
     diverged: bool = False
     """Some parameter is no longer finite after this round (the run stops here)."""
 
-    def to_json(self) -> dict[str, float | int | None]:
+    def to_json(self, *, prefix: str = "acc") -> dict[str, float | int | None]:
         """One line of rounds.jsonl: NaN becomes null; ``evaluated`` is implied by presence and
-        ``diverged`` is in summary.json."""
+        ``diverged`` is in summary.json; the metric's keys carry ``prefix`` (see
+        :func:`metric_prefix`: ``mse_mean`` for mse)."""
         data = asdict(self)
         data.pop("evaluated")
         data.pop("diverged")
-        return {k: finite_or_none(v) if isinstance(v, float) else v for k, v in data.items()}
+        return {
+            (prefix + k.removeprefix("acc") if k.startswith("acc_") else k): (
+                finite_or_none(v) if isinstance(v, float) else v
+            )
+            for k, v in data.items()
+        }

@@ -77,10 +77,14 @@ def plot_curves(curves: Sequence[Curve], path: Path, *, metric: str, title: str)
         plt.close(fig)
 
 
-def plot_run(records: Sequence[Record], directory: Path, *, title: str) -> list[Path]:
-    """accuracy.png (when the task has accuracy) and consensus.png for one run."""
+def plot_run(
+    records: Sequence[Record], directory: Path, *, title: str, key: str = "acc_mean"
+) -> list[Path]:
+    """The metric's plot (``key``: accuracy.png for ``acc_mean``, else named by the metric,
+    e.g. mse.png) when the task has one, and consensus.png, for one run."""
     written = []
-    for metric, name in (("acc_mean", "accuracy.png"), ("consensus_distance", "consensus.png")):
+    png = "accuracy.png" if key == "acc_mean" else key.removesuffix("_mean") + ".png"
+    for metric, name in ((key, png), ("consensus_distance", "consensus.png")):
         path = directory / name
         if plot_curves([(title, records)], path, metric=metric, title=title):
             written.append(path)

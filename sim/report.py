@@ -52,6 +52,11 @@ def _summary(
         "wall_s": wall,
         "final": final,
         "diverged": diverged,
+        "metric": {
+            "name": sim.metric_name,
+            "key": f"{sim.metric_prefix}_mean",
+            "higher_is_better": sim.higher_is_better,
+        },
     }
     if sim.config.task == "consensus":  # every round is recorded: the rate can be read off
         distances = [r["consensus_distance"] for r in records]
@@ -79,12 +84,19 @@ def run_and_report(
         records, diverged = _collect(sim, on_round, writer)
         summary = _summary(sim, records, time.perf_counter() - start, diverged)
         write_json(writer.path("summary.json"), summary)
+        if sim.task.model is not None:
+            from sim.model_file import write_average_model
+
+            path, last = writer.path("model.safetensors"), sim.config.rounds
+            write_average_model(sim.task.model, sim.engine.params(), path, round=last)
         drawn = []
         if plots:
             from sim.plots import plot_run
 
-            title = f"{config.task} {config.topology} n={config.peers} {config.codec}"
-            drawn = plot_run(records, writer.staging, title=title)
+            title = (
+                f"{config.data or config.task} {config.topology} n={config.peers} {config.codec}"
+            )
+            drawn = plot_run(records, writer.staging, title=title, key=f"{sim.metric_prefix}_mean")
         out = writer.commit()
     return RunResult(
         config=config,
@@ -99,7 +111,8 @@ def run_and_report(
 def _collect(
     sim: Simulation, on_round: Callable[[SwarmRoundStats], None] | None, writer: RunWriter | None
 ) -> tuple[list[Record], int | None]:
-    records: list[Record] = [sim.initial_stats().to_json()]
+    prefix = sim.metric_prefix
+    records: list[Record] = [sim.initial_stats().to_json(prefix=prefix)]
     diverged = None
     if writer is not None:
         writer.add_round(records[0])
@@ -110,7 +123,7 @@ def _collect(
             on_round(stats)
         if not stats.evaluated:
             continue
-        record = stats.to_json()
+        record = stats.to_json(prefix=prefix)
         records.append(record)
         if writer is not None:
             writer.add_round(record)

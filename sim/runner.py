@@ -24,7 +24,7 @@ from sim.config import SimConfig
 from sim.engines import EngineContext, make_engine
 from sim.evaluation import Evaluator
 from sim.failure_masks import FailureModel
-from sim.metrics import SwarmRoundStats, consensus_distance
+from sim.metrics import SwarmRoundStats, consensus_distance, metric_prefix
 from sim.plan import Planner
 from sim.tasks import SimTask, load_task
 from sim.topo import Topology, make_topology
@@ -68,6 +68,10 @@ class Simulation:
         )
         self.engine = make_engine(config.engine, context, x0)
         self.evaluator = Evaluator(self.task)
+        metric = self.task.recipe.metric
+        self.metric_name, self.higher_is_better = metric.name, metric.higher_is_better
+        self.metric_prefix = metric_prefix(metric.name)
+        """Keys of the metric in records: ``{prefix}_mean``, ... (``acc`` for accuracy)."""
         layout = [("params", (self.num_params,), "float32")]
         self.traffic = Traffic(
             n=self.num_params,

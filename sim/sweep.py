@@ -33,6 +33,7 @@ class RunRow:
     failures: str
     seed: int
     final_acc: float | None
+    """The final mean metric (accuracy unless configured otherwise; see ``metric``)."""
     final_distance: float | None
     """None when the run diverged."""
     rounds_to_target: int | None
@@ -43,6 +44,7 @@ class RunRow:
     diverged: int | None
     """The round where some parameter stopped being finite (the run stopped there)."""
     wall_s: float
+    metric: str = "accuracy"
 
     @property
     def setting(self) -> tuple[str, str, str]:
@@ -62,10 +64,17 @@ class SweepResult:
 
 
 def to_target(
-    records: Sequence[Record], *, target: Target, target_acc: float | None, target_distance: float
+    records: Sequence[Record],
+    *,
+    target: Target,
+    target_acc: float | None,
+    target_distance: float,
+    key: str = "acc_mean",
+    higher: bool = True,
 ) -> tuple[int | None, int | None]:
     """First evaluated (round, cumulative bytes) at the target; (None, None) if never reached
-    or if there is no target.
+    or if there is no target. ``target_acc`` is a target for the metric under ``key``: reached
+    at or above it when higher is better, at or below it otherwise (an MSE target, say).
 
     >>> recs = [{"round": 0, "acc_mean": 0.1, "bytes_sent": 0, "consensus_distance": 1.0},
     ...         {"round": 5, "acc_mean": 0.8, "bytes_sent": 50, "consensus_distance": 0.1}]
@@ -76,9 +85,13 @@ def to_target(
     """
     start = records[0]["consensus_distance"]
     for record in records:
-        acc, dist = record.get("acc_mean"), record.get("consensus_distance")
+        acc, dist = record.get(key), record.get("consensus_distance")
         if target == "accuracy":
-            reached = acc is not None and target_acc is not None and acc >= target_acc
+            reached = (
+                acc is not None
+                and target_acc is not None
+                and (acc >= target_acc if higher else acc <= target_acc)
+            )
         elif target == "distance":
             reached = dist is not None and start is not None and dist <= target_distance * start
         else:
@@ -90,11 +103,16 @@ def to_target(
 
 def _row(settings: SweepSettings, config: SimConfig, result: RunResult) -> RunRow:
     final = result.records[-1]
+    metric = result.summary["metric"]
+    assert isinstance(metric, dict)
+    key = str(metric["key"])
     rounds, spent = to_target(
         result.records,
         target=settings.target,
         target_acc=settings.target_acc,
         target_distance=settings.target_distance or 0.0,
+        key=key,
+        higher=bool(metric["higher_is_better"]),
     )
     gap, distance = result.summary["spectral_gap"], final["consensus_distance"]
     return RunRow(
@@ -103,7 +121,7 @@ def _row(settings: SweepSettings, config: SimConfig, result: RunResult) -> RunRo
         gamma=float(str(result.summary["gamma"])),
         failures=config.failures.describe(),
         seed=config.seed,
-        final_acc=None if final["acc_mean"] is None else float(final["acc_mean"]),
+        final_acc=None if final.get(key) is None else float(final[key] or 0.0),
         final_distance=None if distance is None else float(distance),
         rounds_to_target=rounds,
         bytes_to_target=spent,
@@ -111,6 +129,7 @@ def _row(settings: SweepSettings, config: SimConfig, result: RunResult) -> RunRo
         spectral_gap=gap if isinstance(gap, float) else None,
         diverged=result.diverged,
         wall_s=float(str(result.summary["wall_s"])),
+        metric=str(metric["name"]),
     )
 
 
@@ -165,7 +184,8 @@ def summarise(rows: Sequence[RunRow], *, target: Target) -> list[str]:
     settings: dict[tuple[str, str, str], list[RunRow]] = {}
     for row in rows:
         settings.setdefault(row.setting, []).append(row)
-    header = f"{'topology':<22} {'codec':<18} {'failures':<14} {'final acc':>16} "
+    label = "final " + ("acc" if not rows or rows[0].metric == "accuracy" else rows[0].metric)
+    header = f"{'topology':<22} {'codec':<18} {'failures':<14} {label:>16} "
     header += f"{'rounds to tgt':>13} {'MB to tgt':>10} {'MB total':>9} {'gap':>7}"
     lines = [header, "-" * len(header)]
     for (topology, codec, failures), group in settings.items():

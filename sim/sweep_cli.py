@@ -62,7 +62,12 @@ def register_sweep(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     add("--codecs", help="comma-separated codec specs, each optionally with gamma=G")
     add("--failures", help="';'-separated failure settings (default none)")
     add("--seeds", help="comma-separated seeds >= 0 (default 0)")
-    add("--target-acc", type=float, help="accuracy target for rounds/bytes to target")
+    add(
+        "--target-acc",
+        type=float,
+        help="metric target for rounds/bytes to target (accuracy: reached at or above it; "
+        "a lower-is-better metric such as mse: at or below it)",
+    )
     add(
         "--target-distance",
         type=float,

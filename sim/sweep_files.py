@@ -57,7 +57,9 @@ def _plot(path: Path, curves: list[tuple[SimConfig, list[Record]]]) -> None:
     seen: dict[str, list[Record]] = {}
     for config, records in curves:
         seen.setdefault(label(config), records)  # first seed of each setting
-    metric = "acc_mean" if curves[0][1][-1].get("acc_mean") is not None else "consensus_distance"
+    last = curves[0][1][-1]
+    key = next((k for k in last if k.endswith("_mean") and last[k] is not None), None)
+    metric = key if key is not None else "consensus_distance"
     first = curves[0][0]
     title = f"{first.task}, {first.peers} peers, {first.partition} (first seed of each setting)"
     plot_curves(list(seen.items()), path, metric=metric, title=title)

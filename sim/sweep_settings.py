@@ -17,6 +17,7 @@ protocol.errors.ConfigError: --seeds 'a': 'a' is not an integer
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, TypeAlias, TypeVar
@@ -157,14 +158,17 @@ class SweepSettings:
     failures: tuple[FailureConfig, ...] = ()
     seeds: tuple[int, ...] = ()
     target_acc: float | None = None
-    """Rounds and bytes to this mean accuracy (tasks with a model)."""
+    """Rounds and bytes to this mean metric (tasks with a model): accuracy by default, reached
+    at or above it; a lower-is-better metric such as mse, at or below it."""
     target_distance: float | None = None
     """Rounds and bytes to this relative consensus distance (consensus task; default 1e-6)."""
 
     def __post_init__(self) -> None:
         acc, distance = self.target_acc, self.target_distance
-        if acc is not None and not 0 < acc <= 1:
-            raise ConfigError(f"--target-acc must be in (0, 1], got {acc}")
+        accuracy = self.base.metric == "accuracy"
+        if acc is not None and not 0 < acc <= (1 if accuracy else math.inf):
+            bound = "in (0, 1]" if accuracy else "> 0"
+            raise ConfigError(f"--target-acc must be {bound}, got {acc}")
         if distance is not None and not 0 < distance < 1:
             raise ConfigError(f"--target-distance must be in (0, 1), got {distance}")
         if acc is not None and self.base.consensus:

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import torch
 
-from peer.tasks import Dataset, FlatModel, TaskSpec, build_task
+from peer.tasks import Dataset, TaskSpec, build_task
+from peer.tasks.recipe import Recipe
+from peer.tasks.task import Model
 from sim.config import SimConfig
 from sim.training import Trainer
 
@@ -19,9 +21,12 @@ class SimTask:
     name: str
     init_params: torch.Tensor
     """[N, P] starting models (float64 for consensus, the model's dtype otherwise)."""
-    model: FlatModel | None
+    model: Model | None
     test: Dataset | None
     trainer: Trainer | None
+    recipe: Recipe = field(default_factory=Recipe)
+    tests: tuple[Dataset, ...] | None = None
+    """Per-peer test sets (data plug-ins): peer i is evaluated on its own."""
     report: dict[str, float] = field(default_factory=dict)
     """Partition summary: per-peer sizes and label skew, for summary.json."""
 
@@ -36,6 +41,11 @@ def load_task(config: SimConfig) -> SimTask:
         seed=config.seed,
         data_path=None if config.data_path is None else Path(config.data_path),
         dim=config.dim,
+        data=config.data,
+        loss=config.loss,
+        metric=config.metric,
+        optimizer=config.optimizer,
+        lr=config.lr,
     )
     task = build_task(spec)
     trainer = None
@@ -47,6 +57,7 @@ def load_task(config: SimConfig) -> SimTask:
             batch_size=config.batch_size,
             lr=config.lr,
             seed=config.seed,
+            recipe=task.recipe,
         )
     report = task.partition_report
     summary = report.summary() if report is not None else {}
@@ -57,4 +68,6 @@ def load_task(config: SimConfig) -> SimTask:
         test=task.test,
         trainer=trainer,
         report=summary,
+        recipe=task.recipe,
+        tests=task.tests,
     )

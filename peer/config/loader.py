@@ -120,9 +120,9 @@ def _check_files(config: PeerConfig) -> None:
     ):
         if path is not None and not path.is_file():
             fail(key, path, "an existing file")
-    data = config.learning.data
+    data = config.learning.data_path
     if data is not None and not data.is_dir():
-        fail("learning.data", data, "an existing directory")
+        fail("learning.data_path", data, "an existing directory")
 
 
 def config_from_dict(data: Mapping[str, object], *, base_dir: Path | None = None) -> PeerConfig:

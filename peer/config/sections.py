@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal, NoReturn, TypeAlias
 
-from peer.config.specs import check_model_spec, check_partition_spec, check_task
+from peer.tasks.plugin import LOSSES, METRICS, data_ref, is_plugin, parse_plugin
+from peer.tasks.specs import check_model_spec, check_partition_spec, check_task
 from protocol.codec_names import check_codec_spec
 from protocol.defaults import BATCH_SIZE, LEARNING_RATE, LOCAL_STEPS
 from protocol.errors import ConfigError
@@ -185,12 +186,25 @@ class TopologyConfig(_Section):
         )
 
 
+def _check_model(text: str) -> object:
+    """A built-in model spec or a module plug-in ``package.module:function[:key=value,...]``."""
+    return parse_plugin(text, "model") if is_plugin(text) else check_model_spec(text)
+
+
 @dataclass(frozen=True, kw_only=True)
 class LearningConfig(_Section):
     SECTION: ClassVar[str] = "learning"
     task: str = "fmnist"
     model: str = "mlp"
-    data: Path | None = None
+    """A built-in model, or a module plug-in ``package.module:function[:key=value,...]``."""
+    data: str | None = None
+    """A data plug-in ``package.module:function[:key=value,...]`` or ``npz:path=FILE``;
+    replaces ``task``."""
+    data_path: Path | None = None
+    """The directory of IDX files (mnist; overrides fmnist's)."""
+    loss: str = "cross_entropy"
+    metric: str = "accuracy"
+    optimizer: str = "sgd"
     partition: str = "iid"
     peers: int | None = None
     """Partitions the data is split into; default the topology's size."""
@@ -203,8 +217,23 @@ class LearningConfig(_Section):
 
     def __post_init__(self) -> None:
         self._spec("task", check_task)
-        self._spec("model", check_model_spec)
+        self._spec("model", _check_model)
         self._spec("partition", check_partition_spec)
+        if self.data is not None:
+            try:
+                data_ref(self.data)
+            except ConfigError as exc:
+                fail(
+                    "learning.data",
+                    self.data,
+                    "a data plug-in 'package.module:function[:key=value,...]' or "
+                    f"'npz:path=FILE' (the directory of IDX files is learning.data_path): {exc}",
+                )
+        for name in ("loss", "metric"):
+            value = getattr(self, name)
+            ok = value in (LOSSES if name == "loss" else METRICS) or is_plugin(value)
+            self._require(ok, name, "a built-in name or 'package.module:function'")
+        self._spec("optimizer")
         self._require(self.peers is None or self.peers >= 1, "peers", "an int >= 1")
         if self.partition_index is not None:
             bound = "an int >= 0" if self.peers is None else f"0 to {self.peers - 1}"

@@ -1,6 +1,8 @@
 """What a peer checkpoints, and how it resumes from it.
 
-The checkpoint holds the parameters, the sender's public copy ``x_hat`` and its next seq; the
+The checkpoint holds the parameters, the sender's public copy ``x_hat`` and its next seq, the
+learner's optimizer state (``opt.*``) and a plug-in module's integer buffers (``local.*``), and,
+in its metadata, the model spec (``model_spec``) and the task's data spec (``data``); the
 copies of neighbours are not kept (they come back with each neighbour's next keyframe).
 
 Resuming never reuses a seq: frames sent after the last checkpoint, fewer than
@@ -16,6 +18,7 @@ after a restart a keyframe, and every receiver resynchronises on it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -42,14 +45,20 @@ def snapshot(
     checkpoint_every: int,
     peer: str,
     model: str,
+    extra: Mapping[str, torch.Tensor] | None = None,
+    model_spec: str | None = None,
 ) -> PeerState:
-    """The checkpointable state after ``round`` rounds."""
+    """The checkpointable state after ``round`` rounds; ``extra`` holds the learner's
+    tensors (optimizer state, integer buffers), ``model_spec`` the configured model."""
+    meta = {"peer": peer, "model": model, "codec": str(sender.codec.spec)}
+    if model_spec is not None:
+        meta["model_spec"] = model_spec
     return PeerState(
         round=round,
         params=x.clone(),
-        tensors={"x_hat": sender.x_hat.clone()},
+        tensors={"x_hat": sender.x_hat.clone(), **(extra or {})},
         counters={"next_seq": sender.next_seq, "checkpoint_every": checkpoint_every},
-        meta={"peer": peer, "model": model, "codec": str(sender.codec.spec)},
+        meta=meta,
     )
 
 

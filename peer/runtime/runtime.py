@@ -160,6 +160,7 @@ class PeerRuntime:
             keyframe_interval=self.config.gossip.keyframe_interval,
             model=self.learner.fingerprint,
         )
+        self.learner.load_state_tensors(state.tensors)
         self.round, self.x, self.sender = resumed.round, resumed.x, resumed.sender
         log.info("%s resumes at round %d from its checkpoint", self.me, self.round)
 
@@ -174,6 +175,8 @@ class PeerRuntime:
                 checkpoint_every=self.config.storage.checkpoint_every,
                 peer=self.me,
                 model=self.learner.fingerprint,
+                extra=self.learner.state_tensors(),
+                model_spec=self.config.learning.model,
             )
         )
 
@@ -275,6 +278,8 @@ class PeerRuntime:
             round=self.round,
             train_loss=loss,
             accuracy=accuracy,
+            metric=self.learner.metric_name,
+            higher_is_better=self.learner.higher_is_better,
             neighbours=len(self.hood.weights),
             alive=len(alive),
             received=received,

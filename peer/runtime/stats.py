@@ -1,7 +1,9 @@
 """Per-round statistics of a peer: a typed record, its telemetry JSON, and its log line.
 
 The telemetry JSON is what ``rumor watch`` and ``rumor up`` read; its keys are the field names of
-:class:`RoundStats` plus ``peer`` and ``swarm``.
+:class:`RoundStats` plus ``peer`` and ``swarm``, except that the metric's value goes under the
+metric's short name (``accuracy``, ``mse``, or a plug-in's function name), with ``metric`` and
+``higher_is_better`` saying which it is.
 
 >>> s = RoundStats(round=3, train_loss=0.5, accuracy=0.8, neighbours=2, alive=2, received=2,
 ...                bytes_out=10, bytes_in=20, rejected={"replayed_message": 1})
@@ -17,6 +19,8 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+
+from peer.tasks.plugin import metric_key
 
 __all__ = ["RoundStats", "Timings", "log_line", "to_json"]
 
@@ -43,7 +47,8 @@ class RoundStats:
     train_loss: float | None
     """Mean training loss of this round's local steps (None or NaN when it took none)."""
     accuracy: float | None
-    """Test accuracy of this peer's model on its held-out split (None: the task has none)."""
+    """The metric on this peer's test set (accuracy unless ``metric`` says otherwise; None: the
+    task has none)."""
     neighbours: int
     """In-neighbours in the graph this round."""
     alive: int
@@ -66,6 +71,8 @@ class RoundStats:
     """The process's peak resident memory so far (0 where the platform does not say)."""
     done: bool = False
     """The last round of the run."""
+    metric: str = "accuracy"
+    higher_is_better: bool = True
 
     @property
     def rejected_total(self) -> int:
@@ -79,7 +86,9 @@ def _finite(value: float | None) -> float | None:
 def to_json(stats: RoundStats, *, peer: str, swarm: str) -> str:
     """The telemetry message (JSON object; NaN becomes null)."""
     data = asdict(stats)
-    data["train_loss"], data["accuracy"] = _finite(stats.train_loss), _finite(stats.accuracy)
+    data.pop("accuracy")
+    data["train_loss"] = _finite(stats.train_loss)
+    data[metric_key(stats.metric)] = _finite(stats.accuracy)
     data["rejected"], data["ignored"] = dict(stats.rejected), dict(stats.ignored)
     data.update(peer=peer, swarm=swarm, rejected_total=stats.rejected_total)
     return json.dumps(data, sort_keys=True)
@@ -88,8 +97,10 @@ def to_json(stats: RoundStats, *, peer: str, swarm: str) -> str:
 def log_line(stats: RoundStats) -> str:
     loss = "-" if _finite(stats.train_loss) is None else f"{stats.train_loss:.4f}"
     acc = "-" if stats.accuracy is None else f"{stats.accuracy:.3f}"
+    label = "acc" if stats.metric == "accuracy" else metric_key(stats.metric)
     return (
-        f"round {stats.round}: train loss {loss} acc {acc} nbrs {stats.alive}/{stats.neighbours} "
+        f"round {stats.round}: train loss {loss} {label} {acc} "
+        f"nbrs {stats.alive}/{stats.neighbours} "
         f"got {stats.received} out {stats.bytes_out} B in {stats.bytes_in} B "
         f"rejected {stats.rejected_total}"
     )

@@ -16,6 +16,9 @@ __all__ = ["Dataset", "PeerData"]
 class Dataset:
     """Samples ``x`` [M, D] (float32, or float64 for tests) with labels ``y`` [M] in [0, C).
 
+    Data from a plug-in may have any sample shape, ``x`` [M, ...], and, for regression, float
+    targets ``y`` [M, ...] with ``num_classes = 0``.
+
     >>> ds = Dataset(torch.zeros(3, 2), torch.tensor([0, 1, 1]), 2)
     >>> len(ds), ds.dim
     (3, 2)
@@ -26,8 +29,15 @@ class Dataset:
     num_classes: int
 
     def __post_init__(self) -> None:
-        if self.x.dim() != 2 or not self.x.is_floating_point():
+        if self.x.dim() < 2 or not self.x.is_floating_point():
             raise ConfigError(f"x must be a float [M, D] tensor, got {self.x.dtype} {self.shape}")
+        if self.regression:
+            if self.y.shape[:1] != self.x.shape[:1] or self.num_classes != 0:
+                raise ConfigError(
+                    f"float targets y must have {self.x.shape[0]} rows and num_classes 0, got "
+                    f"{tuple(self.y.shape)} and {self.num_classes}"
+                )
+            return
         if self.y.shape != (self.x.shape[0],) or self.y.dtype != torch.int64:
             raise ConfigError(
                 f"y must be int64 of shape [{self.x.shape[0]}], got {self.y.dtype} "
@@ -37,12 +47,22 @@ class Dataset:
             raise ConfigError(f"num_classes must be >= 2, got {self.num_classes}")
 
     @property
+    def regression(self) -> bool:
+        """Float targets rather than class labels."""
+        return self.y.is_floating_point()
+
+    @property
     def shape(self) -> tuple[int, ...]:
         return tuple(self.x.shape)
 
     @property
     def dim(self) -> int:
         return int(self.x.shape[1])
+
+    @property
+    def sample_numel(self) -> int:
+        """Floats per input sample."""
+        return int(self.x[0].numel()) if len(self) else int(self.x.shape[1])
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -104,6 +124,11 @@ class PeerData:
         return int(self.offsets.numel() - 1)
 
     @property
+    def regression(self) -> bool:
+        """Float targets rather than class labels."""
+        return self.y.is_floating_point()
+
+    @property
     def sizes(self) -> torch.Tensor:
         """Samples per peer, int64 [N]."""
         return self.offsets[1:] - self.offsets[:-1]
@@ -111,6 +136,11 @@ class PeerData:
     @property
     def dim(self) -> int:
         return int(self.x.shape[1])
+
+    @property
+    def sample_numel(self) -> int:
+        """Floats per input sample."""
+        return int(self.x[0].numel())
 
     def shard(self, peer: int) -> Dataset:
         """Peer ``peer``'s samples, as views (no copy)."""

@@ -54,7 +54,7 @@ _STEMS = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 _FILES_HINT = (
-    "a directory (rumor sim --data-path DIR; learning.data in peer.toml) holding "
+    "a directory (rumor sim --data-path DIR; learning.data_path in peer.toml) holding "
     "train-images-idx3-ubyte, train-labels-idx1-ubyte, "
     "t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (each optionally .gz)"
 )

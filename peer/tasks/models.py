@@ -13,10 +13,10 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-from peer.config.specs import check_model_spec
 from peer.tasks.cnn import ConvNet
 from peer.tasks.dense import DenseNet
 from peer.tasks.layout import Layout
+from peer.tasks.specs import check_model_spec
 from protocol.errors import ConfigError
 from protocol.spec import Spec
 

@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from peer.config.specs import check_partition_spec, positive_param
+from peer.tasks.specs import check_partition_spec, positive_param
 from protocol.errors import ConfigError
 from protocol.spec import Spec
 

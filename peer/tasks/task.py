@@ -8,6 +8,13 @@ Initial parameters: in learning tasks every peer starts from the SAME model, ``m
 as is usual in gossip learning (a shared start keeps early averaging from mixing unrelated
 networks). In ``consensus`` each peer starts from its own standard normal vector.
 
+User data and models: ``data="pkg.module:function[:key=value,...]"`` (see
+:mod:`peer.tasks.userdata`) replaces the task: the function gives every peer its own train and test
+sets, and peer ``i`` is evaluated on its own test set. ``model`` names a built-in model or a
+plug-in module (:mod:`peer.tasks.module`); ``loss``, ``metric``, ``optimizer`` and ``lr`` make the
+task's :class:`~peer.tasks.recipe.Recipe`. A plug-in model is run on a few samples when the task
+is built, so a misfit fails before any round (:func:`~peer.tasks.recipe.check_model`).
+
 Plug-in tasks: ``task="pkg.module:function"`` imports ``pkg.module`` and calls
 ``function(spec: TaskSpec) -> Task``. The contract: return a :class:`Task` with ``peers ==
 spec.peers``; for a learning task a FlatModel, a PeerData with one shard per peer whose inputs
@@ -18,22 +25,28 @@ averaging task ``model=None`` and ``dim``. Task validates this on construction.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from peer.config.specs import BUILTIN_TASKS, check_task
 from peer.tasks.dataset import Dataset, PeerData
 from peer.tasks.idx import FASHION_MNIST_ROOT, load_raw_split
 from peer.tasks.models import FlatModel, model_from_spec
+from peer.tasks.module import ModuleModel
 from peer.tasks.partition import PartitionReport, partition
+from peer.tasks.plugin import is_plugin
+from peer.tasks.recipe import Recipe, check_model
+from peer.tasks.specs import BUILTIN_TASKS, check_task
 from peer.tasks.synthetic import synthetic_peer_data
-from protocol.defaults import CONSENSUS_DIM
+from peer.tasks.userdata import data_ref, load_peer_data, with_classes
+from protocol.defaults import CONSENSUS_DIM, LEARNING_RATE
 from protocol.errors import ConfigError
 from protocol.spec import parse_spec
 
-__all__ = ["BUILTIN_TASKS", "Task", "TaskSpec", "build_task"]
+__all__ = ["BUILTIN_TASKS", "Model", "Task", "TaskSpec", "build_model", "build_task"]
+
+Model = FlatModel | ModuleModel
 
 _SYNTHETIC_DIM, _SYNTHETIC_CLASSES = 60, 10
 
@@ -54,9 +67,18 @@ class TaskSpec:
     beta: float = 1.0
     samples_per_peer: int = 100
     test_samples: int = 2000
+    data: str | None = None
+    """A data plug-in (or ``npz:path=FILE``); replaces ``task``."""
+    loss: str = "cross_entropy"
+    metric: str = "accuracy"
+    optimizer: str = "sgd"
+    lr: float = LEARNING_RATE
 
     def __post_init__(self) -> None:
-        check_task(self.task)
+        if self.data is not None:
+            data_ref(self.data)  # syntax errors surface here
+        else:
+            check_task(self.task)
         for name in ("peers", "dim", "samples_per_peer", "test_samples"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -64,7 +86,9 @@ class TaskSpec:
             raise ConfigError(f"seed must be >= 0, got {self.seed}")
         if self.alpha < 0 or self.beta < 0:
             raise ConfigError(f"alpha and beta must be >= 0, got {self.alpha}, {self.beta}")
-        parse_spec(self.model), parse_spec(self.partition)  # syntax errors surface here
+        parse_spec(self.partition)  # syntax errors surface here
+        if not is_plugin(self.model):
+            parse_spec(self.model)
         if self.task == "mnist" and self.data_path is None:
             raise ConfigError("task mnist needs a data path holding the four MNIST IDX files")
         if self.task == "synthetic" and parse_spec(self.partition).name != "iid":
@@ -86,10 +110,14 @@ class Task:
 
     name: str
     peers: int
-    model: FlatModel | None = None
+    model: Model | None = None
     train: PeerData | None = None
     test: Dataset | None = None
     dim: int | None = None
+    recipe: Recipe = field(default_factory=Recipe)
+    tests: tuple[Dataset, ...] | None = None
+    """Per-peer test sets (data plug-ins): peer i is evaluated on ``tests[i]``; ``test`` is
+    then all of them together."""
 
     def __post_init__(self) -> None:
         if self.model is None:
@@ -102,6 +130,10 @@ class Task:
             raise ConfigError(
                 f"task {self.name}: {self.train.num_peers} shards for {self.peers} peers"
             )
+        if self.tests is not None and len(self.tests) != self.peers:
+            raise ConfigError(f"task {self.name}: {len(self.tests)} test sets for {self.peers}")
+        if isinstance(self.model, ModuleModel):
+            return
         for ds in (self.train, self.test):
             if ds.x.shape[1] != self.model.input_dim or ds.num_classes != self.model.num_classes:
                 raise ConfigError(
@@ -121,7 +153,7 @@ class Task:
     @property
     def partition_report(self) -> PartitionReport | None:
         """Per-peer sizes and label histograms, None for consensus."""
-        if self.train is None:
+        if self.train is None or self.train.regression:
             return None
         return PartitionReport(self.train.sizes, peer_histograms(self.train))
 
@@ -146,9 +178,14 @@ def _idx_task(spec: TaskSpec) -> Task:
     sizes = torch.tensor([p.numel() for p in parts], dtype=torch.int64)
     offsets = torch.cat([torch.zeros(1, dtype=torch.int64), sizes.cumsum(0)])
     data = PeerData(train.x, train.y, offsets, train.num_classes)
-    model = model_from_spec(spec.model, data.dim, data.num_classes)
+    model = build_model(spec, data.dim, data.num_classes)
     return Task(
-        name=spec.task, peers=spec.peers, model=model, train=data, test=test_raw.to_dataset(stats)
+        name=spec.task,
+        peers=spec.peers,
+        model=model,
+        train=data,
+        test=test_raw.to_dataset(stats),
+        recipe=recipe_of(spec),
     )
 
 
@@ -166,8 +203,59 @@ def _plugin_task(spec: TaskSpec) -> Task:
     return task
 
 
+def recipe_of(spec: TaskSpec) -> Recipe:
+    return Recipe.from_specs(
+        loss=spec.loss, metric=spec.metric, optimizer=spec.optimizer, lr=spec.lr
+    )
+
+
+def build_model(spec: TaskSpec, input_dim: int, num_classes: int) -> Model:
+    """A plug-in module (built under ``spec.seed``) or a built-in model for these data."""
+    if is_plugin(spec.model):
+        return ModuleModel(spec.model, seed=spec.seed)
+    return model_from_spec(spec.model, input_dim, num_classes)
+
+
+def _data_task(spec: TaskSpec) -> Task:
+    """One data plug-in call per peer; see :mod:`peer.tasks.userdata`."""
+    assert spec.data is not None
+    ref = data_ref(spec.data)
+    pairs = [
+        load_peer_data(ref, peer=i, peers=spec.peers, seed=spec.seed) for i in range(spec.peers)
+    ]
+    classes = max(train.num_classes for train, _ in pairs)
+    shapes = {(tuple(t.x.shape[1:]), t.regression) for pair in pairs for t in pair}
+    if len(shapes) != 1:
+        raise ConfigError(f"data {str(ref)!r}: peers differ in sample shape or label kind")
+    trains = [with_classes(train, classes) for train, _ in pairs]
+    tests = tuple(with_classes(test, classes) for _, test in pairs)
+    model = build_model(spec, trains[0].sample_numel, classes)
+    if not isinstance(model, ModuleModel):  # built-in models take flat samples
+        trains = [Dataset(t.x.flatten(1), t.y, t.num_classes) for t in trains]
+        tests = tuple(Dataset(t.x.flatten(1), t.y, t.num_classes) for t in tests)
+    test = Dataset(torch.cat([t.x for t in tests]), torch.cat([t.y for t in tests]), classes)
+    return Task(
+        name=str(ref),
+        peers=spec.peers,
+        model=model,
+        train=PeerData.from_shards(trains),
+        test=test,
+        tests=tests,
+        recipe=recipe_of(spec),
+    )
+
+
 def build_task(spec: TaskSpec) -> Task:
     """Load or generate the task's data and model (see the module docstring)."""
+    task = _build(spec)
+    if task.model is not None and task.train is not None:
+        check_model(task.model, task.train.shard(0), task.recipe)
+    return task
+
+
+def _build(spec: TaskSpec) -> Task:
+    if spec.data is not None:
+        return _data_task(spec)
     if spec.task == "consensus":
         return Task(name="consensus", peers=spec.peers, dim=spec.dim)
     if spec.task == "synthetic":
@@ -181,8 +269,15 @@ def build_task(spec: TaskSpec) -> Task:
             test_samples=spec.test_samples,
             seed=spec.seed,
         )
-        model = model_from_spec(spec.model, data.dim, data.num_classes)
-        return Task(name="synthetic", peers=spec.peers, model=model, train=data, test=test)
+        model = build_model(spec, data.dim, data.num_classes)
+        return Task(
+            name="synthetic",
+            peers=spec.peers,
+            model=model,
+            train=data,
+            test=test,
+            recipe=recipe_of(spec),
+        )
     if spec.task in ("fmnist", "mnist"):
         return _idx_task(spec)
     return _plugin_task(spec)

@@ -1,7 +1,8 @@
 """``rumor up``: a whole swarm on this machine: a Mosquitto, N real peer processes, a summary.
 
 The run directory holds one folder per peer (``peer.toml``, ``peer.log``, ``stats.jsonl``,
-``checkpoints/``), the broker's files, and ``summary.json``. Progress comes from the swarm's
+``checkpoints/``, and at the end ``model.safetensors``, the peer's final model), the broker's
+files, and ``summary.json``. Progress comes from the swarm's
 telemetry; the final table from each peer's stats file. Ctrl-C or SIGTERM stops every peer
 process (by process group) and then the broker, which runs in its own session so that a Ctrl-C
 in the terminal reaches it only through this command; a second signal while stopping kills what
@@ -19,6 +20,7 @@ import time
 
 from peer.broker import Broker
 from peer.config import PeerConfig, to_toml
+from peer.tasks.plugin import metric_key
 from peer.up.procs import PeerProcess, kill_all, launch, stop_all
 from peer.up.report import peer_rows, render_table, write_summary
 from peer.up.settings import UpConfig, add_up_arguments, peer_configs, up_config, validate_swarm
@@ -35,7 +37,8 @@ _POLL_S = 0.5
 
 def run_up(args: argparse.Namespace) -> int:
     up = up_config(args)
-    validate_swarm(up)  # a bad topology or spec: exit 2 before anything is launched
+    # a bad topology, spec or plug-in: exit 2 before anything is launched
+    validate_swarm(up)
     up.out.mkdir(parents=True, exist_ok=True)
     shutdown = Shutdown()
     shutdown.install()
@@ -97,11 +100,16 @@ def _report(
             "interrupted": interrupted,
             "topology": up.topology,
             "rounds": up.rounds,
-            "task": up.task,
+            "task": up.task if up.data is None else up.data,
             "model": up.model,
+            "metric": up.metric,
             "partition": up.partition,
         },
     )
+    if up.task != "consensus" or up.data is not None:
+        from peer.export_cli import export_peers  # imports torch: only now
+
+        export_peers([up.out / p.name for p in peers])
     if interrupted:
         return EXIT_INTERRUPTED
     return 0 if all(p.process.returncode == 0 for p in peers) else 1
@@ -143,8 +151,9 @@ def _progress(view: SwarmView, up: UpConfig, shown: int, peers: list[PeerProcess
     rounds = [r for row in rows if isinstance(r := row.get("round"), int)]
     if len(rounds) < len(peers) or min(rounds) <= shown:
         return shown
-    accs = [a for row in rows if isinstance(a := row.get("accuracy"), float)]
-    acc = f" mean accuracy {sum(accs) / len(accs):.3f}" if accs else ""
+    key = metric_key(up.metric)
+    accs = [a for row in rows if isinstance(a := row.get(key), float)]
+    acc = f" mean {key} {sum(accs) / len(accs):.3f}" if accs else ""
     alive = sum(p.running for p in peers)
     print(
         f"round {min(rounds)}/{up.rounds} (fastest {max(rounds)}), {alive} peers running{acc}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from peer.tasks.plugin import metric_key
 from peer.up.procs import PeerProcess
 
 __all__ = ["last_stats", "peer_rows", "render_table", "write_summary"]
@@ -30,10 +31,13 @@ def peer_rows(peers: list[PeerProcess]) -> list[dict[str, object]]:
     rows = []
     for peer in peers:
         stats = last_stats(peer.stats)
+        metric = str(stats.get("metric", "accuracy"))
         rows.append(
             {
                 "peer": peer.name,
-                "accuracy": stats.get("accuracy"),
+                "metric": metric,
+                "higher_is_better": stats.get("higher_is_better", True),
+                metric_key(metric): stats.get(metric_key(metric)),
                 "train_loss": stats.get("train_loss"),
                 "rounds": stats.get("round", 0),
                 "bytes_sent": stats.get("bytes_out", 0),
@@ -55,15 +59,22 @@ def _cell(value: object) -> str:
 
 
 def render_table(rows: list[dict[str, object]]) -> str:
-    columns = ("peer", "accuracy", "rounds", "bytes_sent", "rejected", "exit_status")
-    widths = [max(len(c), *(len(_cell(r[c])) for r in rows)) for c in columns]
+    """The final table: one line per peer, with the metric's column named after it (accuracy,
+    mse, ...), then its mean and whether higher is better."""
+    key = metric_key(str(rows[0].get("metric", "accuracy"))) if rows else "accuracy"
+    columns = ("peer", key, "rounds", "bytes_sent", "rejected", "exit_status")
+    widths = [max(len(c), *(len(_cell(r.get(c))) for r in rows)) for c in columns]
     lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True))]
     for row in rows:
-        cells = (_cell(row[c]).rjust(w) for c, w in zip(columns, widths, strict=True))
+        cells = (_cell(row.get(c)).rjust(w) for c, w in zip(columns, widths, strict=True))
         lines.append("  ".join(cells))
-    accs = [r["accuracy"] for r in rows if isinstance(r["accuracy"], float)]
-    if accs:
-        lines.append(f"mean accuracy {sum(accs) / len(accs):.4f} over {len(accs)} peers")
+    values = [v for r in rows if isinstance(v := r.get(key), float)]
+    if values:
+        better = "higher" if rows[0].get("higher_is_better", True) else "lower"
+        lines.append(
+            f"mean {key} {sum(values) / len(values):.4f} over {len(values)} peers "
+            f"({better} is better)"
+        )
     return "\n".join(lines)
 
 

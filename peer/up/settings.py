@@ -7,12 +7,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from peer.config import PeerConfig, apply_overrides, config_from_dict
+from peer.tasks.plugin import is_plugin
 from peer.watch import parse_address
 from protocol.defaults import BATCH_SIZE, LEARNING_RATE, LOCAL_STEPS
 from protocol.errors import ConfigError
 from protocol.topics import peer_name
 
-__all__ = ["UpConfig", "add_up_arguments", "peer_configs", "up_config", "validate_swarm"]
+__all__ = [
+    "UpConfig",
+    "add_up_arguments",
+    "check_plugins",
+    "peer_configs",
+    "up_config",
+    "validate_swarm",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,6 +39,10 @@ class UpConfig:
     local_steps: int = LOCAL_STEPS
     batch_size: int = BATCH_SIZE
     lr: float = LEARNING_RATE
+    data: str | None = None
+    loss: str = "cross_entropy"
+    metric: str = "accuracy"
+    optimizer: str = "sgd"
     codec: str = "raw"
     mode: str = "sync"
     round_timeout_s: float = 10.0
@@ -51,7 +63,20 @@ def add_up_arguments(parser: argparse.ArgumentParser) -> None:
     add("--topology", default="ring", help="graph family, e.g. torus (default: %(default)s)")
     add("--rounds", type=int, default=20, help="gossip rounds (default: %(default)s)")
     add("--task", default="fmnist", help="fmnist, mnist, synthetic, consensus, module:function")
-    add("--model", default="mlp", help="logreg, mlp[:hidden=H] or cnn (default: %(default)s)")
+    add(
+        "--model",
+        default="mlp",
+        help="logreg, mlp[:hidden=H], cnn or a torch.nn.Module plug-in "
+        "package.module:function[:key=value,...] (default: %(default)s)",
+    )
+    add(
+        "--data",
+        help="data plug-in package.module:function[:key=value,...] or npz:path=FILE; "
+        "replaces --task",
+    )
+    add("--loss", default="cross_entropy", help="cross_entropy, mse or package.module:function")
+    add("--metric", default="accuracy", help="accuracy, mse or package.module:function")
+    add("--optimizer", default="sgd", help="sgd[:momentum=M,weight_decay=W], adam or adamw")
     add("--partition", default="iid", help="iid, dirichlet:alpha=A, shards:k=K (default: iid)")
     add("--broker", metavar="HOST:PORT", help="use this broker instead of starting Mosquitto")
     add("--out", type=Path, default=Path("rumor-up"), help="run directory (default: %(default)s)")
@@ -94,6 +119,10 @@ def up_config(args: argparse.Namespace) -> UpConfig:
         local_steps=args.local_steps,
         batch_size=args.batch_size,
         lr=args.lr,
+        data=args.data,
+        loss=args.loss,
+        metric=args.metric,
+        optimizer=args.optimizer,
         codec=args.codec,
         mode=args.mode,
         round_timeout_s=args.round_timeout,
@@ -119,7 +148,11 @@ def peer_configs(up: UpConfig, *, host: str, port: int) -> list[PeerConfig]:
                 "local_steps": up.local_steps,
                 "batch_size": up.batch_size,
                 "lr": up.lr,
-            },
+                "loss": up.loss,
+                "metric": up.metric,
+                "optimizer": up.optimizer,
+            }
+            | ({} if up.data is None else {"data": up.data}),
             "gossip": {
                 "mode": up.mode,
                 "rounds": up.rounds,
@@ -136,12 +169,26 @@ def peer_configs(up: UpConfig, *, host: str, port: int) -> list[PeerConfig]:
     return configs
 
 
+def check_plugins(config: PeerConfig, *, peers: int) -> None:
+    """Build peer 0's learner in this process when the config names a plug-in (model, data,
+    loss or metric), so that a bad one fails here, in one line, before anything is launched."""
+    learning = config.learning
+    named = (learning.model, learning.loss, learning.metric, learning.task)
+    if learning.data is None and not any(is_plugin(text) for text in named):
+        return
+    from peer.runtime.learning import load_learner  # torch: only when there is a plug-in
+
+    load_learner(config, index=0, peers=peers)
+
+
 def validate_swarm(up: UpConfig) -> None:
     """Every peer's config, validated as the peers will (the graph built, the codec, task, model
-    and partition specs and each data share checked): ConfigError naming the problem, before
-    anything (the broker included) is launched."""
+    and partition specs and each data share checked), and any plug-in built once in this
+    process (:func:`check_plugins`): ConfigError naming the problem, before anything (the broker
+    included) is launched."""
     host, port = up.broker if up.broker is not None else ("127.0.0.1", 1883)
     try:
-        peer_configs(up, host=host, port=port)
+        configs = peer_configs(up, host=host, port=port)
+        check_plugins(configs[0], peers=up.peers)
     except ConfigError as exc:
         raise ConfigError(f"no peer started: {exc}") from exc

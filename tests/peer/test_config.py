@@ -207,8 +207,12 @@ ERRORS = [
     ("[learning]\npeers = 4\npartition_index = 4", "learning.partition_index = 4: expected 0 to 3"),
     ('[learning]\ntask = "a b"', "learning.task: unknown task 'a b'; expected one of consensus"),
     (
-        '[learning]\ndata = "missing"',
-        "learning.data = '{dir}/missing': expected an existing directory",
+        '[learning]\ndata_path = "missing"',
+        "learning.data_path = '{dir}/missing': expected an existing directory",
+    ),
+    (
+        '[learning]\ndata = "/usr/share/datasets"',
+        "learning.data = '/usr/share/datasets': expected a data plug-in",
     ),
     ('[logging]\nlevel = "debug"', "logging.level = 'debug': expected one of 'DEBUG'"),
     ("[storage]\ncheckpoint_every = 0", "storage.checkpoint_every = 0: expected an int >= 1"),

@@ -3,9 +3,9 @@ from typing import Any
 import pytest
 import torch
 
-from peer import learner
-from peer.learner import batch_indices, evaluate, local_sgd
+from peer.tasks import learner
 from peer.tasks.data import FASHION_MNIST_ROOT, Dataset, PeerData, load_fashion_mnist
+from peer.tasks.learner import batch_indices, evaluate, local_sgd
 from peer.tasks.models import FlatModel, model_from_spec
 from protocol.errors import ConfigError
 

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from peer.checkpoint import read_model
+from peer.config import PeerConfig
 from peer.tasks import TaskSpec, build_task
 from peer.transport import ONLINE, MemoryBroker, MemoryTransport
 from protocol.topics import topic
@@ -94,3 +96,41 @@ async def test_resume_from_checkpoint_at_its_round(tmp_path: Path) -> None:
         # The first frame after a restart is a keyframe with a fresh seq: neighbours accept it.
         assert stats[-1].rejected_total == 0
         assert stats[0].received == 1
+
+
+async def test_a_restart_restores_the_optimizer_state(tmp_path: Path) -> None:
+    """Adam's moments and step count and BatchNorm's counters survive a restart: stopping
+    after round 2 and resuming ends where an uninterrupted run ends."""
+    learning = {
+        "data": "tests.peer.plugins.usermods:blobs",
+        "model": "tests.peer.plugins.usermods:bnnet",
+        "optimizer": "adam",
+        "local_steps": 2,
+        "batch_size": 8,
+        "lr": 0.01,
+    }
+
+    def configs(rounds: int, where: Path) -> list[PeerConfig]:
+        return [
+            peer_config(
+                i,
+                2,
+                family="complete",
+                rounds=rounds,
+                learning=learning,
+                checkpoint_dir=where / f"p{i}",
+            )
+            for i in range(2)
+        ]
+
+    straight = await run_memory_swarm(configs(4, tmp_path / "straight"))
+    await run_memory_swarm(configs(2, tmp_path / "restarted"))
+    resumed = await run_memory_swarm(configs(4, tmp_path / "restarted"))
+    assert [s.round for s in resumed[0][0]] == [3, 4]
+    for (_, a), (_, b) in zip(straight, resumed, strict=True):
+        assert float((a - b).abs().max()) <= 1e-6
+    saved = read_model(tmp_path / "restarted" / "p0")
+    assert saved.round == 4
+    assert saved.model_spec == learning["model"]
+    assert int(saved.integer_buffers["1.num_batches_tracked"]) == 4 * 2
+    assert torch.equal(saved.params, resumed[0][1])

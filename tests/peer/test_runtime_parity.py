@@ -87,3 +87,62 @@ async def test_four_peers_end_exactly_where_both_engines_end(broker: Broker, cod
     assert gap == 0.0, f"daemon and loop engine differ by up to {gap:.3e}"
     assert torch.equal(daemon, loop)
     assert torch.equal(vector, loop)
+
+
+MODS = "tests.peer.plugins.usermods"
+
+
+async def test_four_peers_with_a_batchnorm_module_and_adam_match_the_loop_engine(
+    broker: Broker,
+) -> None:
+    """The daemon runs a plug-in module as the loop engine does: the module with autograd."""
+    learning = {
+        "data": f"{MODS}:blobs",
+        "model": f"{MODS}:bnnet",
+        "optimizer": "adam",
+        "local_steps": 2,
+        "batch_size": 8,
+        "lr": 0.01,
+        "seed": 0,
+    }
+    configs = [
+        peer_config(
+            i,
+            4,
+            rounds=ROUNDS,
+            swarm="modparity",
+            learning=learning,
+            broker={"port": broker.port},
+            gossip={"keyframe_interval": 3, "round_timeout_s": 20.0},
+        )
+        for i in range(4)
+    ]
+    results = await asyncio.gather(*(drive(t, r) for t, r in map(mqtt_peer, configs)))
+    daemon = torch.stack([x for _, x in results])
+    assert all(s.received == 2 for stats, _ in results for s in stats)
+    sim = Simulation(
+        SimConfig(
+            data=f"{MODS}:blobs",
+            model=f"{MODS}:bnnet",
+            optimizer="adam",
+            topology="ring",
+            peers=4,
+            rounds=ROUNDS,
+            keyframe_interval=3,
+            local_steps=2,
+            batch_size=8,
+            lr=0.01,
+            seed=0,
+            engine="loop",
+            eval_every=ROUNDS,
+        )
+    )
+    start = sim.engine.params().clone()
+    last = list(sim.run())[-1]
+    expected = sim.engine.params()
+    assert float((expected - start).abs().max()) > 1e-2, "nothing happened"
+    assert float((daemon - expected).abs().max()) <= 1e-5
+    # each peer reports the metric of its own test set, as the simulator computes it
+    accuracies = [stats[-1].accuracy for stats, _ in results]
+    assert last.acc_mean is not None
+    assert abs(sum(a for a in accuracies if a is not None) / 4 - last.acc_mean) <= 1e-6

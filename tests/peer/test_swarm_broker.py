@@ -280,3 +280,38 @@ def test_a_second_sigterm_during_the_grace_period_leaves_nothing_running(tmp_pat
         _end(up)
         for pid in set(pids) & set(_processes_mentioning(str(run))):
             os.kill(pid, signal.SIGKILL)  # what this test started, should rumor up not have
+
+
+def test_rumor_up_trains_a_plugin_module_on_plugin_data(broker: Broker, tmp_path: Path) -> None:
+    mods = "tests.peer.plugins.usermods"
+    status = main(
+        [
+            "up",
+            "--peers",
+            "4",
+            "--rounds",
+            "6",
+            "--broker",
+            broker.address,
+            "--out",
+            str(tmp_path),
+            "--data",
+            f"{mods}:blobs",
+            "--model",
+            f"{mods}:bnnet:hidden=16",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "0.01",
+            "--local-steps",
+            "5",
+            "--batch-size",
+            "16",
+        ]
+    )
+    assert status == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["metric"] == "accuracy"
+    for peer in summary["peers"]:
+        assert peer["rounds"] == 6
+        assert peer["accuracy"] > 0.6, peer  # chance is 1/3

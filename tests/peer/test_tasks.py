@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from peer.learner import evaluate, local_sgd
 from peer.runtime.learning import load_learner
 from peer.tasks import DatasetMissing, PeerData, Task, TaskSpec, build_task
 from peer.tasks.data import FASHION_MNIST_ROOT, Dataset
+from peer.tasks.learner import evaluate, local_sgd
 from peer.tasks.models import model_from_spec
 from protocol.errors import ConfigError
 from tests.peer.runtime_helpers import peer_config
@@ -237,3 +237,35 @@ def test_a_fashion_mnist_peer_stays_under_300_mib() -> None:
     daemon = _peak_mib(_DAEMON_LOAD)
     print(f"peak RSS: import torch {torch_only:.0f} MiB, fmnist peer 0 of 4 {daemon:.0f} MiB")
     assert daemon < 300, (torch_only, daemon)
+
+
+_MODULE_DAEMON = """
+from peer.config import config_from_dict
+from peer.runtime.daemon import run_peer  # everything the daemon imports
+from peer.runtime.learning import load_learner
+config = config_from_dict({
+    "identity": {"peer": "p0", "swarm": "m"},
+    "topology": {"family": "ring", "size": 4, "node": 0, "seed": 0},
+    "learning": {
+        "data": "tests.peer.plugins.usermods:windows",
+        "model": "tests.peer.plugins.usermods:conv1d",
+        "optimizer": "adam",
+        "lr": 0.01,
+        "local_steps": 10,
+    },
+    "gossip": {"rounds": 3},
+})
+learner = load_learner(config, index=0, peers=4)
+x = learner.start
+for r in range(3):
+    x, _ = learner.train(x, r)
+assert learner.accuracy(x) > 0.3
+"""
+
+
+@pytest.mark.slow
+def test_a_peer_training_a_plugin_module_stays_under_300_mib() -> None:
+    # A 1-D convolutional net with BatchNorm and dropout, trained with Adam through autograd.
+    daemon = _peak_mib(_MODULE_DAEMON)
+    print(f"peak RSS: plug-in module peer {daemon:.0f} MiB")
+    assert daemon < 300, daemon

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
+import sys
 from pathlib import Path
 
 import pytest
@@ -59,14 +61,27 @@ def test_up_refuses_a_bad_swarm_before_launching_anything(
     assert not out.exists(), "something was launched (or written) for a swarm that cannot run"
 
 
+_README = Path(__file__).parents[2] / "README.md"
+
+
 def _documented_up_commands() -> list[str]:
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    readme = _README.read_text().replace("\\\n", " ")  # continuation lines joined
     lines = [*readme.splitlines(), *_UP_EXAMPLES.splitlines()]
     return [line.split("#")[0].strip() for line in lines if line.strip().startswith("rumor up ")]
 
 
-def test_every_documented_rumor_up_command_is_a_valid_swarm(tmp_path: Path) -> None:
+def test_every_documented_rumor_up_command_is_a_valid_swarm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The README's own plug-in module, importable as it is where its commands run.
+    module = re.search(r"```python\n(# mysensors\.py\n.*?)```", _README.read_text(), re.DOTALL)
+    assert module is not None
+    (tmp_path / "mysensors.py").write_text(module.group(1))
+    monkeypatch.syspath_prepend(str(tmp_path))
     commands = _documented_up_commands()
     assert len(commands) >= 4
-    for command in commands:
-        validate_swarm(_up(tmp_path, *shlex.split(command)[2:]))
+    try:
+        for command in commands:
+            validate_swarm(_up(tmp_path, *shlex.split(command)[2:]))
+    finally:
+        sys.modules.pop("mysensors", None)

@@ -1,4 +1,4 @@
-"""Checks of the named specs a config holds (model, partition), without importing torch.
+"""Checks of the named task, model and partition specs, without importing torch.
 
 :mod:`peer.tasks.models` and :mod:`peer.tasks.partition` build from the same checked specs, so
 a bad spec is found when the config is loaded, not after the data set has been read.
