@@ -29,11 +29,22 @@ from peer.transport.base import Message, TransportStats
 from protocol.chunking import Reassembler, is_chunk, split
 from protocol.errors import ProtocolError
 
-__all__ = ["CHUNK_LEVEL", "ChunkLayer", "chunk_base", "chunk_topic"]
+__all__ = [
+    "CHUNK_LEVEL",
+    "EVICTED_CHUNK_SET",
+    "EXPIRED_CHUNK_SET",
+    "ChunkLayer",
+    "chunk_base",
+    "chunk_topic",
+]
 
 log = logging.getLogger(__name__)
 
 CHUNK_LEVEL = "chunk"
+EXPIRED_CHUNK_SET = "expired_chunk_set"
+"""Rejection reason: a partial chunk set dropped at the reassembly timeout."""
+EVICTED_CHUNK_SET = "evicted_chunk_set"
+"""Rejection reason: a partial chunk set evicted to keep within the reassembly memory budget."""
 _ID_BITS = 64
 _DEFAULT_MAX_MESSAGE = 64 * 1024 * 1024
 # Room for several neighbours' chunked keyframes in flight at once.
@@ -99,6 +110,8 @@ class ChunkLayer:
         base = chunk_base(topic)
         if base is None:
             if not is_chunk(payload):
+                if self._reassembler.expire():  # stale sets go at every packet, not only chunks
+                    self._count_dropped_sets()
                 return Message(topic=topic, payload=payload, retained=retained)
             base = topic
         try:
@@ -107,6 +120,19 @@ class ChunkLayer:
             self._stats.rejected[exc.reason] += 1
             log.debug("dropped a chunk on %s: %s", topic, exc)
             return None
+        finally:
+            self._count_dropped_sets()
         if whole is None:
             return None
         return Message(topic=base, payload=whole, retained=retained)
+
+    def _count_dropped_sets(self) -> None:
+        """Partial sets the reassembler dropped (timed out, or evicted to stay within the memory
+        budget) count as rejections too, with the transport's other reasons."""
+        dropped = (
+            (EXPIRED_CHUNK_SET, self._reassembler.expired),
+            (EVICTED_CHUNK_SET, self._reassembler.evicted),
+        )
+        for reason, count in dropped:
+            if count:
+                self._stats.rejected[reason] = count
