@@ -158,7 +158,11 @@ class TopologyConfig(_Section):
         from topology import build_graph  # networkx: only for a family topology
 
         assert self.size is not None
-        build_graph(family, self.size, seed=self.seed)
+        if build_graph(family, self.size, seed=self.seed).is_directed():
+            raise ConfigError(
+                f"{family!r} builds a directed graph; a peer mixes with Metropolis weights, "
+                "which need an undirected one (drop directed=true)"
+            )
 
     def __post_init__(self) -> None:
         sources = [n for n in ("file", "family") if getattr(self, n) is not None]

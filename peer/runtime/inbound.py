@@ -5,8 +5,9 @@ a rejected message is counted per reason, logged rate-limited, and dropped: noth
 party sends can raise out of :meth:`Inbound.handle` or change a model. Accepted frames leave a
 snapshot of the sender's public copy under the round it was sent in, so that a sync round mixes
 the copies *of that round* even when a fast neighbour's next frame has already arrived. A sync
-frame of a round already mixed still updates the sender's copy (its deltas are cumulative) but
-is counted in :attr:`Inbound.ignored` as ``stale_round`` rather than kept for mixing.
+frame of a round already mixed still updates the sender's copy (its deltas are cumulative); one
+round late, it stands in for the sender's frame of the current round if that does not come in
+time; otherwise it is counted in :attr:`Inbound.ignored` as ``stale_round``, not mixed.
 """
 
 from __future__ import annotations
@@ -75,6 +76,9 @@ class Inbound:
         self._copies: dict[PeerId, dict[int, Vector]] = {}
         self._presence_seen: dict[PeerId, PresenceState] = {}
         self._replayed_keys: dict[PeerId, int] = {}
+        self._late: dict[PeerId, tuple[int, Vector]] = {}
+        """Sync mode: per sender, its frame of the round before ``sync_floor`` that came after
+        that round was mixed (see :meth:`copy_for`)."""
 
     def handle(self, message: Message) -> None:
         """Process one message; never raises for anything a remote party can send."""
@@ -103,8 +107,14 @@ class Inbound:
         self.liveness.heard(peer)
         self.changed.set()
         if self.sync_floor is not None and env.round < self.sync_floor:
-            detail = f"its round {env.round} came after round {self.sync_floor - 1} was mixed"
-            self.ignored.record(peer, "stale_round", detail)
+            if env.round == self.sync_floor - 1:
+                # One round late (its sender lags by about a round timeout): it stands in for
+                # the sender's frame of this round if none comes in time, so that two peers
+                # whose rounds lock in step, each frame just after the other's timeout, still
+                # mix. prune() counts it as stale_round if it was not needed.
+                self._late[peer] = (env.round, copy)
+                return
+            self._stale(peer, env.round)
             return
         held = self._copies.setdefault(peer, {})
         # A newer frame of an earlier round proves the later-round snapshots wrong (a forged
@@ -175,17 +185,21 @@ class Inbound:
     def copy_for(self, peer: PeerId, round: int, *, staleness: int | None) -> Vector | None:
         """The copy of ``peer`` to mix in ``round``.
 
-        Sync (``staleness`` None): the copy sent in ``round``, else the earliest newer one.
+        Sync (``staleness`` None): the copy sent in ``round``, else the earliest newer one, else
+        the one sent in ``round - 1`` if it arrived after that round was mixed (never mixed yet).
         Async: the newest copy, if sent no earlier than ``round - staleness``.
         """
-        held = self._copies.get(peer)
-        if not held:
-            return None
+        held = self._copies.get(peer, {})
         if staleness is None:
             if round in held:
                 return held[round]
             newer = [r for r in held if r > round]
-            return held[min(newer)] if newer else None
+            if newer:
+                return held[min(newer)]
+            late = self._late.get(peer)
+            return late[1] if late is not None and late[0] == round - 1 else None
+        if not held:
+            return None
         newest = max(held)
         return held[newest] if newest >= round - staleness else None
 
@@ -193,15 +207,25 @@ class Inbound:
         """Forget snapshots older than ``round``, keeping each sender's newest; in sync mode,
         frames of rounds before ``round`` arrive too late from now on."""
         if self.sync_floor is not None:
+            for peer, (late_round, _) in self._late.items():
+                if self.has_round(peer, late_round + 1):  # its on-time frame was mixed instead
+                    self._stale(peer, late_round)
+            self._late.clear()
             self.sync_floor = round
         for held in self._copies.values():
             newest = max(held, default=None)
             for r in [r for r in held if r < round and r != newest]:
                 del held[r]
 
+    def _stale(self, peer: PeerId, round: int) -> None:
+        assert self.sync_floor is not None
+        detail = f"its round {round} came after round {self.sync_floor - 1} was mixed"
+        self.ignored.record(peer, "stale_round", detail)
+
     def forget(self, peer: PeerId) -> None:
         """Drop everything about a peer that left the neighbourhood."""
         self._copies.pop(peer, None)
+        self._late.pop(peer, None)
         self.receiver.forget(peer)
 
     def snapshot_bytes(self) -> int:

@@ -79,7 +79,8 @@ class TransportStats:
     dropped_incoming: int = 0
     """Whole messages dropped because the consumer fell behind (queue full)."""
     rejected: Counter[str] = field(default_factory=Counter)
-    """Incoming chunks refused, by ProtocolError reason (``bad_chunk``, ``oversized_message``)."""
+    """Incoming chunks refused, by ProtocolError reason (``bad_chunk``, ``oversized_message``),
+    and partial chunk sets dropped (``expired_chunk_set``, ``evicted_chunk_set``)."""
 
 
 class ConnectionState:

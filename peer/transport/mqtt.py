@@ -107,9 +107,12 @@ class MqttTransport(TransportCore):
         while True:
             reason = "connection ended"
             try:
-                async with self._new_client() as client:
+                client = await self._connect()
+                try:
                     attempt = 0
                     await self._serve(client)
+                finally:
+                    await client.__aexit__(None, None, None)
             except (aiomqtt.MqttError, OSError) as exc:
                 reason = str(exc) or type(exc).__name__
             finally:
@@ -126,6 +129,29 @@ class MqttTransport(TransportCore):
                 delay,
             )
             await asyncio.sleep(delay)
+
+    async def _connect(self) -> aiomqtt.Client:
+        """One connect attempt, bounded by ``connect_timeout_s`` as a whole.
+
+        aiomqtt bounds only the wait for CONNACK; the TCP connect before it runs in a thread
+        under paho's own timeout, and a socket the broker resets before CONNACK (a broker
+        shutting down) ends nothing: the attempt could hang for both timeouts together.
+        """
+        client = self._new_client()
+        timeout = self._settings.connect_timeout_s
+        # paho's TCP connect runs in aiomqtt's thread, beyond the reach of a cancel: bound it
+        # too, later than the attempt, so that an abandoned thread ends soon after.
+        client._client.connect_timeout = 2 * timeout
+        try:
+            async with asyncio.timeout(timeout):
+                await client.__aenter__()
+        except TimeoutError as exc:
+            _abandon(client)
+            raise aiomqtt.MqttError(f"no CONNACK within connect_timeout_s={timeout:g}") from exc
+        except BaseException:
+            _abandon(client)
+            raise
+        return client
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         """One connection's life: subscribe, announce, pump until the link drops."""
@@ -208,3 +234,21 @@ def _no_delay(client: aiomqtt.Client) -> None:
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _abandon(client: aiomqtt.Client) -> None:
+    """Tear down a client whose connect failed or was cut short, so that no half-open socket
+    (nor a late CONNACK under our client id) outlives the attempt.
+
+    The TCP connect may still be running in aiomqtt's executor thread: whichever comes first,
+    the socket it opens or this call, disconnects. paho closes the socket once its DISCONNECT
+    is written or the write fails.
+    """
+    paho_client = client._client  # aiomqtt has no public way to abort a connect
+
+    def close_on_open(*_: object) -> None:
+        paho_client.disconnect()
+
+    paho_client.on_socket_open = close_on_open
+    if paho_client.socket() is not None:
+        paho_client.disconnect()

@@ -249,6 +249,11 @@ def test_errors_name_the_key_the_value_and_what_is_accepted(
         ('family = "ring"\nsize = 8', "topology.node = None: expected this peer's node index"),
         ('family = "ring"\nsize = 8\nnode = 8', "topology.node = 8: expected 0 to 7"),
         ("membership = true\nsize = 4", "topology.size = 4: expected unset unless family"),
+        (
+            'family = "exponential:directed=true"\nsize = 8\nnode = 1',
+            "topology.family: 'exponential:directed=true' builds a directed graph; a peer mixes "
+            "with Metropolis weights",
+        ),
     ],
 )
 def test_topology_needs_exactly_one_consistent_source(

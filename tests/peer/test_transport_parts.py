@@ -11,7 +11,13 @@ import pytest
 
 from peer.transport.backoff import Backoff, backoff_ceiling, backoff_delay
 from peer.transport.base import Message, TransportStats
-from peer.transport.chunks import ChunkLayer, chunk_base, chunk_topic
+from peer.transport.chunks import (
+    EVICTED_CHUNK_SET,
+    EXPIRED_CHUNK_SET,
+    ChunkLayer,
+    chunk_base,
+    chunk_topic,
+)
 from peer.transport.filters import check_filter, check_topic, matches
 from peer.transport.inbox import Inbox
 from protocol.chunking import split
@@ -179,3 +185,24 @@ def test_every_neighbours_chunked_frame_can_be_in_flight_at_once() -> None:
         assert whole is not None
         assert whole.payload == frames[peer]
     assert stats.rejected == {}
+
+
+def test_chunk_sets_dropped_for_time_or_memory_are_counted_as_rejections() -> None:
+    stats = TransportStats()
+    # A budget of 4000 bytes; a timeout so short that a set is stale at the next packet.
+    layer = ChunkLayer(
+        max_payload=300, max_message_bytes=1000, stats=stats, reassembly_timeout_s=1e-9
+    )
+    first = split(b"z" * 900, max_payload=300, message_id=1)[0]
+    assert layer.incoming("t/a/chunk/0", first, retained=False) is None
+    assert layer.incoming("t/b", b"whole", retained=False) is not None
+    assert stats.rejected == {EXPIRED_CHUNK_SET: 1}
+
+    stats = TransportStats()
+    layer = ChunkLayer(max_payload=300, max_message_bytes=1000, stats=stats, max_pending_bytes=4000)
+    # Four partial sets of 3 chunks (834 bytes + 3 * 64 of bookkeeping = 1026 each) from four
+    # senders: over the 4000-byte budget at the last chunk, so the oldest set is evicted.
+    for k in range(4):
+        for part in split(bytes([k]) * 1000, max_payload=300, message_id=k)[:-1]:
+            assert layer.incoming(f"t/p{k}", part, retained=False) is None
+    assert stats.rejected == {EVICTED_CHUNK_SET: 1}
