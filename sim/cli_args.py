@@ -49,6 +49,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     add("--rounds", type=int, help="gossip rounds (default 100)")
     add("--partition", help="iid, dirichlet:alpha=A or shards:k=K (default iid)")
     add("--gamma", type=float, help="CHOCO consensus step (default: the codec's safe default)")
+    add(
+        "--aggregator",
+        help="how a peer combines its neighbours' copies: mean (default), clip[:tau=T|b=B], "
+        "trimmed_mean:b=B or median",
+    )
     add("--keyframe-interval", type=int, help="every K-th frame is a raw keyframe (default 10)")
     add("--local-steps", type=int, help=f"SGD steps per round (default {LOCAL_STEPS})")
     add("--batch-size", type=int, help=f"minibatch size (default {BATCH_SIZE})")

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeAlias
 
+from protocol.aggregator_names import check_aggregator_spec
 from protocol.defaults import BATCH_SIZE, CONSENSUS_DIM, LEARNING_RATE, LOCAL_STEPS
 from protocol.errors import ConfigError
 from protocol.spec import parse_spec
@@ -75,6 +76,8 @@ class SimConfig:
     partition: str = "iid"
     codec: str = "raw"
     gamma: float | None = None
+    aggregator: str = "mean"
+    """mean, clip[:tau=T|b=B], trimmed_mean:b=B or median (protocol.aggregation)."""
     keyframe_interval: int = 10
     """As the daemon's default (peer.config): under message loss a stale copy waits this long."""
     local_steps: int = LOCAL_STEPS
@@ -121,6 +124,7 @@ class SimConfig:
             raise ConfigError(f"unknown engine {self.engine!r}; expected vector or loop")
         for name in ("topology", "partition", "codec", "optimizer"):
             parse_spec(getattr(self, name))  # raises ConfigError naming the bad text
+        check_aggregator_spec(self.aggregator)
         if self.gamma is not None:
             _positive_float(self.gamma, "gamma")
             if self.gamma > 1:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from protocol.aggregator_names import check_aggregator_spec
 from protocol.codecs import codec_from_spec, default_gamma
 from protocol.fingerprint import fingerprint
 from protocol.spec import parse_spec
@@ -65,6 +66,7 @@ class Simulation:
             gamma=self.gamma,
             seed=config.seed,
             byzantine=config.failures.byzantine,
+            aggregator=check_aggregator_spec(config.aggregator),
         )
         self.engine = make_engine(config.engine, context, x0)
         self.evaluator = Evaluator(self.task)

@@ -14,6 +14,7 @@ from topology.errors import TopologyError
 
 __all__ = [
     "complete",
+    "dumbbell",
     "erdos_renyi",
     "exponential",
     "hypercube",
@@ -89,6 +90,26 @@ def star(n: int) -> nx.Graph[int]:
     """
     _check_n(n)
     g: nx.Graph[int] = nx.star_graph(n - 1) if n > 1 else nx.empty_graph(1)
+    return g
+
+
+def dumbbell(n: int) -> nx.Graph[int]:
+    """Two cliques, nodes ``0..n//2-1`` and the rest, joined by the one edge ``(n//2 - 1, n//2)``.
+
+    A bottleneck that robust aggregation is known to break: the two bridge peers each see one
+    neighbour from the other side among many from their own, so rules that discard outliers
+    discard the other side too. n >= 4 (two cliques of at least two nodes).
+
+    >>> g = dumbbell(6)
+    >>> g.number_of_edges(), sorted(g[2]), sorted(d for _, d in g.degree())
+    (7, [0, 1, 3], [2, 2, 2, 2, 3, 3])
+    """
+    _check_n(n, 4)
+    half = n // 2
+    g: nx.Graph[int] = nx.complete_graph(half)
+    g.add_edges_from((i, j) for i in range(half, n) for j in range(i + 1, n))
+    g.add_nodes_from(range(half, n))
+    g.add_edge(half - 1, half)
     return g
 
 

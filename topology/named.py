@@ -59,6 +59,7 @@ FAMILIES: Mapping[str, Family] = MappingProxyType(
             _family("ring", "cycle; weights 1/3, slowest mixing"),
             _family("torus", "2D periodic grid", rows=int),
             _family("complete", "all pairs; exact average in one round"),
+            _family("dumbbell", "two cliques joined by one edge; a bottleneck"),
             _family("star", "hub and spokes; the centralised baseline"),
             _family("hypercube", "n a power of two; gap 2/(log2 n + 1)"),
             _family("random_regular", "random d-regular expander", random=True, d=int),

@@ -15,6 +15,7 @@ from typing import ClassVar, Literal, NoReturn, TypeAlias
 from peer.config.security import SecurityConfig
 from peer.tasks.plugin import LOSSES, METRICS, data_ref, is_plugin, parse_plugin
 from peer.tasks.specs import check_model_spec, check_partition_spec, check_task
+from protocol.aggregator_names import check_aggregator_spec
 from protocol.codec_names import check_codec_spec
 from protocol.defaults import BATCH_SIZE, LEARNING_RATE, LOCAL_STEPS
 from protocol.errors import ConfigError
@@ -255,6 +256,8 @@ class GossipConfig(_Section):
     codec: str = "raw"
     gamma: float | None = None
     """CHOCO consensus step size; None: the codec's default."""
+    aggregator: str = "mean"
+    """How neighbours' copies are combined: mean, clip[:tau=T|b=B], trimmed_mean:b=B, median."""
     keyframe_interval: int = 10
     rounds: int | None = None
     """Rounds to run; None: until stopped."""
@@ -268,6 +271,7 @@ class GossipConfig(_Section):
         self._require(self.startup_grace_s >= 0, "startup_grace_s", "a number >= 0")
         self._require(self.staleness_bound >= 0, "staleness_bound", "an int >= 0")
         self._spec("codec", check_codec_spec)
+        self._spec("aggregator", check_aggregator_spec)
         if self.gamma is not None:
             self._require(0 < self.gamma <= 1, "gamma", "a number in (0, 1]")
         self._require(self.keyframe_interval >= 1, "keyframe_interval", "an int >= 1")

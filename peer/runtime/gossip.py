@@ -16,7 +16,9 @@ from collections.abc import Callable, Coroutine, Mapping
 import torch
 
 from peer.runtime.inbound import Inbound
-from protocol.mixing import choco_update, mix_weights, neighbour_sum
+from protocol.aggregation import MEAN, aggregate
+from protocol.mixing import choco_update, mix_weights
+from protocol.spec import Spec
 from protocol.types import PeerId
 
 __all__ = ["mix_received", "wait_for_round"]
@@ -76,12 +78,14 @@ def mix_received(
     alive: frozenset[PeerId],
     staleness: int | None,
     gamma: float,
+    aggregator: Spec = MEAN,
 ) -> tuple[torch.Tensor, int]:
     """CHOCO-mix ``x`` with the neighbours' copies for ``round``; (new x, how many mixed).
 
     ``staleness`` None is sync mode: the copies sent in ``round`` (or the earliest newer one).
     Otherwise async: each live neighbour's newest copy within ``staleness`` rounds. Missing
-    weight stays with the peer; a non-finite result keeps ``x``.
+    weight stays with the peer; a non-finite result keeps ``x``. ``aggregator`` is the rule that
+    combines the copies (:func:`protocol.aggregation.aggregate`).
     """
     used_weights, copies = [], []
     for peer, w in weights.items():
@@ -98,7 +102,7 @@ def mix_received(
         return x, 0
     # In node order (the order of ``weights``), as the simulator sums: the same bits.
     weights_used = mix_weights(torch.tensor(used_weights, dtype=torch.float64), x.dtype)
-    mixed, total = neighbour_sum(weights_used, torch.stack(copies))
+    mixed, total = aggregate(aggregator, x_hat, weights_used, torch.stack(copies))
     new = choco_update(x, x_hat, mixed, total, gamma=gamma)
     if not bool(torch.isfinite(new).all()):
         log.error("mixing round %d gave non-finite values; kept the local model", round)

@@ -41,6 +41,7 @@ from peer.runtime.resume import restore, snapshot, state_problem
 from peer.runtime.stats import RoundStats, Timings, to_json
 from peer.security.credentials import Credentials, load_credentials
 from peer.transport import Transport, TransportError
+from protocol.aggregator_names import check_aggregator_spec
 from protocol.choco import ChocoReceiver, ChocoSender
 from protocol.codecs import codec_from_spec, default_gamma
 from protocol.envelope import Envelope, encode_envelope, envelope_bound, sign_envelope
@@ -86,6 +87,7 @@ class PeerRuntime:
         gossip = config.gossip
         self.codec = codec_from_spec(parse_spec(gossip.codec))
         self.gamma = default_gamma(self.codec.spec) if gossip.gamma is None else gossip.gamma
+        self.aggregator = check_aggregator_spec(gossip.aggregator)
         self.stable_seed = sender_seed(config.learning.seed, learner.index)
         self.round = 0
         self.x = learner.start.clone()
@@ -400,5 +402,6 @@ class PeerRuntime:
             alive=alive,
             staleness=None if gossip.mode == "sync" else gossip.staleness_bound,
             gamma=self.gamma,
+            aggregator=self.aggregator,
         )
         return mixed

@@ -45,6 +45,7 @@ class UpConfig:
     metric: str = "accuracy"
     optimizer: str = "sgd"
     codec: str = "raw"
+    aggregator: str = "mean"
     mode: str = "sync"
     round_timeout_s: float = 10.0
     max_packet_size: int | None = None
@@ -100,6 +101,11 @@ def add_up_arguments(parser: argparse.ArgumentParser) -> None:
     add("--batch-size", type=int, default=BATCH_SIZE, help="minibatch size (default: %(default)s)")
     add("--lr", type=float, default=LEARNING_RATE, help="learning rate (default: %(default)s)")
     add("--codec", default="raw", help="raw, fp16, int8, sign, topk:fraction=F, randk:fraction=F")
+    add(
+        "--aggregator",
+        default="mean",
+        help="mean (default), clip[:tau=T|b=B], trimmed_mean:b=B or median",
+    )
     add("--mode", choices=["sync", "async"], default="sync", help="gossip mode (default: sync)")
     add("--round-timeout", type=float, default=10.0, help="sync barrier timeout, s (default: 10)")
     add("--max-packet-size", type=int, help="Mosquitto's max_packet_size (a started broker only)")
@@ -149,6 +155,7 @@ def up_config(args: argparse.Namespace) -> UpConfig:
         metric=args.metric,
         optimizer=args.optimizer,
         codec=args.codec,
+        aggregator=args.aggregator,
         mode=args.mode,
         round_timeout_s=args.round_timeout,
         max_packet_size=args.max_packet_size,
@@ -186,6 +193,7 @@ def peer_configs(
                 "mode": up.mode,
                 "rounds": up.rounds,
                 "codec": up.codec,
+                "aggregator": up.aggregator,
                 "round_timeout_s": up.round_timeout_s,
                 "silence_timeout_s": max(3 * up.round_timeout_s, 10.0),
             },

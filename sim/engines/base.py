@@ -7,7 +7,9 @@ from typing import Protocol
 
 import torch
 
+from protocol.aggregation import MEAN
 from protocol.codecs.base import Codec
+from protocol.spec import Spec
 from sim.failure_masks import noise_seed
 from sim.failures import Byzantine
 from sim.plan import RoundPlan
@@ -26,6 +28,8 @@ class EngineContext:
     gamma: float
     seed: int
     byzantine: Byzantine | None = None
+    aggregator: Spec = MEAN
+    """The aggregation rule (:func:`protocol.aggregation.aggregate`)."""
 
 
 class Engine(Protocol):

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from protocol.mixing import choco_update, neighbour_sum
+from protocol.aggregation import aggregate
+from protocol.mixing import choco_update
 from sim.engines.base import EngineContext, attacked
 from sim.engines.choco import publish_one
 from sim.engines.mixer import edge_weights
@@ -56,7 +57,7 @@ class LoopEngine:
             # what the daemon does (peer.runtime.gossip.mix_received): senders in node order
             weights = all_weights[torch.from_numpy(incoming)]
             copies = torch.stack([self.x_hat[j] for j in plan.src[incoming].tolist()])
-            mixed, total = neighbour_sum(weights, copies)
+            mixed, total = aggregate(self.ctx.aggregator, self.x_hat[peer], weights, copies)
             self.x[peer] = choco_update(
                 self.x[peer], self.x_hat[peer], mixed, total, gamma=self.ctx.gamma
             )

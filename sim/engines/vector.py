@@ -8,6 +8,7 @@ import torch
 from sim.engines.base import EngineContext, attacked
 from sim.engines.choco import publish_batch
 from sim.engines.mixer import SparseMixer
+from sim.engines.robust import robust_mix
 from sim.plan import RoundPlan
 
 __all__ = ["VectorEngine"]
@@ -31,7 +32,10 @@ class VectorEngine:
     def step(self, plan: RoundPlan) -> torch.Tensor:
         loss = self._train(plan)
         publish_batch(self.x_hat, self._targets(plan), plan, self.ctx.codec)
-        self._mixer.mix(self.x, self.x_hat, plan, gamma=self.ctx.gamma)
+        if self.ctx.aggregator.name == "mean":
+            self._mixer.mix(self.x, self.x_hat, plan, gamma=self.ctx.gamma)
+        else:
+            robust_mix(self.x, self.x_hat, plan, rule=self.ctx.aggregator, gamma=self.ctx.gamma)
         return loss
 
     def _train(self, plan: RoundPlan) -> torch.Tensor:

@@ -34,7 +34,9 @@ LEARNING: dict[str, object] = {
 }
 
 
-def _simulate(codec: str, engine: EngineName) -> tuple[torch.Tensor, torch.Tensor]:
+def _simulate(
+    codec: str, engine: EngineName, aggregator: str = "mean"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The simulator's start and end [N, P] for the swarm of the test."""
     sim = Simulation(
         SimConfig(
@@ -45,6 +47,7 @@ def _simulate(codec: str, engine: EngineName) -> tuple[torch.Tensor, torch.Tenso
             rounds=ROUNDS,
             partition="dirichlet:alpha=0.5",
             codec=codec,
+            aggregator=aggregator,
             keyframe_interval=3,
             local_steps=2,
             batch_size=8,
@@ -60,8 +63,21 @@ def _simulate(codec: str, engine: EngineName) -> tuple[torch.Tensor, torch.Tenso
     return start, sim.engine.params().clone()
 
 
-@pytest.mark.parametrize("codec", ["raw", "fp16", "topk:fraction=0.1", "sign"])
-async def test_four_peers_end_exactly_where_both_engines_end(broker: Broker, codec: str) -> None:
+@pytest.mark.parametrize(
+    ("codec", "aggregator"),
+    [
+        ("raw", "mean"),
+        ("fp16", "mean"),
+        ("topk:fraction=0.1", "mean"),
+        ("sign", "mean"),
+        ("raw", "clip"),
+        ("int8:block=16", "median"),
+    ],
+)
+async def test_four_peers_end_exactly_where_both_engines_end(
+    broker: Broker, codec: str, aggregator: str
+) -> None:
+    gossip = {"codec": codec, "aggregator": aggregator}
     configs = [
         peer_config(
             i,
@@ -70,7 +86,7 @@ async def test_four_peers_end_exactly_where_both_engines_end(broker: Broker, cod
             swarm="parity",
             learning=LEARNING,
             broker={"port": broker.port},
-            gossip={"codec": codec, "keyframe_interval": 3, "round_timeout_s": 20.0},
+            gossip=gossip | {"keyframe_interval": 3, "round_timeout_s": 20.0},
         )
         for i in range(4)
     ]
@@ -80,8 +96,8 @@ async def test_four_peers_end_exactly_where_both_engines_end(broker: Broker, cod
     received = [[s.received for s in stats] for stats, _ in results]
     assert all(r == 2 for row in received for r in row), f"a frame was missed: {received}"
 
-    start, loop = _simulate(codec, "loop")
-    _, vector = _simulate(codec, "vector")
+    start, loop = _simulate(codec, "loop", aggregator)
+    _, vector = _simulate(codec, "vector", aggregator)
     assert float((loop - start).abs().max()) > 1e-3, "nothing happened"
     gap = float((daemon - loop).abs().max())
     assert gap == 0.0, f"daemon and loop engine differ by up to {gap:.3e}"

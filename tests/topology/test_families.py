@@ -90,3 +90,26 @@ def test_bad_names_and_parameters_get_one_line_errors(spec: str, n: int, fragmen
     with pytest.raises(TopologyError, match=fragment) as info:
         build_graph(spec, n)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("n", [4, 7, 16])
+def test_dumbbell_is_two_cliques_and_one_bridge(n: int) -> None:
+    g = families.dumbbell(n)
+    half = n // 2
+    bridge = (half - 1, half)
+    assert nx.is_connected(g)
+    assert g.has_edge(*bridge)
+    if n >= 6:  # n = 4: the cliques are single edges, bridges too
+        assert len(list(nx.bridges(g))) == 1
+    g.remove_edge(*bridge)
+    sides = sorted(sorted(c) for c in nx.connected_components(g))
+    assert sides == [list(range(half)), list(range(half, n))]
+    assert all(
+        g.subgraph(side).number_of_edges() == len(side) * (len(side) - 1) // 2 for side in sides
+    )
+
+
+def test_dumbbell_needs_four_nodes_and_is_named() -> None:
+    with pytest.raises(TopologyError, match="integer >= 4"):
+        families.dumbbell(3)
+    assert nx.is_isomorphic(build_graph("dumbbell", 10), families.dumbbell(10))
