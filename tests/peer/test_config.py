@@ -371,6 +371,12 @@ def test_the_documented_example_is_a_valid_config(tmp_path: Path) -> None:
         ),
         ('[gossip]\ncodec = "topk:fraction=2"', "gossip.codec: topk: fraction=2 out of range"),
         ('[gossip]\ncodec = "int8:bits=4"', "gossip.codec: int8: unknown parameter"),
+        (
+            '[gossip]\naggregator = "krum"',
+            "gossip.aggregator: unknown aggregator 'krum'; expected one of mean, clip, "
+            "trimmed_mean, median",
+        ),
+        ('[gossip]\naggregator = "clip:tau=0"', "gossip.aggregator: clip: tau=0 out of range"),
         ('[learning]\nmodel = "rnn"', "learning.model: unknown model 'rnn'"),
         ('[learning]\nmodel = "mlp:hidden=0"', "learning.model: mlp: hidden must be a positive"),
         ('[learning]\npartition = "dirichlet"', "learning.partition: dirichlet needs alpha="),
