@@ -14,6 +14,8 @@ import logging
 from pathlib import Path
 from typing import TextIO
 
+import torch
+
 from peer.config import PeerConfig
 from peer.runtime.learning import LocalLearner, load_learner
 from peer.runtime.neighbours import Neighbourhood, static_neighbourhood
@@ -24,7 +26,7 @@ from peer.transport import MqttTransport, Presence, settings_from_config
 from protocol.errors import ConfigError
 from protocol.topics import topic
 
-__all__ = ["configure_logging", "data_share", "run_peer"]
+__all__ = ["configure_logging", "data_share", "run_peer", "set_threads"]
 
 log = logging.getLogger("rumor.peer")
 
@@ -76,6 +78,7 @@ async def run_peer(
     ident = config.identity
     hood = static_neighbourhood(config.topology, me=ident.peer)
     index, peers = data_share(config, hood)
+    set_threads(config)
     stream = None if stats_file is None else _open_for_append(stats_file, "--stats-file")
     try:
         _make_checkpoint_dir(config)
@@ -90,6 +93,14 @@ async def run_peer(
             stream.close()
     log.info("%s stopped cleanly", ident.peer)
     return 0
+
+
+def set_threads(config: PeerConfig) -> None:
+    """Apply ``learning.threads`` to torch (0: leave torch's default) and log what torch uses:
+    peers sharing a machine each need their share of the cores, or every step slows down."""
+    if config.learning.threads > 0:
+        torch.set_num_threads(config.learning.threads)
+    log.info("%s: torch intra-op threads %d", config.identity.peer, torch.get_num_threads())
 
 
 def _make_checkpoint_dir(config: PeerConfig) -> None:

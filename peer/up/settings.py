@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,7 @@ __all__ = [
     "add_up_arguments",
     "check_plugins",
     "peer_configs",
+    "threads_per_peer",
     "up_config",
     "validate_swarm",
 ]
@@ -48,6 +50,8 @@ class UpConfig:
     round_timeout_s: float = 10.0
     max_packet_size: int | None = None
     """Mosquitto's packet limit (a started broker only), to exercise chunking."""
+    threads: int | None = None
+    """torch's intra-op threads per peer; None: :func:`threads_per_peer`, 0: torch's default."""
     overrides: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
@@ -55,6 +59,20 @@ class UpConfig:
             raise ConfigError(f"--peers {self.peers}: expected at least 2")
         if self.rounds < 1:
             raise ConfigError(f"--rounds {self.rounds}: expected at least 1")
+        if self.threads is not None and self.threads < 0:
+            raise ConfigError(f"--threads {self.threads}: expected 0 (torch's default) or more")
+
+
+def threads_per_peer(peers: int, cpus: int | None = None) -> int:
+    """Each peer's share of this machine's cores (at least one): N processes that each run
+    one torch thread per core make a small step many times slower than one thread each.
+
+    >>> threads_per_peer(4, cpus=2), threads_per_peer(4, cpus=16)
+    (1, 4)
+    """
+    if cpus is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cpus or 1) // peers)
 
 
 def add_up_arguments(parser: argparse.ArgumentParser) -> None:
@@ -91,6 +109,12 @@ def add_up_arguments(parser: argparse.ArgumentParser) -> None:
     add("--batch-size", type=int, default=BATCH_SIZE, help="minibatch size (default: %(default)s)")
     add("--lr", type=float, default=LEARNING_RATE, help="learning rate (default: %(default)s)")
     add("--codec", default="raw", help="raw, fp16, int8, sign, topk:fraction=F, randk:fraction=F")
+    add(
+        "--threads",
+        type=int,
+        help="torch intra-op threads per peer (default: the machine's cores // peers, at "
+        "least 1; 0: torch's default, one per core)",
+    )
     add("--mode", choices=["sync", "async"], default="sync", help="gossip mode (default: sync)")
     add("--round-timeout", type=float, default=10.0, help="sync barrier timeout, s (default: 10)")
     add("--max-packet-size", type=int, help="Mosquitto's max_packet_size (a started broker only)")
@@ -127,6 +151,7 @@ def up_config(args: argparse.Namespace) -> UpConfig:
         mode=args.mode,
         round_timeout_s=args.round_timeout,
         max_packet_size=args.max_packet_size,
+        threads=args.threads,
         overrides=tuple(args.overrides),
     )
 
@@ -134,6 +159,7 @@ def up_config(args: argparse.Namespace) -> UpConfig:
 def peer_configs(up: UpConfig, *, host: str, port: int) -> list[PeerConfig]:
     """One validated config per peer (ConfigError naming the key if an option is bad)."""
     configs = []
+    threads = threads_per_peer(up.peers) if up.threads is None else up.threads
     for j in range(up.peers):
         name = peer_name(j)
         data: dict[str, object] = {
@@ -151,6 +177,7 @@ def peer_configs(up: UpConfig, *, host: str, port: int) -> list[PeerConfig]:
                 "loss": up.loss,
                 "metric": up.metric,
                 "optimizer": up.optimizer,
+                "threads": threads,
             }
             | ({} if up.data is None else {"data": up.data}),
             "gossip": {
