@@ -66,34 +66,35 @@ async def _raw_mbps(port: int, size: int, count: int) -> float:
         return size * count / (time.perf_counter() - start) / 1e6
 
 
-def bench(peers: int, rounds: int, model: str, steps: int) -> dict[str, object]:
+def _up(argv: list[str], security: str) -> int:
+    flag = {"signed": [], "secure": ["--secure"], "insecure": ["--insecure"]}[security]
+    return main(["--log-level", "WARNING", "up", *argv, *flag])
+
+
+def bench(
+    peers: int, rounds: int, model: str, steps: int, security: str = "signed"
+) -> dict[str, object]:
+    """``security``: rumor up's default (signed), --secure (its own TLS broker; no raw figure)
+    or --insecure."""
+    argv = ["--peers", str(peers), "--rounds", str(rounds), "--model", model]
+    argv += ["--local-steps", str(steps)]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        with Broker.start_sync(log_dir=out / "broker") as broker:
-            start = time.perf_counter()
-            status = main(
-                [
-                    "--log-level",
-                    "WARNING",
-                    "up",
-                    "--peers",
-                    str(peers),
-                    "--rounds",
-                    str(rounds),
-                    "--model",
-                    model,
-                    "--local-steps",
-                    str(steps),
-                    "--broker",
-                    broker.address,
-                    "--out",
-                    str(out / "run"),
-                ]
-            )
+        argv += ["--out", str(out / "run")]
+        start = time.perf_counter()
+        if security == "secure":
+            status = _up(argv, security)
             wall = time.perf_counter() - start
             per_peer = _stats(out / "run", peers)
             frame = max(1, per_peer[0][-1]["bytes_out"] // rounds)  # type: ignore[operator]
-            raw = asyncio.run(_raw_mbps(broker.port, frame, 200))
+            raw = 0.0
+        else:
+            with Broker.start_sync(log_dir=out / "broker") as broker:
+                status = _up([*argv, "--broker", broker.address], security)
+                wall = time.perf_counter() - start
+                per_peer = _stats(out / "run", peers)
+                frame = max(1, per_peer[0][-1]["bytes_out"] // rounds)  # type: ignore[operator]
+                raw = asyncio.run(_raw_mbps(broker.port, frame, 200))
     # Round 1 waits for neighbours still starting (gossip.startup_grace_s): a start-up cost,
     # counted in the whole run's figure, not in a round's.
     rows = [s for peer in per_peer for s in peer[1:]]
@@ -133,12 +134,18 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="mlp")
     parser.add_argument("--local-steps", type=int, default=10)
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--security",
+        choices=["signed", "secure", "insecure"],
+        default="signed",
+        help="rumor up's default (signed frames), --secure (TLS too) or --insecure",
+    )
     args = parser.parse_args(argv)
     floor = _torch_floor_mb()
     print(f"a process that only imports torch peaks at {floor:.0f} MB")
     results: list[dict[str, object]] = []
     for n in args.peers:
-        result = bench(n, args.rounds, args.model, args.local_steps)
+        result = bench(n, args.rounds, args.model, args.local_steps, args.security)
         result["torch_floor_mb"] = floor
         _print(result)
         results.append(result)

@@ -8,7 +8,9 @@
         broker.restart()                                   # same port: the broker-outage test
 
 The broker listens on 127.0.0.1 only and allows anonymous clients: it is a local tool, not a
-deployment. Its configuration file and log live in ``log_dir``.
+deployment; with ``secure=DIR`` (a ``rumor secure`` directory) it listens with TLS, requires a
+client certificate of that swarm and applies its ACL instead. Its configuration file and log live
+in ``log_dir``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import socket
 import subprocess
@@ -63,10 +66,21 @@ def free_port() -> int:
         return port
 
 
-def _config_text(port: int, max_packet_size: int | None, persistence: Path | None) -> str:
-    lines = [
-        f"listener {port} {HOST}",
-        "allow_anonymous true",
+def _config_text(
+    port: int, max_packet_size: int | None, persistence: Path | None, secure: Path | None = None
+) -> str:
+    if secure is None:
+        lines = [f"listener {port} {HOST}", "allow_anonymous true"]
+    else:
+        from peer.security.mosquitto import mosquitto_conf
+
+        lines = mosquitto_conf(secure.resolve(), port, bind=HOST).splitlines()
+        lines = [line for line in lines if not line.startswith("max_packet_size")]
+        if os.geteuid() == 0:
+            # Started as root, mosquitto would drop to its own user, which cannot read the
+            # 0600 server key: this local broker keeps the user that owns the key.
+            lines.append("user root")
+    lines += [
         "log_dest stderr",
         "log_type error",
         "log_type warning",
@@ -103,7 +117,10 @@ class Broker:
         log_dir: Path,
         binary: Path | None = None,
         start_timeout_s: float = 10.0,
+        secure: Path | None = None,
     ) -> None:
+        """``secure``: a ``rumor secure`` swarm directory; the broker then listens with TLS,
+        requires client certificates of that swarm and applies its ACL (``broker/``)."""
         if max_packet_size is not None and not 20 <= max_packet_size <= 268_435_455:
             raise ConfigError(
                 f"max_packet_size={max_packet_size}: expected 20 to 268435455 bytes (MQTT limit)"
@@ -115,6 +132,7 @@ class Broker:
         self._binary = binary if binary is not None else find_mosquitto()
         self._persistence = persistence
         self._start_timeout_s = start_timeout_s
+        self.secure = secure
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -179,7 +197,7 @@ class Broker:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         conf = self.log_dir / "mosquitto.conf"
         store = self.log_dir if self._persistence else None
-        conf.write_text(_config_text(self.port, self.max_packet_size, store))
+        conf.write_text(_config_text(self.port, self.max_packet_size, store, self.secure))
         with self.log_file.open("ab") as log_stream:
             self._process = subprocess.Popen(
                 [str(self._binary), "-c", str(conf)],

@@ -23,6 +23,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping
+from pathlib import Path
 
 from peer.tasks.plugin import metric_key
 from peer.transport import MqttSettings, MqttTransport
@@ -40,6 +41,11 @@ __all__ = [
 
 
 _MAX_TELEMETRY = 64 * 1024
+MAX_ROWS = 1024
+"""Peers shown at most: ids are anyone's to invent, so a flood of them must not grow the table."""
+_MAX_FIELDS = 64
+_MAX_KEY = 32
+_MAX_TEXT = 64
 _COLUMNS = (  # telemetry key, table heading, cell format
     ("peer", "peer", "{:<10}"),
     ("state", "state", "{:<8}"),
@@ -69,38 +75,58 @@ def parse_address(text: str) -> tuple[str, int]:
 class SwarmView:
     """The latest telemetry and presence of every peer seen; ignores anything malformed."""
 
-    def __init__(self, *, prefix: str, swarm: str) -> None:
-        self.prefix, self.swarm = prefix, swarm
+    def __init__(self, *, prefix: str, swarm: str, peers: frozenset[str] | None = None) -> None:
+        """``peers``: the only ids to show (None: any, up to :data:`MAX_ROWS`)."""
+        self.prefix, self.swarm, self.peers = prefix, swarm, peers
         self._rows: dict[str, dict[str, object]] = {}
+        self.ignored = 0
+        """Messages ignored: malformed, for another swarm, or from a peer beyond the bound."""
 
     def rows(self) -> dict[str, dict[str, object]]:
         return {peer: dict(self._rows[peer]) for peer in sorted(self._rows, key=_node_order)}
 
     def update(self, topic: str, payload: bytes) -> str | None:
         """Fold one message in; return the peer it concerned, or None if it was ignored."""
+        peer = self._update(topic, payload)
+        if peer is None:
+            self.ignored += 1
+        return peer
+
+    def _update(self, topic: str, payload: bytes) -> str | None:
         try:
             kind, swarm, peer = parse_topic(topic, prefix=self.prefix)
         except ProtocolError:
             return None
-        if swarm != self.swarm:
+        if swarm != self.swarm or kind not in ("presence", "telemetry"):
             return None
-        row = self._rows.setdefault(peer, {"peer": peer, "state": "?"})
-        if kind == "presence" and payload in (b"online", b"offline"):
-            row["state"] = payload.decode()
-        elif kind == "telemetry" and len(payload) <= _MAX_TELEMETRY:
+        if peer not in self._rows and not self._room_for(peer):
+            return None
+        if kind == "presence":
+            from protocol.presence import decode_presence  # torch, via the envelope fields
+
             try:
-                data = json.loads(payload)
-            except (ValueError, UnicodeDecodeError):
+                state = decode_presence(payload, swarm=swarm, peer=peer, trust=None)
+            except ProtocolError:
                 return None
-            if not isinstance(data, dict):
-                return None
-            row.update({k: v for k, v in data.items() if isinstance(k, str)})
-            row["seen"] = time.monotonic()
-            if row["state"] == "?":
-                row["state"] = "online"
-        else:
+            self._row(peer)["state"] = "online" if state.online else "offline"
+            return peer
+        data = _telemetry(payload)
+        if data is None:
             return None
+        row = self._row(peer)
+        row.update(data)
+        row["seen"] = time.monotonic()
+        if row["state"] == "?":
+            row["state"] = "online"
         return peer
+
+    def _room_for(self, peer: str) -> bool:
+        if self.peers is not None:
+            return peer in self.peers
+        return len(self._rows) < MAX_ROWS
+
+    def _row(self, peer: str) -> dict[str, object]:
+        return self._rows.setdefault(peer, {"peer": peer, "state": "?"})
 
     def table(self) -> str:
         header = " ".join(fmt.format(title) for _, title, fmt in _COLUMNS)
@@ -120,6 +146,27 @@ def _value(row: Mapping[str, object], key: str) -> object:
     if key != "metric":
         return row.get(key)
     return row.get(metric_key(str(row.get("metric", "accuracy"))))
+
+
+def _telemetry(payload: bytes) -> dict[str, object] | None:
+    """The flat scalar fields of a telemetry message, bounded; None if it is not a JSON object."""
+    if len(payload) > _MAX_TELEMETRY:
+        return None
+    try:
+        data = json.loads(payload)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None  # deep nesting raises RecursionError, not ValueError
+    if not isinstance(data, dict):
+        return None
+    out: dict[str, object] = {}
+    for key, value in list(data.items())[:_MAX_FIELDS]:
+        if not isinstance(key, str) or len(key) > _MAX_KEY or key in ("peer", "state", "seen"):
+            continue
+        if isinstance(value, str):
+            out[key] = value[:_MAX_TEXT]
+        elif value is None or isinstance(value, bool | int | float):
+            out[key] = value
+    return out
 
 
 class BrokerUnreachable(RumorError):
@@ -152,6 +199,12 @@ def add_watch_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--swarm", required=True, help="the swarm name")
     parser.add_argument("--prefix", default=DEFAULT_PREFIX, help="topic prefix (default: rumor)")
     parser.add_argument("--once", action="store_true", help="print one table and exit")
+    parser.add_argument(
+        "--tls",
+        type=Path,
+        metavar="DIR",
+        help="connect with TLS using DIR/ca.crt, client.crt, client.key (rumor secure's watch/)",
+    )
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
     parser.add_argument(
         "--connect-timeout",
@@ -170,14 +223,22 @@ async def watch_swarm(
     tty: bool,
     quiet: bool = False,
     connect_timeout_s: float | None = None,
+    tls: Path | None = None,
 ) -> None:
     """Subscribe and fold messages into ``view`` until ``duration`` (None: forever).
 
     With ``connect_timeout_s``, raise :class:`BrokerUnreachable` if the first connection has
     not come up by then (a watch of an unreachable broker must not look like an empty swarm).
+    ``tls``: a folder with ``ca.crt``, ``client.crt`` and ``client.key`` (a ``rumor secure``
+    swarm's ``watch/``) to connect with TLS.
     """
     settings = MqttSettings(
-        client_id=f"rumor-watch-{os.getpid()}-{time.monotonic_ns()}", host=host, port=port
+        client_id=f"rumor-watch-{os.getpid()}-{time.monotonic_ns()}",
+        host=host,
+        port=port,
+        tls_ca=None if tls is None else tls / "ca.crt",
+        tls_cert=None if tls is None else tls / "client.crt",
+        tls_key=None if tls is None else tls / "client.key",
     )
     filters = [
         subscription(k, prefix=view.prefix, swarm=view.swarm) for k in ("presence", "telemetry")
@@ -212,6 +273,10 @@ def run_watch(args: argparse.Namespace) -> int:
     duration = args.duration if args.duration is not None else (2.0 if args.once else None)
     if duration is not None and not duration > 0:
         raise ConfigError(f"--duration {duration}: expected a number of seconds > 0")
+    if args.tls is not None:
+        for name in ("ca.crt", "client.crt", "client.key"):
+            if not (args.tls / name).is_file():
+                raise ConfigError(f"--tls {str(args.tls)!r}: no {name} in it")
     connect = args.connect_timeout
     if not connect > 0:
         raise ConfigError(f"--connect-timeout {connect}: expected a number of seconds > 0")
@@ -223,6 +288,7 @@ def run_watch(args: argparse.Namespace) -> int:
         tty=sys.stdout.isatty(),
         quiet=args.once,
         connect_timeout_s=connect,
+        tls=args.tls,
     )
     with contextlib.suppress(TimeoutError):
         asyncio.run(watch)

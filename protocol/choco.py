@@ -45,6 +45,7 @@ from protocol.errors import (
     InconsistentLength,
     MalformedMessage,
     NonFiniteValues,
+    OutOfRange,
     ReplayedMessage,
     UnknownBase,
     UnknownCodec,
@@ -53,9 +54,14 @@ from protocol.frame import Frame
 from protocol.seeds import frame_seed
 from protocol.types import PeerId, Vector
 
+MAX_ABS = 1e6
+"""Default bound on the magnitude of a received model's entries (``limits.max_abs_value``)."""
+
 __all__ = [
+    "MAX_ABS",
     "ChocoReceiver",
     "ChocoSender",
+    "check_values",
     "next_public_copy",
 ]
 
@@ -148,9 +154,13 @@ class ChocoReceiver:
     sender raise UnknownBase until its next keyframe.
     """
 
-    def __init__(self, n: int, *, dtype: torch.dtype = torch.float32) -> None:
+    def __init__(
+        self, n: int, *, dtype: torch.dtype = torch.float32, max_abs: float = MAX_ABS
+    ) -> None:
+        """``max_abs``: a copy with a larger entry (finite or not) is refused (OutOfRange)."""
         self.n = n
         self.dtype = dtype
+        self.max_abs = max_abs
         self._copies: dict[PeerId, torch.Tensor] = {}
         self._seqs: dict[PeerId, int] = {}
 
@@ -196,7 +206,9 @@ class ChocoReceiver:
                 f"keyframe {frame.seq} from {sender!r} uses codec {str(frame.codec)!r}; "
                 "expected 'raw'"
             )
-        return _RAW.from_bytes(frame.payload, self.n).to(self.dtype)
+        copy = _RAW.from_bytes(frame.payload, self.n).to(self.dtype)
+        check_values(copy, f"keyframe {frame.seq} from {sender!r} holds", max_abs=self.max_abs)
+        return copy
 
     def _decode_delta(self, sender: PeerId, frame: Frame, last: int | None) -> torch.Tensor:
         if last is None or frame.base != last:
@@ -208,10 +220,26 @@ class ChocoReceiver:
         codec = codec_from_spec(frame.codec, from_network=True)
         q = codec.from_bytes(frame.payload, self.n).to(self.dtype)
         copy = self._copies[sender] + q
-        _check_finite(copy, sender, frame.seq)
+        check_values(copy, f"delta {frame.seq} from {sender!r} leaves", max_abs=self.max_abs)
         return copy
 
 
-def _check_finite(copy: torch.Tensor, sender: PeerId, seq: int) -> None:
-    if not np.isfinite(copy.numpy()).all():  # numpy's check is much faster on one core
-        raise NonFiniteValues(f"delta {seq} from {sender!r} makes its public copy non-finite")
+def check_values(copy: torch.Tensor, what: str, *, max_abs: float) -> None:
+    """NonFiniteValues or OutOfRange unless every entry of ``copy`` is finite and within
+    ``max_abs``: one flipped exponent bit turns 0.01 into 3.4e36, finite but poison.
+
+    >>> check_values(torch.tensor([0.5, -2.0]), "x", max_abs=1e6)
+    >>> check_values(torch.tensor([1e30]), "x:", max_abs=1e6)
+    Traceback (most recent call last):
+    ...
+    protocol.errors.OutOfRange: x: a value of magnitude 1e+30; the bound is 1e+06
+    """
+    if copy.numel() == 0:
+        return
+    values = copy.detach().numpy() if copy.dtype != torch.bfloat16 else copy.float().numpy()
+    # numpy's reductions are much faster than torch's on one core; NaN propagates through both.
+    peak = max(float(values.max()), -float(values.min()))
+    if not np.isfinite(peak):
+        raise NonFiniteValues(f"{what} a non-finite value (NaN or infinity)")
+    if peak > max_abs:
+        raise OutOfRange(f"{what} a value of magnitude {peak:.3g}; the bound is {max_abs:.3g}")

@@ -20,7 +20,7 @@ protocol.errors.TruncatedMessage: envelope: the bytes end inside a msgpack value
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 import msgpack
@@ -38,14 +38,17 @@ from protocol._fields import (
     short,
 )
 from protocol.errors import (
+    BadSignature,
     ConfigError,
     MalformedMessage,
     OversizedMessage,
     ProtocolError,
     TruncatedMessage,
+    Unsigned,
     VersionMismatch,
 )
 from protocol.frame import Frame
+from protocol.signing import FRAME_DOMAIN, SIG_BYTES, SigningKey, Trust, attach
 from protocol.spec import Spec
 from protocol.types import PeerId
 
@@ -57,12 +60,28 @@ __all__ = [
     "MetaValue",
     "decode_envelope",
     "encode_envelope",
+    "envelope_bound",
+    "sign_envelope",
+    "verify_envelope",
 ]
 
 VERSION: Final = 1
 MAX_N: Final = 2**31 - 1
 """Largest parameter count: sparse codecs index with uint32, and C peers count with int32."""
 MAX_SIG_BYTES: Final = 512
+_ENVELOPE_SLACK: Final = 64 * 1024
+
+
+def envelope_bound(n: int) -> int:
+    """The largest envelope any v1 codec makes for ``n`` parameters, with room to spare.
+
+    The widest payload is a sparse one keeping every entry (8 bytes each); every other field
+    together stays far below 64 KiB. A receiver that knows ``n`` refuses anything larger.
+
+    >>> envelope_bound(1_000_000)
+    8065536
+    """
+    return 8 * n + _ENVELOPE_SLACK
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,6 +130,29 @@ def encode_envelope(env: Envelope) -> bytes:
         raise ConfigError(f"refusing to encode an invalid envelope: {exc}") from exc
     packed: bytes = msgpack.packb(fields, use_bin_type=True)
     return packed
+
+
+def sign_envelope(env: Envelope, key: SigningKey) -> bytes:
+    """``env`` encoded without ``sig``, then signed (:mod:`protocol.signing` gives the bytes)."""
+    unsigned = encode_envelope(replace(env, sig=None))
+    return attach(unsigned, key.sign(FRAME_DOMAIN, unsigned))
+
+
+def verify_envelope(data: bytes, env: Envelope, trust: Trust) -> None:
+    """Check the signature of ``env``, decoded from ``data``, before anything uses its payload.
+
+    Unsigned when signatures are required and ``env`` has none; UnknownSender when its sender
+    has no trusted key; BadSignature when the signature is misplaced or wrong.
+    """
+    if env.sig is None:
+        if trust.required:
+            raise Unsigned(f"envelope from {env.sender!r} is unsigned; signatures are required")
+        return
+    if len(env.sig) != SIG_BYTES:
+        raise BadSignature(
+            f"envelope from {env.sender!r}: signature of {len(env.sig)} bytes; expected {SIG_BYTES}"
+        )
+    trust.verify_signed(env.sender, FRAME_DOMAIN, data)
 
 
 def _unpack(data: bytes, max_bytes: int) -> object:

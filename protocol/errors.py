@@ -13,11 +13,14 @@ enter, with ``raise ... from exc``. Messages name the offending value and what w
         ├── OversizedMessage        larger than the configured limit
         ├── VersionMismatch         envelope version this peer does not speak
         ├── WrongSwarm              envelope names another swarm
-        ├── UnknownSender           sender is not an expected in-neighbour
+        ├── UnknownSender           sender is not an expected in-neighbour, or not trusted
+        ├── Unsigned                signatures are required and the message has none
+        ├── BadSignature            the signature does not verify with the sender's trusted key
         ├── FingerprintMismatch     model fingerprint differs from ours
         ├── UnknownCodec            codec name or parameters not supported
         ├── InconsistentLength      payload length disagrees with the codec and parameter count
         ├── NonFiniteValues         decoded values contain NaN or infinity
+        ├── OutOfRange              decoded values exceed the receiver's magnitude bound
         ├── ReplayedMessage         seq is not newer than the last one accepted from this sender
         ├── UnknownBase             delta applies to a frame the receiver does not hold
         └── BadChunk                chunk header inconsistent, or chunk set incomplete or expired
@@ -29,11 +32,13 @@ from __future__ import annotations
 
 __all__ = [
     "BadChunk",
+    "BadSignature",
     "ConfigError",
     "FingerprintMismatch",
     "InconsistentLength",
     "MalformedMessage",
     "NonFiniteValues",
+    "OutOfRange",
     "OversizedMessage",
     "ProtocolError",
     "ReplayedMessage",
@@ -42,6 +47,7 @@ __all__ = [
     "UnknownBase",
     "UnknownCodec",
     "UnknownSender",
+    "Unsigned",
     "VersionMismatch",
     "WrongSwarm",
 ]
@@ -88,7 +94,15 @@ class WrongSwarm(ProtocolError):
 
 
 class UnknownSender(ProtocolError):
-    """The sender is not an expected in-neighbour."""
+    """The sender is not an expected in-neighbour, or (signed) not in the trust list."""
+
+
+class Unsigned(ProtocolError):
+    """Signatures are required and the message carries none."""
+
+
+class BadSignature(ProtocolError):
+    """The signature is misplaced or does not verify with the sender's trusted key."""
 
 
 class FingerprintMismatch(ProtocolError):
@@ -105,6 +119,10 @@ class InconsistentLength(ProtocolError):
 
 class NonFiniteValues(ProtocolError):
     """The decoded values contain NaN or infinity."""
+
+
+class OutOfRange(ProtocolError):
+    """The decoded values are finite but larger in magnitude than the receiver accepts."""
 
 
 class ReplayedMessage(ProtocolError):

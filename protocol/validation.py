@@ -1,7 +1,8 @@
 """Receiver-side checks that need context, and :func:`accept`, the daemon's one entry point.
 
 The order is that of docs/protocol.md, section 9: size limit, version and field types
-(:func:`decode_envelope`); then swarm, sender, fingerprint, codec, lengths
+(:func:`decode_envelope`); the signature, when the receiver holds a trust list
+(:func:`protocol.envelope.verify_envelope`); then swarm, sender, fingerprint, codec, lengths
 (:func:`check_envelope`); then values finite, seq newer than the last, delta base known (the
 receiver's ``apply``, which decodes the payload before it updates anything). Each failure is a
 ProtocolError subclass; nothing changes state until every check before ``apply`` has passed.
@@ -26,7 +27,7 @@ from typing import Final, Protocol
 
 from protocol._fields import short
 from protocol.codecs import Codec, codec_from_spec
-from protocol.envelope import MAX_N, Envelope, decode_envelope
+from protocol.envelope import MAX_N, Envelope, decode_envelope, verify_envelope
 from protocol.errors import (
     ConfigError,
     FingerprintMismatch,
@@ -37,6 +38,7 @@ from protocol.errors import (
 )
 from protocol.fingerprint import FINGERPRINT_HEX
 from protocol.frame import Frame
+from protocol.signing import Trust
 from protocol.spec import Param, Spec
 from protocol.topics import check_id
 from protocol.types import PeerId, Vector
@@ -59,6 +61,9 @@ class Expectations:
     """Our parameter count; every frame's ``n`` must equal it."""
     max_bytes: int
     """Largest envelope accepted, after chunk reassembly."""
+    trust: Trust | None = None
+    """Signed frames are checked against it (and unsigned ones refused if it says so); None:
+    signatures are neither required nor checked."""
 
     def __post_init__(self) -> None:
         check_id(self.swarm, what="swarm")
@@ -138,9 +143,13 @@ def accept(
 ) -> tuple[Envelope, Vector]:
     """Decode, check and apply one envelope: what the daemon calls for every reassembled message.
 
-    ``via`` is the topic's peer level (see :func:`check_envelope`). Returns the envelope and what
+    ``via`` is the topic's peer level (see :func:`check_envelope`). The signature, when
+    ``expected.trust`` is set, is checked right after the msgpack structure is read: before the
+    payload is decoded and before anything changes. Returns the envelope and what
     ``receiver.apply`` returns (the sender's updated public copy).
     """
     env = decode_envelope(data, max_bytes=expected.max_bytes)
+    if expected.trust is not None:
+        verify_envelope(data, env, expected.trust)
     check_envelope(env, expected, via=via)
     return env, receiver.apply(env.sender, env.frame)

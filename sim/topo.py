@@ -16,8 +16,9 @@ import logging
 from dataclasses import dataclass
 from typing import Protocol
 
+from protocol.errors import ConfigError
 from protocol.spec import parse_spec
-from topology.errors import TopologyError
+from topology.errors import DirectedGraphError, TopologyError
 from topology.mixing import MixingEdges
 from topology.schedules import StaticSchedule, schedule_from_spec
 from topology.spectral import DENSE_LIMIT, Method, spectral_gap
@@ -76,7 +77,13 @@ def reported_gap(edges: MixingEdges) -> tuple[float | None, str | None]:
 
 def make_topology(spec: str, n: int, *, seed: int) -> Topology:
     """Build the topology ``spec`` for ``n`` peers (ConfigError naming the problem if bad)."""
-    schedule = schedule_from_spec(parse_spec(spec), n, seed=seed)
+    try:
+        schedule = schedule_from_spec(parse_spec(spec), n, seed=seed)
+    except DirectedGraphError as exc:
+        raise ConfigError(
+            f"topology {spec!r} is a directed graph; gossip mixes with Metropolis weights, "
+            "which need an undirected one"
+        ) from exc
     if not isinstance(schedule, StaticSchedule):
         return Topology(
             spec=spec, schedule=schedule, static=False, spectral_gap=None, gap_note="time-varying"

@@ -32,6 +32,7 @@ from peer.config.sections import (
     StorageConfig,
     TopologyConfig,
 )
+from peer.config.security import SecurityConfig
 
 __all__ = [
     "BrokerConfig",
@@ -42,6 +43,7 @@ __all__ = [
     "LogLevel",
     "LoggingConfig",
     "PeerConfig",
+    "SecurityConfig",
     "StorageConfig",
     "TopologyConfig",
     "apply_overrides",

@@ -117,6 +117,8 @@ def _check_files(config: PeerConfig) -> None:
         ("broker.tls_key", b.tls_key),
         ("broker.password_file", b.password_file),
         ("topology.file", t.file),
+        ("security.signing_key", config.security.signing_key),
+        ("security.trust", config.security.trust),
     ):
         if path is not None and not path.is_file():
             fail(key, path, "an existing file")

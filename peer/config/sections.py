@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal, NoReturn, TypeAlias
 
+from peer.config.security import SecurityConfig
 from peer.tasks.plugin import LOSSES, METRICS, data_ref, is_plugin, parse_plugin
 from peer.tasks.specs import check_model_spec, check_partition_spec, check_task
 from protocol.codec_names import check_codec_spec
@@ -157,7 +158,11 @@ class TopologyConfig(_Section):
         from topology import build_graph  # networkx: only for a family topology
 
         assert self.size is not None
-        build_graph(family, self.size, seed=self.seed)
+        if build_graph(family, self.size, seed=self.seed).is_directed():
+            raise ConfigError(
+                f"{family!r} builds a directed graph; a peer mixes with Metropolis weights, "
+                "which need an undirected one (drop directed=true)"
+            )
 
     def __post_init__(self) -> None:
         sources = [n for n in ("file", "family") if getattr(self, n) is not None]
@@ -288,9 +293,12 @@ class LimitsConfig(_Section):
     SECTION: ClassVar[str] = "limits"
     max_message_bytes: int = 64 * 1024 * 1024
     """Largest whole (reassembled) message accepted from the network."""
+    max_abs_value: float = 1e6
+    """Largest magnitude of a received model entry, and of a model worth a checkpoint."""
 
     def __post_init__(self) -> None:
         self._require(self.max_message_bytes >= 1024, "max_message_bytes", "an int >= 1024")
+        self._positive("max_abs_value")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -312,6 +320,7 @@ class PeerConfig:
     storage: StorageConfig = field(default_factory=StorageConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
 
     def __post_init__(self) -> None:
         """This peer's share of the data: ``learning.partition_index`` of ``learning.peers``."""

@@ -10,7 +10,9 @@ loads its data or waits for the broker returns 0 too.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -21,9 +23,13 @@ from peer.runtime.learning import LocalLearner, load_learner
 from peer.runtime.neighbours import Neighbourhood, static_neighbourhood
 from peer.runtime.runtime import PeerRuntime
 from peer.runtime.stats import log_line, to_json
+from peer.security.credentials import Credentials, load_credentials
 from peer.stopping import StopSignals, until_stopped
 from peer.transport import MqttTransport, Presence, settings_from_config
+from protocol.envelope import envelope_bound
 from protocol.errors import ConfigError
+from protocol.presence import encode_presence
+from protocol.signing import SigningKey
 from protocol.topics import topic
 
 __all__ = ["configure_logging", "data_share", "run_peer", "set_threads"]
@@ -79,6 +85,7 @@ async def run_peer(
     hood = static_neighbourhood(config.topology, me=ident.peer)
     index, peers = data_share(config, hood)
     set_threads(config)
+    credentials = load_credentials(config.security)  # a bad key file fails before the data load
     stream = None if stats_file is None else _open_for_append(stats_file, "--stats-file")
     try:
         _make_checkpoint_dir(config)
@@ -87,7 +94,7 @@ async def run_peer(
         load = asyncio.to_thread(load_learner, config, index=index, peers=peers)
         learner = await until_stopped(stop, load)
         if learner is not None:
-            await _gossip(config, learner, hood, stop, stream)
+            await _gossip(config, learner, hood, stop, stream, credentials)
     finally:
         if stream is not None:
             stream.close()
@@ -101,6 +108,18 @@ def set_threads(config: PeerConfig) -> None:
     if config.learning.threads > 0:
         torch.set_num_threads(config.learning.threads)
     log.info("%s: torch intra-op threads %d", config.identity.peer, torch.get_num_threads())
+
+
+def presence_signer(config: PeerConfig, key: SigningKey) -> Callable[[bool, int], bytes]:
+    """Signs this peer's presence payloads (:func:`protocol.presence.encode_presence`)."""
+    ident = config.identity
+
+    def sign(online: bool, epoch: int) -> bytes:
+        return encode_presence(
+            swarm=ident.swarm, sender=ident.peer, online=online, epoch=epoch, key=key
+        )
+
+    return sign
 
 
 def _make_checkpoint_dir(config: PeerConfig) -> None:
@@ -118,16 +137,22 @@ async def _gossip(
     hood: Neighbourhood | None,
     stop: asyncio.Event,
     stream: TextIO | None,
+    credentials: Credentials,
 ) -> None:
     """Connect, run the rounds, and say ``offline`` on the way out (the transport's exit)."""
     ident = config.identity
     presence = Presence(
-        topic=topic("presence", prefix=ident.prefix, swarm=ident.swarm, peer=ident.peer)
+        topic=topic("presence", prefix=ident.prefix, swarm=ident.swarm, peer=ident.peer),
+        sign=None if credentials.key is None else presence_signer(config, credentials.key),
     )
     log.info(
         "%s: data loaded; connecting to %s:%d", ident.peer, config.broker.host, config.broker.port
     )
-    async with MqttTransport(settings_from_config(config), presence=presence) as transport:
+    settings = settings_from_config(config)
+    # Nothing larger than this model's widest frame is worth reassembling or queueing.
+    limit = min(config.limits.max_message_bytes, envelope_bound(learner.num_params))
+    settings = dataclasses.replace(settings, max_message_bytes=limit)
+    async with MqttTransport(settings, presence=presence) as transport:
         wait = asyncio.wait_for(transport.state.wait_up(), config.broker.connect_timeout_s)
         try:
             await until_stopped(stop, wait)
@@ -140,7 +165,7 @@ async def _gossip(
         if stop.is_set():
             return
         async with PeerRuntime(
-            config, transport, learner, neighbourhood=hood, stop=stop
+            config, transport, learner, neighbourhood=hood, stop=stop, credentials=credentials
         ) as runtime:
             async for stats in runtime.rounds():
                 log.info("%s %s", ident.peer, log_line(stats))

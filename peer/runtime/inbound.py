@@ -5,8 +5,9 @@ a rejected message is counted per reason, logged rate-limited, and dropped: noth
 party sends can raise out of :meth:`Inbound.handle` or change a model. Accepted frames leave a
 snapshot of the sender's public copy under the round it was sent in, so that a sync round mixes
 the copies *of that round* even when a fast neighbour's next frame has already arrived. A sync
-frame of a round already mixed still updates the sender's copy (its deltas are cumulative) but
-is counted in :attr:`Inbound.ignored` as ``stale_round`` rather than kept for mixing.
+frame of a round already mixed still updates the sender's copy (its deltas are cumulative); one
+round late, it stands in for the sender's frame of the current round if that does not come in
+time; otherwise it is counted in :attr:`Inbound.ignored` as ``stale_round``, not mixed.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ import time
 
 from peer.runtime.liveness import Liveness
 from peer.runtime.rejections import Rejections
-from peer.transport import OFFLINE, ONLINE, Message
+from peer.transport import Message
 from protocol.choco import ChocoReceiver
-from protocol.errors import MalformedMessage, ProtocolError
+from protocol.envelope import Envelope
+from protocol.errors import ProtocolError, ReplayedMessage, UnknownSender
+from protocol.presence import PresenceState, decode_presence
 from protocol.topics import parse_topic
 from protocol.types import PeerId, Vector
 from protocol.validation import Expectations, accept
@@ -30,6 +33,11 @@ log = logging.getLogger(__name__)
 
 MAX_SNAPSHOTS_PER_SENDER = 16
 """A sender's round numbers are its own claim: however many it sends, we keep its newest few."""
+RESYNC_AFTER_REPLAYS = 3
+"""Without signatures, this many keyframes in a row refused as replays make the receiver start
+that sender afresh: one forged frame with a huge seq cannot silence a sender for good."""
+MAX_PEERS_TRACKED = 4096
+"""Peers whose presence is tracked at most: without signatures anyone can invent ids."""
 
 
 class Inbound:
@@ -66,6 +74,11 @@ class Inbound:
         """A peer came (back) online: it holds none of our frames, so send it a keyframe soon
         rather than leave it waiting for the periodic one. The runtime clears it."""
         self._copies: dict[PeerId, dict[int, Vector]] = {}
+        self._presence_seen: dict[PeerId, PresenceState] = {}
+        self._replayed_keys: dict[PeerId, int] = {}
+        self._late: dict[PeerId, tuple[int, Vector]] = {}
+        """Sync mode: per sender, its frame of the round before ``sync_floor`` that came after
+        that round was mixed (see :meth:`copy_for`)."""
 
     def handle(self, message: Message) -> None:
         """Process one message; never raises for anything a remote party can send."""
@@ -85,36 +98,81 @@ class Inbound:
         if swarm != self.expected.swarm or peer == self.me or kind == "telemetry":
             return
         if kind == "presence":
-            if message.payload not in (ONLINE, OFFLINE):
-                raise MalformedMessage(
-                    f"presence of {peer!r} is {message.payload[:20]!r}; expected online/offline"
-                )
-            online = message.payload == ONLINE
-            if online and peer not in self.liveness.announced():
-                self.joined = True
-            if not online:
-                # Whatever comes back under this name is a new incarnation (restarted, maybe
-                # without its checkpoint): its deltas must not land on the old one's copy. The
-                # snapshots already taken stay: they are its frames of rounds it did send (a
-                # peer that finishes says offline right after its last frame).
-                self.receiver.forget(peer)
-            self.liveness.presence(peer, online=online)
-            self.changed.set()
+            self._presence(peer, message.payload)
             return
         # A rejected frame raises here and changes nothing: not the copies, not liveness, not
         # whom the barrier waits for. Anyone can publish on a peer's topic, so a frame that
         # failed a check proves nothing about its sender (a forged delta must not silence it).
-        env, copy = accept(message.payload, self.expected, self.receiver, via=peer)
+        env, copy = self._accept(kind, peer, message.payload)
         self.liveness.heard(peer)
         self.changed.set()
         if self.sync_floor is not None and env.round < self.sync_floor:
-            detail = f"its round {env.round} came after round {self.sync_floor - 1} was mixed"
-            self.ignored.record(peer, "stale_round", detail)
+            if env.round == self.sync_floor - 1:
+                # One round late (its sender lags by about a round timeout): it stands in for
+                # the sender's frame of this round if none comes in time, so that two peers
+                # whose rounds lock in step, each frame just after the other's timeout, still
+                # mix. prune() counts it as stale_round if it was not needed.
+                self._late[peer] = (env.round, copy)
+                return
+            self._stale(peer, env.round)
             return
         held = self._copies.setdefault(peer, {})
+        # A newer frame of an earlier round proves the later-round snapshots wrong (a forged
+        # round, or a sender resumed from a checkpoint): they must not stand for it any more.
+        for later in [r for r in held if r > env.round]:
+            del held[later]
         held[env.round] = copy
         while len(held) > MAX_SNAPSHOTS_PER_SENDER:
             del held[min(held)]
+
+    def _accept(self, kind: str, peer: PeerId, payload: bytes) -> tuple[Envelope, Vector]:
+        """:func:`accept`, and for an unverified sender the way out of a forged huge seq."""
+        try:
+            result = accept(payload, self.expected, self.receiver, via=peer)
+        except ReplayedMessage:
+            if kind != "key" or self.expected.trust is not None:
+                raise  # a signed replay is a real replay
+            count = self._replayed_keys[peer] = self._replayed_keys.get(peer, 0) + 1
+            if count < RESYNC_AFTER_REPLAYS:
+                raise
+            log.warning(
+                "%s: %d keyframes in a row from %s refused as replays; starting it afresh "
+                "(it restarted, or someone forged a huge seq in its name)",
+                self.me,
+                count,
+                peer,
+            )
+            self.forget(peer)
+            result = accept(payload, self.expected, self.receiver, via=peer)
+        self._replayed_keys.pop(peer, None)
+        return result
+
+    def _presence(self, peer: PeerId, payload: bytes) -> None:
+        trust = self.expected.trust
+        state = decode_presence(payload, swarm=self.expected.swarm, peer=peer, trust=trust)
+        if peer not in self._presence_seen and len(self._presence_seen) >= MAX_PEERS_TRACKED:
+            raise UnknownSender(
+                f"presence of {peer!r}: already tracking {MAX_PEERS_TRACKED} peers; ignored"
+            )
+        last = self._presence_seen.get(peer)
+        if state.epoch is not None and state == last:
+            return  # the same presence again: a re-subscription re-delivers the retained one
+        if not state.after(last):
+            raise ReplayedMessage(
+                f"presence of {peer!r} from epoch {state.epoch}, not newer than the last believed"
+            )
+        self._presence_seen[peer] = state
+        online = state.online
+        if online and peer not in self.liveness.announced():
+            self.joined = True
+        if not online:
+            # Whatever comes back under this name is a new incarnation (restarted, maybe
+            # without its checkpoint): its deltas must not land on the old one's copy. The
+            # snapshots already taken stay: they are its frames of rounds it did send (a
+            # peer that finishes says offline right after its last frame).
+            self.receiver.forget(peer)
+        self.liveness.presence(peer, online=online)
+        self.changed.set()
 
     def has_round(self, peer: PeerId, round: int) -> bool:
         """Whether a copy sent in ``round`` or later has arrived from ``peer``."""
@@ -127,17 +185,21 @@ class Inbound:
     def copy_for(self, peer: PeerId, round: int, *, staleness: int | None) -> Vector | None:
         """The copy of ``peer`` to mix in ``round``.
 
-        Sync (``staleness`` None): the copy sent in ``round``, else the earliest newer one.
+        Sync (``staleness`` None): the copy sent in ``round``, else the earliest newer one, else
+        the one sent in ``round - 1`` if it arrived after that round was mixed (never mixed yet).
         Async: the newest copy, if sent no earlier than ``round - staleness``.
         """
-        held = self._copies.get(peer)
-        if not held:
-            return None
+        held = self._copies.get(peer, {})
         if staleness is None:
             if round in held:
                 return held[round]
             newer = [r for r in held if r > round]
-            return held[min(newer)] if newer else None
+            if newer:
+                return held[min(newer)]
+            late = self._late.get(peer)
+            return late[1] if late is not None and late[0] == round - 1 else None
+        if not held:
+            return None
         newest = max(held)
         return held[newest] if newest >= round - staleness else None
 
@@ -145,15 +207,25 @@ class Inbound:
         """Forget snapshots older than ``round``, keeping each sender's newest; in sync mode,
         frames of rounds before ``round`` arrive too late from now on."""
         if self.sync_floor is not None:
+            for peer, (late_round, _) in self._late.items():
+                if self.has_round(peer, late_round + 1):  # its on-time frame was mixed instead
+                    self._stale(peer, late_round)
+            self._late.clear()
             self.sync_floor = round
         for held in self._copies.values():
             newest = max(held, default=None)
             for r in [r for r in held if r < round and r != newest]:
                 del held[r]
 
+    def _stale(self, peer: PeerId, round: int) -> None:
+        assert self.sync_floor is not None
+        detail = f"its round {round} came after round {self.sync_floor - 1} was mixed"
+        self.ignored.record(peer, "stale_round", detail)
+
     def forget(self, peer: PeerId) -> None:
         """Drop everything about a peer that left the neighbourhood."""
         self._copies.pop(peer, None)
+        self._late.pop(peer, None)
         self.receiver.forget(peer)
 
     def snapshot_bytes(self) -> int:

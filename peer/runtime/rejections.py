@@ -16,6 +16,9 @@ from collections import Counter
 
 __all__ = ["Rejections"]
 
+MAX_LOG_KEYS = 4096
+"""(sender, reason) pairs remembered for rate limiting; senders come from topics, anyone's."""
+
 log = logging.getLogger(__name__)
 
 
@@ -45,6 +48,9 @@ class Rejections:
         if last is not None and now - last < self.interval_s:
             self._suppressed[key] += 1
             return False
+        if len(self._last_log) >= MAX_LOG_KEYS and key not in self._last_log:
+            self._last_log.clear()  # forget the oldest reports rather than grow without bound
+            self._suppressed.clear()
         self._last_log[key] = now
         more = self._suppressed.pop(key, 0)
         extra = f" (and {more} more like it since the last report)" if more else ""

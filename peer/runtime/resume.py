@@ -24,17 +24,34 @@ from dataclasses import dataclass
 import torch
 
 from peer.checkpoint import PeerState
-from protocol.choco import ChocoSender
+from protocol.choco import ChocoSender, check_values
 from protocol.codecs import Codec
-from protocol.errors import ConfigError
+from protocol.errors import ConfigError, ProtocolError
 
-__all__ = ["Resumed", "restore", "resume_seq", "snapshot"]
+__all__ = ["Resumed", "restore", "resume_seq", "snapshot", "state_problem"]
 
 
 def resume_seq(*, next_seq: int, checkpoint_every: int, keyframe_interval: int) -> int:
     """The first seq after a restart: past any frame possibly sent, on a keyframe."""
     past = next_seq + checkpoint_every
     return -(-past // keyframe_interval) * keyframe_interval
+
+
+def state_problem(x: torch.Tensor, x_hat: torch.Tensor, *, max_abs: float) -> str | None:
+    """Why a state must not become a checkpoint (a value non-finite or beyond ``max_abs``), or
+    None: a poisoned model must never replace the last good checkpoint.
+
+    >>> state_problem(torch.ones(2), torch.zeros(2), max_abs=10.0) is None
+    True
+    >>> state_problem(torch.tensor([1.0, 3e36]), torch.zeros(2), max_abs=1e6)
+    'the parameters: a value of magnitude 3e+36; the bound is 1e+06'
+    """
+    for name, values in (("the parameters:", x), ("the public copy:", x_hat)):
+        try:
+            check_values(values, name, max_abs=max_abs)
+        except ProtocolError as exc:
+            return str(exc)
+    return None
 
 
 def snapshot(

@@ -29,7 +29,7 @@ from typing import Self
 
 import torch
 
-from peer.checkpoint import CheckpointStore
+from peer.checkpoint import CheckpointError, CheckpointStore
 from peer.config import PeerConfig
 from peer.runtime.gossip import mix_received, wait_for_round
 from peer.runtime.inbound import Inbound
@@ -37,12 +37,13 @@ from peer.runtime.learning import LocalLearner
 from peer.runtime.liveness import Liveness
 from peer.runtime.neighbours import Neighbourhood, membership_neighbourhood
 from peer.runtime.rejections import Rejections
-from peer.runtime.resume import restore, snapshot
+from peer.runtime.resume import restore, snapshot, state_problem
 from peer.runtime.stats import RoundStats, Timings, to_json
+from peer.security.credentials import Credentials, load_credentials
 from peer.transport import Transport, TransportError
 from protocol.choco import ChocoReceiver, ChocoSender
 from protocol.codecs import codec_from_spec, default_gamma
-from protocol.envelope import Envelope, encode_envelope
+from protocol.envelope import Envelope, encode_envelope, envelope_bound, sign_envelope
 from protocol.seeds import sender_seed
 from protocol.spec import parse_spec
 from protocol.topics import subscription, topic
@@ -70,10 +71,13 @@ class PeerRuntime:
         *,
         neighbourhood: Neighbourhood | None,
         stop: asyncio.Event | None = None,
+        credentials: Credentials | None = None,
     ) -> None:
         """``neighbourhood`` is the static one, or None for a membership-driven topology;
-        ``stop``, when given, is an event that :meth:`stop` sets and others may set too."""
+        ``stop``, when given, is an event that :meth:`stop` sets and others may set too;
+        ``credentials``: the key to sign with and the trust list (default: ``[security]``'s)."""
         self.config = config
+        self.credentials = credentials or load_credentials(config.security)
         self.transport = transport
         self.learner = learner
         self.me: PeerId = config.identity.peer
@@ -99,11 +103,15 @@ class PeerRuntime:
             me=self.me,
             prefix=config.identity.prefix,
             expected=self._expectations(self.hood),
-            receiver=ChocoReceiver(learner.num_params, dtype=self.x.dtype),
+            receiver=ChocoReceiver(
+                learner.num_params, dtype=self.x.dtype, max_abs=config.limits.max_abs_value
+            ),
             liveness=self.liveness,
             rejections=self.rejections,
         )
         self.publish_failed = 0
+        self.checkpoints_refused = 0
+        """Checkpoints skipped: the state failed the sanity check, or the write failed."""
         self.timeouts = 0
         """Sync rounds whose barrier ended at ``round_timeout_s`` with frames missing."""
         self._resync = False
@@ -167,20 +175,31 @@ class PeerRuntime:
         log.info("%s resumes at round %d from its checkpoint", self.me, self.round)
 
     def _checkpoint(self) -> None:
+        """Save unless the state fails the sanity check; a failed write is logged, not fatal
+        (the previous checkpoint stays, and a full disk must not stop the peer)."""
         if self._store is None:
             return
-        self._store.save(
-            snapshot(
-                round=self.round,
-                x=self.x,
-                sender=self.sender,
-                checkpoint_every=self.config.storage.checkpoint_every,
-                peer=self.me,
-                model=self.learner.fingerprint,
-                extra=self.learner.state_tensors(),
-                model_spec=self.config.learning.model,
-            )
+        max_abs = self.config.limits.max_abs_value
+        problem = state_problem(self.x, self.sender.x_hat, max_abs=max_abs)
+        if problem is not None:
+            self.checkpoints_refused += 1
+            log.warning("%s: round %d not checkpointed: %s", self.me, self.round, problem)
+            return
+        state = snapshot(
+            round=self.round,
+            x=self.x,
+            sender=self.sender,
+            checkpoint_every=self.config.storage.checkpoint_every,
+            peer=self.me,
+            model=self.learner.fingerprint,
+            extra=self.learner.state_tensors(),
+            model_spec=self.config.learning.model,
         )
+        try:
+            self._store.save(state)
+        except CheckpointError as exc:
+            self.checkpoints_refused += 1
+            log.warning("%s: %s; the previous checkpoint stays", self.me, exc)
 
     async def _receive(self) -> None:
         async for message in self.transport.messages():
@@ -195,7 +214,10 @@ class PeerRuntime:
             model=self.learner.fingerprint,
             senders=hood.neighbours,
             n_params=self.learner.num_params,
-            max_bytes=self.config.limits.max_message_bytes,
+            max_bytes=min(
+                self.config.limits.max_message_bytes, envelope_bound(self.learner.num_params)
+            ),
+            trust=self.credentials.trust,
         )
 
     def _topic(self, kind: str, peer: PeerId) -> str:
@@ -326,7 +348,9 @@ class PeerRuntime:
             model=self.learner.fingerprint,
             meta=meta,
         )
-        return encode_envelope(env), frame.kind == "key"
+        key = self.credentials.key
+        data = encode_envelope(env) if key is None else sign_envelope(env, key)
+        return data, frame.kind == "key"
 
     def _receivers_may_have_lost_track(self) -> bool:
         """After a failed publish, a reconnect (our will said offline), or a peer (re)joining:

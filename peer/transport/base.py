@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Final, Protocol, Self, runtime_checkable
@@ -37,6 +37,7 @@ __all__ = [
 
 ONLINE: Final = b"online"
 OFFLINE: Final = b"offline"
+"""The same bytes as :data:`protocol.presence.ONLINE` and ``OFFLINE``: the unsigned presence."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,6 +56,15 @@ class Presence:
     topic: str
     online: bytes = ONLINE
     offline: bytes = OFFLINE
+    sign: Callable[[bool, int], bytes] | None = None
+    """Signed presence: makes the payload for (online, connection epoch); replaces the two above
+    (:func:`protocol.presence.encode_presence`)."""
+
+    def payloads(self, epoch: int) -> tuple[bytes, bytes]:
+        """(online, offline) for one connection, whose ``epoch`` both carry when signed."""
+        if self.sign is None:
+            return self.online, self.offline
+        return self.sign(True, epoch), self.sign(False, epoch)
 
 
 @dataclass(kw_only=True)
@@ -69,7 +79,8 @@ class TransportStats:
     dropped_incoming: int = 0
     """Whole messages dropped because the consumer fell behind (queue full)."""
     rejected: Counter[str] = field(default_factory=Counter)
-    """Incoming chunks refused, by ProtocolError reason (``bad_chunk``, ``oversized_message``)."""
+    """Incoming chunks refused, by ProtocolError reason (``bad_chunk``, ``oversized_message``),
+    and partial chunk sets dropped (``expired_chunk_set``, ``evicted_chunk_set``)."""
 
 
 class ConnectionState:

@@ -29,15 +29,29 @@ from peer.transport.base import Message, TransportStats
 from protocol.chunking import Reassembler, is_chunk, split
 from protocol.errors import ProtocolError
 
-__all__ = ["CHUNK_LEVEL", "ChunkLayer", "chunk_base", "chunk_topic"]
+__all__ = [
+    "CHUNK_LEVEL",
+    "EVICTED_CHUNK_SET",
+    "EXPIRED_CHUNK_SET",
+    "ChunkLayer",
+    "chunk_base",
+    "chunk_topic",
+]
 
 log = logging.getLogger(__name__)
 
 CHUNK_LEVEL = "chunk"
+EXPIRED_CHUNK_SET = "expired_chunk_set"
+"""Rejection reason: a partial chunk set dropped at the reassembly timeout."""
+EVICTED_CHUNK_SET = "evicted_chunk_set"
+"""Rejection reason: a partial chunk set evicted to keep within the reassembly memory budget."""
 _ID_BITS = 64
 _DEFAULT_MAX_MESSAGE = 64 * 1024 * 1024
-# Room for several neighbours' chunked keyframes in flight at once.
-_PENDING_FACTOR = 4
+# Room for two whole messages in flight, and at least 32 MiB: at the start of a round every
+# neighbour's chunked frame may be in flight at once (160 keyframes of a 50k-parameter MLP, 7 of
+# a 1M-parameter one), while a flood of chunks can hold no more than this.
+_PENDING_FACTOR = 2
+_MIN_PENDING = 32 * 1024 * 1024
 
 
 def chunk_topic(topic: str, index: int) -> str:
@@ -64,17 +78,22 @@ class ChunkLayer:
         max_message_bytes: int | None,
         stats: TransportStats,
         reassembly_timeout_s: float = 30.0,
+        max_pending_bytes: int | None = None,
     ) -> None:
+        """``max_pending_bytes``: the budget of partial chunk sets; default
+        ``max(2 * max_message_bytes, 32 MiB)``."""
         self._max_payload = max_payload
         self._stats = stats
         limit = _DEFAULT_MAX_MESSAGE if max_message_bytes is None else max_message_bytes
+        self._max_message = limit
         self._reassembler = Reassembler(
-            max_pending_bytes=_PENDING_FACTOR * limit,
+            max_pending_bytes=max_pending_bytes or max(_PENDING_FACTOR * limit, _MIN_PENDING),
             max_message_bytes=limit,
             timeout_s=reassembly_timeout_s,
         )
-        # Random start: chunks retained by an earlier run of this peer must not share ids.
-        self._next_id = random.SystemRandom().getrandbits(_ID_BITS)
+        # A fresh random id per message: chunks retained by an earlier run must not share ids,
+        # and no one may predict the next id to spoil a set with a forged chunk sent first.
+        self._ids = random.SystemRandom()
 
     def expand_filters(self, filters: Iterable[str]) -> list[str]:
         """Each filter plus its chunk filter (``#`` already covers chunk topics), sorted."""
@@ -89,7 +108,7 @@ class ChunkLayer:
         """(topic, bytes) pairs to publish for ``payload``: itself, or its chunks."""
         if self._max_payload is None or len(payload) <= self._max_payload:
             return [(topic, payload)]
-        message_id, self._next_id = self._next_id, (self._next_id + 1) % (1 << _ID_BITS)
+        message_id = self._ids.getrandbits(_ID_BITS)
         parts = split(payload, max_payload=self._max_payload, message_id=message_id)
         return [(chunk_topic(topic, k), part) for k, part in enumerate(parts)]
 
@@ -99,6 +118,12 @@ class ChunkLayer:
         base = chunk_base(topic)
         if base is None:
             if not is_chunk(payload):
+                if self._reassembler.expire():  # stale sets go at every packet, not only chunks
+                    self._count_dropped_sets()
+                if len(payload) > self._max_message:
+                    # Dropped here, before it takes a place in the inbox.
+                    self._stats.rejected["oversized_message"] += 1
+                    return None
                 return Message(topic=topic, payload=payload, retained=retained)
             base = topic
         try:
@@ -107,6 +132,19 @@ class ChunkLayer:
             self._stats.rejected[exc.reason] += 1
             log.debug("dropped a chunk on %s: %s", topic, exc)
             return None
+        finally:
+            self._count_dropped_sets()
         if whole is None:
             return None
         return Message(topic=base, payload=whole, retained=retained)
+
+    def _count_dropped_sets(self) -> None:
+        """Partial sets the reassembler dropped (timed out, or evicted to stay within the memory
+        budget) count as rejections too, with the transport's other reasons."""
+        dropped = (
+            (EXPIRED_CHUNK_SET, self._reassembler.expired),
+            (EVICTED_CHUNK_SET, self._reassembler.evicted),
+        )
+        for reason, count in dropped:
+            if count:
+                self._stats.rejected[reason] = count

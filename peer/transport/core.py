@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import Self
 
@@ -41,6 +42,17 @@ class TransportCore:
         """The subscriptions wanted; (re)applied on every connection."""
         self._stack = contextlib.AsyncExitStack()
         self._task: asyncio.Task[None] | None = None
+        self._epoch = 0
+        self._announce: tuple[bytes, bytes] | None = None
+        """This connection's (online, offline) presence payloads."""
+
+    def _new_announcement(self) -> tuple[bytes, bytes] | None:
+        """The presence payloads of a new connection: a fresh, increasing epoch each time."""
+        if self._presence is None:
+            return None
+        self._epoch = max(self._epoch + 1, time.time_ns() // 1000)
+        self._announce = self._presence.payloads(self._epoch)
+        return self._announce
 
     @property
     def state(self) -> ConnectionState:

@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from peer.transport.base import Message, TransportStats
+from peer.transport.ratelimit import RateLimit
 
 __all__ = ["Inbox"]
 
@@ -28,13 +29,21 @@ class Inbox:
         # Unbounded underneath so that the close sentinel always fits; put() enforces maxsize.
         self._queue: asyncio.Queue[Message | None] = asyncio.Queue()
         self._closed = False
+        self._log_limit = RateLimit()  # a flood drops many messages; one line per interval
 
     def put(self, message: Message) -> None:
         if self._closed:
             return
         if self._queue.qsize() >= self._maxsize:
             self._stats.dropped_incoming += 1
-            log.warning("inbox full (%d messages): dropped one on %s", self._maxsize, message.topic)
+            more = self._log_limit.allow("full")
+            if more is not None:
+                log.warning(
+                    "inbox full (%d messages): dropped one on %s%s",
+                    self._maxsize,
+                    message.topic[:120],
+                    f" (and {more} more since the last report)" if more else "",
+                )
             return
         self._stats.messages_in += 1
         self._queue.put_nowait(message)

@@ -167,8 +167,8 @@ class MemoryTransport(TransportCore):
     ) -> None:
         session, self._session = self._session, None
         if session is not None:
-            if self._presence is not None:
-                self._broker.publish(self._presence.topic, self._presence.offline, retain=True)
+            if self._presence is not None and self._announce is not None:
+                self._broker.publish(self._presence.topic, self._announce[1], retain=True)
             self._broker.disconnect(session, clean=True)
         await self._close()
 
@@ -182,15 +182,18 @@ class MemoryTransport(TransportCore):
     async def _run(self) -> None:
         while True:
             await self._broker.wait_up()
+            announce = self._new_announcement()
             will = (
-                None if self._presence is None else (self._presence.topic, self._presence.offline)
+                None
+                if self._presence is None or announce is None
+                else (self._presence.topic, announce[1])
             )
             session = self._broker.connect(self._client_id, deliver=self._deliver, will=will)
             self._session = session
             self._stats.connects += 1
             self._broker.subscribe(session, self._chunks.expand_filters(self._filters))
-            if self._presence is not None:
-                self._broker.publish(self._presence.topic, self._presence.online, retain=True)
+            if self._presence is not None and announce is not None:
+                self._broker.publish(self._presence.topic, announce[0], retain=True)
             self._state.set_up()
             await session.lost.wait()
             self._session = None

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import socket
 from collections.abc import Iterable
 from types import TracebackType
 
@@ -24,6 +25,7 @@ from peer.transport.base import Presence
 from peer.transport.core import TransportCore
 from peer.transport.errors import NotConnectedError, TransportError
 from peer.transport.filters import check_filter, check_topic
+from peer.transport.ratelimit import RateLimit
 from peer.transport.settings import MqttSettings
 
 __all__ = ["MqttTransport"]
@@ -54,6 +56,10 @@ class MqttTransport(TransportCore):
         self._settings = settings
         self._rng = rng if rng is not None else random.Random()
         self._client: aiomqtt.Client | None = None
+        # aiomqtt warns once per message it drops from a full queue: one line per interval.
+        self._client_log = logging.getLogger(f"rumor.mqtt.{settings.client_id}")
+        if not any(isinstance(f, RateLimit) for f in self._client_log.filters):
+            self._client_log.addFilter(RateLimit())
 
     async def __aexit__(
         self,
@@ -61,18 +67,19 @@ class MqttTransport(TransportCore):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        client = self._client
-        if client is not None and self._state.is_up and self._presence is not None:
+        client, announce = self._client, self._announce
+        if client is not None and self._state.is_up and self._presence and announce:
             # A clean close says so; the will is only for a peer that vanishes.
             with contextlib.suppress(TransportError):
-                await self._send(client, self._presence.topic, self._presence.offline, 1, True)
+                await self._send(client, self._presence.topic, announce[1], 1, True)
         await self._close()  # the client's own exit sends DISCONNECT: no will
 
     def _new_client(self) -> aiomqtt.Client:
         s = self._settings
         will = None
-        if self._presence is not None:
-            will = aiomqtt.Will(self._presence.topic, self._presence.offline, qos=1, retain=True)
+        announce = self._new_announcement()
+        if self._presence is not None and announce is not None:
+            will = aiomqtt.Will(self._presence.topic, announce[1], qos=1, retain=True)
         tls = None
         if s.tls:
             tls = aiomqtt.TLSParameters(
@@ -92,6 +99,7 @@ class MqttTransport(TransportCore):
             timeout=s.connect_timeout_s,
             tls_params=tls,
             max_queued_incoming_messages=s.max_queued,
+            logger=self._client_log,
         )
 
     async def _run(self) -> None:
@@ -99,9 +107,12 @@ class MqttTransport(TransportCore):
         while True:
             reason = "connection ended"
             try:
-                async with self._new_client() as client:
+                client = await self._connect()
+                try:
                     attempt = 0
                     await self._serve(client)
+                finally:
+                    await client.__aexit__(None, None, None)
             except (aiomqtt.MqttError, OSError) as exc:
                 reason = str(exc) or type(exc).__name__
             finally:
@@ -119,15 +130,39 @@ class MqttTransport(TransportCore):
             )
             await asyncio.sleep(delay)
 
+    async def _connect(self) -> aiomqtt.Client:
+        """One connect attempt, bounded by ``connect_timeout_s`` as a whole.
+
+        aiomqtt bounds only the wait for CONNACK; the TCP connect before it runs in a thread
+        under paho's own timeout, and a socket the broker resets before CONNACK (a broker
+        shutting down) ends nothing: the attempt could hang for both timeouts together.
+        """
+        client = self._new_client()
+        timeout = self._settings.connect_timeout_s
+        # paho's TCP connect runs in aiomqtt's thread, beyond the reach of a cancel: bound it
+        # too, later than the attempt, so that an abandoned thread ends soon after.
+        client._client.connect_timeout = 2 * timeout
+        try:
+            async with asyncio.timeout(timeout):
+                await client.__aenter__()
+        except TimeoutError as exc:
+            _abandon(client)
+            raise aiomqtt.MqttError(f"no CONNACK within connect_timeout_s={timeout:g}") from exc
+        except BaseException:
+            _abandon(client)
+            raise
+        return client
+
     async def _serve(self, client: aiomqtt.Client) -> None:
         """One connection's life: subscribe, announce, pump until the link drops."""
         self._client = client
+        _no_delay(client)
         self._stats.connects += 1
         filters = self._chunks.expand_filters(self._filters)
         if filters:
             await client.subscribe([(f, _SUBSCRIBE_QOS) for f in filters])
-        if self._presence is not None:
-            await client.publish(self._presence.topic, self._presence.online, qos=1, retain=True)
+        if self._presence is not None and self._announce is not None:
+            await client.publish(self._presence.topic, self._announce[0], qos=1, retain=True)
         self._state.set_up()
         log.info("connected to %s:%d", self._settings.host, self._settings.port)
         async for raw in client.messages:
@@ -189,3 +224,31 @@ class MqttTransport(TransportCore):
         except aiomqtt.MqttError as exc:
             # The link is going down; the reconnect re-applies the desired set.
             log.warning("(un)subscribe %s deferred to the next connection: %s", expanded, exc)
+
+
+def _no_delay(client: aiomqtt.Client) -> None:
+    """Turn Nagle's algorithm off. Over TLS a chunk leaves as several records, and Nagle held
+    the last one back for the broker's delayed ACK: a 124 KiB publish took 20 ms instead of 2."""
+    paho = getattr(client, "_client", None)  # aiomqtt has no public handle on its socket
+    sock = None if paho is None else paho.socket()
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _abandon(client: aiomqtt.Client) -> None:
+    """Tear down a client whose connect failed or was cut short, so that no half-open socket
+    (nor a late CONNACK under our client id) outlives the attempt.
+
+    The TCP connect may still be running in aiomqtt's executor thread: whichever comes first,
+    the socket it opens or this call, disconnects. paho closes the socket once its DISCONNECT
+    is written or the write fails.
+    """
+    paho_client = client._client  # aiomqtt has no public way to abort a connect
+
+    def close_on_open(*_: object) -> None:
+        paho_client.disconnect()
+
+    paho_client.on_socket_open = close_on_open
+    if paho_client.socket() is not None:
+        paho_client.disconnect()

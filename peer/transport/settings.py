@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeAlias
@@ -75,7 +76,9 @@ def settings_from_config(config: PeerConfig) -> MqttSettings:
     """The transport settings of a peer's config; reads the password file now, if any."""
     b, who = config.broker, config.identity
     return MqttSettings(
-        client_id=f"rumor-{who.swarm}-{who.peer}",
+        # A random suffix: a fixed id would let anyone who connects with it kick this peer off
+        # the broker (which then publishes its will, "offline", in its name).
+        client_id=f"rumor-{who.swarm}-{who.peer}-{secrets.token_hex(4)}",
         host=b.host,
         port=b.port,
         protocol=b.protocol,

@@ -15,12 +15,16 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import math
+import os
 import sys
 import time
+from pathlib import Path
 
 from peer.broker import Broker
 from peer.config import PeerConfig, to_toml
 from peer.tasks.plugin import metric_key
+from peer.up.material import prepare
 from peer.up.procs import PeerProcess, kill_all, launch, stop_all
 from peer.up.report import peer_rows, render_table, write_summary
 from peer.up.settings import UpConfig, add_up_arguments, peer_configs, up_config, validate_swarm
@@ -32,6 +36,9 @@ __all__ = ["UpConfig", "add_up_arguments", "run_up"]
 log = logging.getLogger(__name__)
 
 EXIT_INTERRUPTED = 130
+BROKER_MAX_PACKET = 1024 * 1024
+"""The packet limit of the broker ``rumor up`` starts (peers chunk at 124 KiB by default): a
+client cannot make the broker take, or the peers receive, one message larger than this."""
 _POLL_S = 0.5
 
 
@@ -53,20 +60,27 @@ def _run(up: UpConfig, shutdown: Shutdown) -> int:
     peers: list[PeerProcess] = []
     shutdown.on_escalation(lambda: kill_all(peers))
     start = time.monotonic()
+    secure_dir, sections = prepare(up.out, up.peers, up.swarm, up.security)
     try:
         if up.broker is None:
-            broker = Broker(max_packet_size=up.max_packet_size, log_dir=up.out / "broker")
+            packet = up.max_packet_size or BROKER_MAX_PACKET
+            broker = Broker(max_packet_size=packet, log_dir=up.out / "broker", secure=secure_dir)
             shutdown.on_escalation(broker.kill)
             broker.launch()
             host, port = broker.host, broker.port
         else:
             host, port = up.broker
-        for config in peer_configs(up, host=host, port=port):
+        for config in peer_configs(up, host=host, port=port, sections=sections):
             if shutdown.requested:
                 break
             peers.append(_launch(up, config))
-        print(f"rumor up: {up.peers} peers on {host}:{port}, swarm {up.swarm!r}, out {up.out}")
-        asyncio.run(_supervise(up, peers, host, port, shutdown))
+        how = {"signed": "signed frames", "secure": "TLS + signed frames"}.get(up.security, "")
+        print(
+            f"rumor up: {up.peers} peers on {host}:{port}, swarm {up.swarm!r}, out {up.out}"
+            + (f", {how}" if how else ", insecure")
+        )
+        tls = None if secure_dir is None else secure_dir / "watch"
+        asyncio.run(_supervise(up, peers, (host, port, tls), shutdown))
     finally:
         shutdown.stopping = True
         if shutdown.requested:
@@ -81,7 +95,11 @@ def _launch(up: UpConfig, config: PeerConfig) -> PeerProcess:
     folder = up.out / config.identity.peer
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "peer.toml"
-    path.write_text(to_toml(config, show_secrets=True))
+    path.unlink(missing_ok=True)
+    # 0600: with show_secrets it may hold a broker password.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as stream:
+        stream.write(to_toml(config, show_secrets=True))
     return launch(config.identity.peer, path, folder)
 
 
@@ -116,7 +134,10 @@ def _report(
 
 
 async def _supervise(
-    up: UpConfig, peers: list[PeerProcess], host: str, port: int, shutdown: Shutdown
+    up: UpConfig,
+    peers: list[PeerProcess],
+    where: tuple[str, int, Path | None],
+    shutdown: Shutdown,
 ) -> None:
     """Show progress until every peer has exited or a signal asks for a stop."""
     stop = asyncio.Event()
@@ -128,10 +149,9 @@ async def _supervise(
     shutdown.wake = wake
     if shutdown.requested:
         stop.set()
-    view = SwarmView(prefix="rumor", swarm=up.swarm)
-    watcher = asyncio.create_task(
-        watch_swarm(host, port, view, duration=None, tty=False, quiet=True)
-    )
+    # Only the peers launched here count: anyone on the broker can invent others.
+    view = SwarmView(prefix="rumor", swarm=up.swarm, peers=frozenset(p.name for p in peers))
+    watcher = asyncio.create_task(_watch(where, view))
     shown = -1
     try:
         while any(p.running for p in peers) and not stop.is_set():
@@ -146,13 +166,30 @@ async def _supervise(
             await watcher
 
 
+async def _watch(where: tuple[str, int, Path | None], view: SwarmView) -> None:
+    """Feed the progress view for as long as the supervisor runs; a failure is logged and the
+    watch starts over, so progress never stops silently."""
+    host, port, tls = where
+    while True:
+        try:
+            await watch_swarm(host, port, view, duration=None, tty=False, quiet=True, tls=tls)
+        except Exception as exc:
+            log.warning("progress watcher failed (%s); restarting it", exc)
+        await asyncio.sleep(_POLL_S)
+
+
+def _plausible(key: str, value: float) -> bool:
+    """A telemetry value worth averaging: finite, and an accuracy within [0, 1]."""
+    return math.isfinite(value) and (key != "accuracy" or 0.0 <= value <= 1.0)
+
+
 def _progress(view: SwarmView, up: UpConfig, shown: int, peers: list[PeerProcess]) -> int:
     rows = view.rows().values()
-    rounds = [r for row in rows if isinstance(r := row.get("round"), int)]
+    rounds = [r for row in rows if type(r := row.get("round")) is int and 0 <= r <= up.rounds]
     if len(rounds) < len(peers) or min(rounds) <= shown:
         return shown
     key = metric_key(up.metric)
-    accs = [a for row in rows if isinstance(a := row.get(key), float)]
+    accs = [a for row in rows if isinstance(a := row.get(key), float) and _plausible(key, a)]
     acc = f" mean {key} {sum(accs) / len(accs):.3f}" if accs else ""
     alive = sum(p.running for p in peers)
     print(

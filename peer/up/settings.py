@@ -9,6 +9,7 @@ from pathlib import Path
 
 from peer.config import PeerConfig, apply_overrides, config_from_dict
 from peer.tasks.plugin import is_plugin
+from peer.up.material import Sections, Security
 from peer.watch import parse_address
 from protocol.defaults import BATCH_SIZE, LEARNING_RATE, LOCAL_STEPS
 from protocol.errors import ConfigError
@@ -52,6 +53,9 @@ class UpConfig:
     """Mosquitto's packet limit (a started broker only), to exercise chunking."""
     threads: int | None = None
     """torch's intra-op threads per peer; None: :func:`threads_per_peer`, 0: torch's default."""
+    security: Security = "signed"
+    """signed (default): every peer signs, signatures required; secure: TLS with client
+    certificates and per-peer ACL too; insecure: neither."""
     overrides: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
@@ -59,6 +63,11 @@ class UpConfig:
             raise ConfigError(f"--peers {self.peers}: expected at least 2")
         if self.rounds < 1:
             raise ConfigError(f"--rounds {self.rounds}: expected at least 1")
+        if self.security == "secure" and self.broker is not None:
+            raise ConfigError(
+                "--secure with --broker: --secure starts its own TLS broker; for an external "
+                "one, generate the material with rumor secure init"
+            )
         if self.threads is not None and self.threads < 0:
             raise ConfigError(f"--threads {self.threads}: expected 0 (torch's default) or more")
 
@@ -118,6 +127,22 @@ def add_up_arguments(parser: argparse.ArgumentParser) -> None:
     add("--mode", choices=["sync", "async"], default="sync", help="gossip mode (default: sync)")
     add("--round-timeout", type=float, default=10.0, help="sync barrier timeout, s (default: 10)")
     add("--max-packet-size", type=int, help="Mosquitto's max_packet_size (a started broker only)")
+    trust = parser.add_mutually_exclusive_group()
+    trust.add_argument(
+        "--secure",
+        dest="security",
+        action="store_const",
+        const="secure",
+        default="signed",
+        help="TLS with per-peer client certificates and ACL, plus signed frames",
+    )
+    trust.add_argument(
+        "--insecure",
+        dest="security",
+        action="store_const",
+        const="insecure",
+        help="no signatures (by default every peer signs and requires signatures)",
+    )
     add(
         "--set",
         dest="overrides",
@@ -152,12 +177,16 @@ def up_config(args: argparse.Namespace) -> UpConfig:
         round_timeout_s=args.round_timeout,
         max_packet_size=args.max_packet_size,
         threads=args.threads,
+        security=args.security,
         overrides=tuple(args.overrides),
     )
 
 
-def peer_configs(up: UpConfig, *, host: str, port: int) -> list[PeerConfig]:
-    """One validated config per peer (ConfigError naming the key if an option is bad)."""
+def peer_configs(
+    up: UpConfig, *, host: str, port: int, sections: Sections | None = None
+) -> list[PeerConfig]:
+    """One validated config per peer (ConfigError naming the key if an option is bad);
+    ``sections``: keys to add per peer (:func:`peer.up.material.prepare`)."""
     configs = []
     threads = threads_per_peer(up.peers) if up.threads is None else up.threads
     for j in range(up.peers):
@@ -192,6 +221,8 @@ def peer_configs(up: UpConfig, *, host: str, port: int) -> list[PeerConfig]:
         if up.max_packet_size is not None:
             # Room for the MQTT fixed header, topic and properties around each chunk.
             data["broker"] = {**data["broker"], "max_payload": max(256, up.max_packet_size - 512)}  # type: ignore[dict-item]
+        for section, keys in (sections or {}).get(name, {}).items():
+            data[section] = {**data.get(section, {}), **keys}  # type: ignore[dict-item]
         configs.append(apply_overrides(config_from_dict(data), up.overrides))
     return configs
 

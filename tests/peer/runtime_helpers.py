@@ -97,12 +97,21 @@ async def drive(
     transport: Transport,
     runtime: PeerRuntime,
     on_round: Callable[[RoundStats], Awaitable[None]] | None = None,
+    *,
+    meet: bool = False,
 ) -> tuple[list[RoundStats], torch.Tensor]:
-    """Run one peer to the end, calling ``on_round`` after each round."""
+    """Run one peer to the end, calling ``on_round`` after each round. With ``meet``, round 0
+    starts only once the peer hears every neighbour (else, on a loaded machine, a peer that
+    connects first runs its first round before the others' presence arrives, without them)."""
     out: list[RoundStats] = []
     async with transport:
         await transport.state.wait_up()
         async with runtime:
+            hood = runtime.hood.neighbours
+            while meet:
+                if runtime.liveness.live_set(hood) == hood:
+                    break
+                await asyncio.sleep(0.02)  # polling: presence has no change event
             async for stats in runtime.rounds():
                 out.append(stats)
                 if on_round is not None:

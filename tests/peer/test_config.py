@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -128,8 +129,10 @@ def test_full_config_loads_with_paths_relative_to_the_file(full: Path) -> None:
 
 def test_transport_settings_follow_the_config(full: Path) -> None:
     s = settings_from_config(load_config(full))
-    assert (s.client_id, s.host, s.port, s.protocol) == (
-        "rumor-lab-pi-07",
+    again = settings_from_config(load_config(full))
+    assert re.fullmatch(r"rumor-lab-pi-07-[0-9a-f]{8}", s.client_id)
+    assert again.client_id != s.client_id, "a random suffix: no one can take this id over"
+    assert (s.host, s.port, s.protocol) == (
         "broker.local",
         8883,
         "3.1.1",
@@ -246,6 +249,11 @@ def test_errors_name_the_key_the_value_and_what_is_accepted(
         ('family = "ring"\nsize = 8', "topology.node = None: expected this peer's node index"),
         ('family = "ring"\nsize = 8\nnode = 8', "topology.node = 8: expected 0 to 7"),
         ("membership = true\nsize = 4", "topology.size = 4: expected unset unless family"),
+        (
+            'family = "exponential:directed=true"\nsize = 8\nnode = 1',
+            "topology.family: 'exponential:directed=true' builds a directed graph; a peer mixes "
+            "with Metropolis weights",
+        ),
     ],
 )
 def test_topology_needs_exactly_one_consistent_source(

@@ -97,21 +97,53 @@ def test_a_frame_received_before_an_offline_notice_is_still_mixed() -> None:
     torch.testing.assert_close(copy, torch.full((N,), 3.0))
 
 
-def test_a_sync_frame_of_a_round_already_mixed_is_counted_not_kept() -> None:
+def test_a_sync_frame_one_round_late_stands_in_only_if_the_next_does_not_come() -> None:
     inbound = _inbound()
     inbound.sync_floor = 0  # sync mode, receiving round 0
     sender = ChocoSender(codec_from_spec("raw"), N, keyframe_interval=10)
     inbound.prune(1)  # round 0 mixed (timed out without p1)
     _deliver(inbound, sender.step(torch.full((N,), 1.0), seed=1), round=0)  # p1's, too late
     assert inbound.rejections.counts == {}, "a valid frame, not a rejected one"
-    assert dict(inbound.ignored.counts) == {"stale_round": 1}
-    assert inbound.copy_for("p1", 1, staleness=None) is None, "not mixed into round 1"
-    # It still moved p1's public copy: the next delta applies on top of it.
+    assert inbound.waiting_for(frozenset({"p1"}), 1) == ["p1"], "round 1 still waits for p1"
+    late = inbound.copy_for("p1", 1, staleness=None)
+    assert late is not None, "if p1's frame of round 1 does not come in time, round 0's is mixed"
+    torch.testing.assert_close(late, torch.full((N,), 1.0))
+    # p1's frame of round 1 comes in time: it is mixed, and the late one counted as not mixed.
     _deliver(inbound, sender.step(torch.full((N,), 3.0), seed=1), round=1)
     copy = inbound.copy_for("p1", 1, staleness=None)
     assert copy is not None
     torch.testing.assert_close(copy, torch.full((N,), 3.0))
+    assert inbound.ignored.counts == {}
+    inbound.prune(2)
     assert dict(inbound.ignored.counts) == {"stale_round": 1}
+
+
+def test_a_late_frame_mixed_in_the_next_round_is_not_counted_and_used_once() -> None:
+    inbound = _inbound()
+    inbound.sync_floor = 0
+    sender = ChocoSender(codec_from_spec("raw"), N, keyframe_interval=10)
+    inbound.prune(1)
+    _deliver(inbound, sender.step(torch.full((N,), 1.0), seed=1), round=0)
+    assert inbound.copy_for("p1", 1, staleness=None) is not None  # round 1 times out: mixed
+    inbound.prune(2)
+    assert inbound.ignored.counts == {}
+    assert inbound.copy_for("p1", 2, staleness=None) is None, "not mixed a second time"
+
+
+def test_a_sync_frame_two_rounds_late_is_counted_not_kept() -> None:
+    inbound = _inbound()
+    inbound.sync_floor = 0
+    sender = ChocoSender(codec_from_spec("raw"), N, keyframe_interval=10)
+    inbound.prune(1)
+    inbound.prune(2)
+    _deliver(inbound, sender.step(torch.full((N,), 1.0), seed=1), round=0)
+    assert dict(inbound.ignored.counts) == {"stale_round": 1}
+    assert inbound.copy_for("p1", 2, staleness=None) is None
+    # It still moved p1's public copy: the next delta applies on top of it.
+    _deliver(inbound, sender.step(torch.full((N,), 3.0), seed=1), round=2)
+    copy = inbound.copy_for("p1", 2, staleness=None)
+    assert copy is not None
+    torch.testing.assert_close(copy, torch.full((N,), 3.0))
 
 
 def test_async_mode_counts_no_stale_rounds() -> None:

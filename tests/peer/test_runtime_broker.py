@@ -120,10 +120,9 @@ def _publish(port: int, messages: list[tuple[str, bytes]]) -> None:
         client.disconnect()
 
 
-async def _swarm(configs: list, hook_peer: int | None = None, hook=None) -> list:  # type: ignore[no-untyped-def, type-arg]
+async def _swarm(configs: list) -> list:  # type: ignore[type-arg]
     peers = [mqtt_peer(c) for c in configs]
-    runs = [drive(t, r, hook if i == hook_peer else None) for i, (t, r) in enumerate(peers)]
-    return list(await asyncio.gather(*runs))
+    return list(await asyncio.gather(*(drive(t, r, meet=True) for t, r in peers)))
 
 
 async def test_hostile_messages_are_counted_and_change_nothing(broker: Broker) -> None:
@@ -161,7 +160,9 @@ async def test_hostile_messages_are_counted_and_change_nothing(broker: Broker) -
             await wait_until(every_kind_counted, "p0 and p2 rejected every hostile message")
 
     try:
-        runs = [drive(t, r, attack if i == 0 else None) for i, (t, r) in enumerate(peers)]
+        runs = [
+            drive(t, r, attack if i == 0 else None, meet=True) for i, (t, r) in enumerate(peers)
+        ]
         hostile = await asyncio.gather(*runs)
     finally:
         spy.loop_stop()
@@ -182,14 +183,20 @@ async def test_broker_outage_every_peer_reconnects_and_finishes(broker: Broker) 
     connects_at: list[dict[int, int]] = [{} for _ in peers]
     """Per peer: round -> how many connections its transport had made when the round ended."""
 
+    outage = asyncio.Event()
+    held: set[int] = set()
+
+    def back_together(peer: int) -> bool:
+        """Every transport reconnected, and ``peer`` hears all its neighbours again."""
+        _, runtime = peers[peer]
+        live = runtime.liveness.live_set(runtime.hood.neighbours)
+        return all(t.stats.connects >= 2 for t, _ in peers) and live == runtime.hood.neighbours
+
     def note(peer: int) -> Callable[[RoundStats], Awaitable[None]]:
         async def hook(stats: RoundStats) -> None:
             connects_at[peer][stats.round] = peers[peer][0].stats.connects
-            # Stands in for training time (consensus has none), not for ordering: every step
-            # below waits on a condition. Without it, one peer's reconnect attempt can hang
-            # past the end of the run (a transport bug, reported, not yet fixed).
-            await asyncio.sleep(0.25)
             if peer == 0 and stats.round == 3:  # mid-run: the others wait for p0's frames
+                outage.set()
                 await asyncio.to_thread(broker.stop)
                 # Down until p1 and p2 have each run two rounds without the broker (so at
                 # least one round timeout), while their reconnect attempts are refused.
@@ -201,6 +208,12 @@ async def test_broker_outage_every_peer_reconnects_and_finishes(broker: Broker) 
                     "p1 and p2 saw the broker go down and failed two publishes",
                 )
                 await asyncio.to_thread(broker.launch)
+            if outage.is_set() and peer not in held and (peer == 0 or stats.publish_failed >= 2):
+                # With its link down a peer hears every neighbour's will and would run on alone
+                # (consensus has no training time) to the end: hold each until the swarm is
+                # back together, so that gossip after the outage can be checked.
+                held.add(peer)
+                await wait_until(lambda: back_together(peer), f"p{peer}: swarm back together")
 
         return hook
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -212,3 +213,28 @@ async def test_reconnects_after_broker_restart_and_resubscribes(broker: Broker) 
             await c.subscribe([presence])
             [online] = await take(c, 1)
             assert (online.payload, online.retained) == (b"online", True)
+
+
+async def test_a_connect_attempt_that_hangs_is_cut_at_connect_timeout(tmp_path: Path) -> None:
+    # A listener whose accept queue is full: the kernel drops further SYNs, so a TCP connect
+    # hangs (as to a broker that stopped accepting but still holds its port). paho alone would
+    # wait 5 s per attempt; the attempt as a whole must end at connect_timeout_s and retry.
+    with contextlib.ExitStack() as stack:
+        hole = stack.enter_context(socket.socket())
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(0)
+        port = hole.getsockname()[1]
+        for _ in range(4):  # fill the accept queue; later ones may already hang: fine
+            filler = stack.enter_context(socket.socket())
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+        mqtt = MqttSettings(
+            client_id="hole", port=port, connect_timeout_s=0.2, backoff=FAST, keepalive_s=5
+        )
+        async with MqttTransport(mqtt, rng=random.Random(0)) as transport:
+            async with asyncio.timeout(30.0):
+                while True:
+                    if "connect_timeout_s" in (transport.state.last_error or ""):
+                        break
+                    await asyncio.sleep(0.02)  # polling: the state has no change event
+            assert not transport.state.is_up

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import logging
 import random
 import statistics
 
@@ -9,7 +11,13 @@ import pytest
 
 from peer.transport.backoff import Backoff, backoff_ceiling, backoff_delay
 from peer.transport.base import Message, TransportStats
-from peer.transport.chunks import ChunkLayer, chunk_base, chunk_topic
+from peer.transport.chunks import (
+    EVICTED_CHUNK_SET,
+    EXPIRED_CHUNK_SET,
+    ChunkLayer,
+    chunk_base,
+    chunk_topic,
+)
 from peer.transport.filters import check_filter, check_topic, matches
 from peer.transport.inbox import Inbox
 from protocol.chunking import split
@@ -131,3 +139,70 @@ def test_chunk_layer_counts_bad_chunks_instead_of_raising() -> None:
     oversized = split(b"y" * 5000, max_payload=300, message_id=9)[0]
     assert layer.incoming("t/a/chunk/0", oversized, retained=False) is None
     assert stats.rejected == {"bad_chunk": 2}
+
+
+def test_message_ids_are_not_predictable() -> None:
+    layer = ChunkLayer(max_payload=64, max_message_bytes=None, stats=TransportStats())
+    ids = [int.from_bytes(layer.outgoing("t", bytes(100))[0][1][2:10], "little") for _ in range(20)]
+    steps = {b - a for a, b in itertools.pairwise(ids)}
+    assert len(steps) > 1, "sequential ids: the next one is known to anyone who saw one"
+
+
+def test_a_whole_message_over_the_limit_never_reaches_the_inbox() -> None:
+    stats = TransportStats()
+    layer = ChunkLayer(max_payload=None, max_message_bytes=1024, stats=stats)
+    assert layer.incoming("rumor/s/key/p1", bytes(1025), retained=False) is None
+    assert stats.rejected == {"oversized_message": 1}
+    assert layer.incoming("rumor/s/key/p1", bytes(1024), retained=False) is not None
+
+
+def test_a_flood_into_a_full_inbox_logs_one_line_per_interval(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stats = TransportStats()
+    inbox = Inbox(maxsize=1, stats=stats)
+    with caplog.at_level(logging.WARNING, logger="peer.transport.inbox"):
+        for _ in range(1000):
+            inbox.put(Message(topic="rumor/s/key/p1", payload=b"x"))
+    assert stats.dropped_incoming == 999
+    assert len([r for r in caplog.records if "inbox full" in r.getMessage()]) == 1
+
+
+def test_every_neighbours_chunked_frame_can_be_in_flight_at_once() -> None:
+    """A round starts with all neighbours publishing: 15 half-received 200 kB keyframes must
+    not evict each other, even when the message limit (from the model size) is 500 kB."""
+    stats = TransportStats()
+    layer = ChunkLayer(max_payload=None, max_message_bytes=500_000, stats=stats)
+    frames = {f"p{i}": bytes([i]) * 200_000 for i in range(15)}
+    parts = {
+        p: split(data, max_payload=100_022, message_id=i)
+        for i, (p, data) in enumerate(frames.items())
+    }
+    for peer, chunks in parts.items():
+        assert layer.incoming(f"rumor/s/key/{peer}/chunk/0", chunks[0], retained=False) is None
+    for peer, chunks in parts.items():
+        whole = layer.incoming(f"rumor/s/key/{peer}/chunk/1", chunks[1], retained=False)
+        assert whole is not None
+        assert whole.payload == frames[peer]
+    assert stats.rejected == {}
+
+
+def test_chunk_sets_dropped_for_time_or_memory_are_counted_as_rejections() -> None:
+    stats = TransportStats()
+    # A budget of 4000 bytes; a timeout so short that a set is stale at the next packet.
+    layer = ChunkLayer(
+        max_payload=300, max_message_bytes=1000, stats=stats, reassembly_timeout_s=1e-9
+    )
+    first = split(b"z" * 900, max_payload=300, message_id=1)[0]
+    assert layer.incoming("t/a/chunk/0", first, retained=False) is None
+    assert layer.incoming("t/b", b"whole", retained=False) is not None
+    assert stats.rejected == {EXPIRED_CHUNK_SET: 1}
+
+    stats = TransportStats()
+    layer = ChunkLayer(max_payload=300, max_message_bytes=1000, stats=stats, max_pending_bytes=4000)
+    # Four partial sets of 3 chunks (834 bytes + 3 * 64 of bookkeeping = 1026 each) from four
+    # senders: over the 4000-byte budget at the last chunk, so the oldest set is evicted.
+    for k in range(4):
+        for part in split(bytes([k]) * 1000, max_payload=300, message_id=k)[:-1]:
+            assert layer.incoming(f"t/p{k}", part, retained=False) is None
+    assert stats.rejected == {EVICTED_CHUNK_SET: 1}

@@ -37,6 +37,10 @@ def test_up_names_peers_as_the_simulator_does(tmp_path: Path) -> None:
         (["--peers", "6", "--topology", "torus"], "topology.family: torus: n = 6 is not a perfect"),
         (["--topology", "hypercube", "--peers", "6"], "hypercube: n = 6 is not a power of two"),
         (["--codec", "bogus"], "gossip.codec: unknown codec 'bogus'"),
+        (
+            ["--topology", "exponential:directed=true"],
+            "topology.family: 'exponential:directed=true' builds a directed graph",
+        ),
         (["--task", "fmnistt"], "learning.task: unknown task 'fmnistt'"),
         (["--model", "rnn"], "learning.model: unknown model 'rnn'"),
         (["--partition", "dirichlet:beta=1"], "learning.partition: dirichlet: unknown parameter"),

@@ -8,8 +8,10 @@ import socket
 import pytest
 
 from peer import cli
-from peer.watch import SwarmView, parse_address
+from peer.watch import MAX_ROWS, SwarmView, parse_address
 from protocol.errors import ConfigError
+from protocol.presence import encode_presence
+from protocol.signing import SigningKey
 
 
 def test_view_keeps_the_latest_row_per_peer() -> None:
@@ -71,3 +73,35 @@ def test_watch_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         cli.main(["watch", "--help"])
     assert "rumor watch --broker 127.0.0.1:1883 --swarm local" in capsys.readouterr().out
+
+
+def test_deeply_nested_telemetry_is_ignored_not_fatal() -> None:
+    view = SwarmView(prefix="rumor", swarm="lab")
+    nested = b"[" * 5000 + b"]" * 5000
+    assert view.update("rumor/lab/telemetry/p1", b'{"a": ' + nested + b"}") is None
+    assert view.update("rumor/lab/telemetry/p1", nested) is None
+    assert view.update("rumor/lab/telemetry/p1", b'{"round": 2, "deep": {"x": [1]}}') == "p1"
+    assert "deep" not in view.rows()["p1"], "only flat scalar fields are kept"
+
+
+def test_a_flood_of_invented_peer_ids_is_bounded() -> None:
+    view = SwarmView(prefix="rumor", swarm="lab")
+    for i in range(MAX_ROWS + 500):
+        view.update(f"rumor/lab/telemetry/fake{i}", b'{"round": 1}')
+    assert len(view.rows()) == MAX_ROWS
+    assert view.ignored == 500
+
+
+def test_a_view_of_known_peers_ignores_everyone_else() -> None:
+    view = SwarmView(prefix="rumor", swarm="lab", peers=frozenset({"p0", "p1"}))
+    assert view.update("rumor/lab/telemetry/evil", b'{"round": 99, "accuracy": 1.0}') is None
+    assert view.update("rumor/lab/telemetry/p1", b'{"round": 3}') == "p1"
+    assert list(view.rows()) == ["p1"]
+
+
+def test_signed_presence_is_shown() -> None:
+    key = SigningKey.from_seed(bytes(32))
+    view = SwarmView(prefix="rumor", swarm="lab")
+    data = encode_presence(swarm="lab", sender="p1", online=False, epoch=3, key=key)
+    assert view.update("rumor/lab/presence/p1", data) == "p1"
+    assert view.rows()["p1"]["state"] == "offline"

@@ -93,7 +93,7 @@ def test_interleaved_sets_of_several_senders_and_ids_complete_independently() ->
     assert r.pending_sets == 0
 
 
-def test_duplicates_are_ignored_and_conflicting_duplicates_drop_the_set() -> None:
+def test_duplicates_are_ignored_and_a_conflicting_duplicate_is_refused_alone() -> None:
     chunks = split(b"0123456789", max_payload=HEADER_SIZE + 4, message_id=1)
     r = reassembler()
     assert r.feed("p", chunks[0]) is None
@@ -104,6 +104,9 @@ def test_duplicates_are_ignored_and_conflicting_duplicates_drop_the_set() -> Non
     forged = chunks[0][:HEADER_SIZE] + b"XXXX"
     with pytest.raises(BadChunk, match="chunk 0 of set 1 repeated with different bytes"):
         r.feed("p", forged)
+    assert r.pending_sets == 1, "the set keeps the chunk that came first"
+    assert r.feed("p", chunks[1]) is None
+    assert r.feed("p", chunks[2]) == b"0123456789"
     assert r.pending_sets == 0
     assert r.pending_bytes == 0
 
@@ -125,12 +128,41 @@ def test_inconsistent_headers_are_bad_chunks(chunk: bytes, message: str) -> None
         reassembler().feed("p", chunk)
 
 
-def test_count_or_total_differing_from_the_first_chunk_drops_the_set() -> None:
+def test_a_chunk_whose_count_or_total_differs_from_the_first_is_refused_alone() -> None:
+    """A forged chunk with an id seen on the wire cannot spoil the real set."""
     r = reassembler()
     assert r.feed("p", header(9, 0, 3, 9) + b"abc") is None
     with pytest.raises(BadChunk, match="says count 2, total 9; expected count 3, total 9"):
         r.feed("p", header(9, 1, 2, 9) + b"def")
+    assert r.feed("p", header(9, 1, 3, 9) + b"def") is None
+    assert r.feed("p", header(9, 2, 3, 9) + b"ghi") == b"abcdefghi"
     assert r.pending_sets == 0
+
+
+def test_a_chunk_costs_the_same_however_many_sets_are_pending() -> None:
+    """Expiry looks only at the oldest sets: no scan of every pending set per chunk."""
+    now = [0.0]
+    r = Reassembler(max_pending_bytes=1 << 30, timeout_s=10.0, clock=lambda: now[0])
+    for i in range(2000):
+        r.feed("p", header(i, 0, 2, 2) + b"a")
+    scanned = 0
+    real_items = dict.items
+
+    class Counting(dict):  # type: ignore[type-arg]
+        def items(self):  # type: ignore[no-untyped-def]
+            nonlocal scanned
+            for item in real_items(self):
+                scanned += 1
+                yield item
+
+    r._pending = Counting(r._pending)
+    now[0] = 5.0
+    r.feed("p", header(99999, 0, 2, 2) + b"a")
+    assert scanned <= 1
+    now[0] = 10.5  # the first 2000 sets are stale now; the new one is not
+    r.feed("p", header(99998, 0, 2, 2) + b"a")
+    assert r.pending_sets == 2
+    assert scanned <= 2000 + 2
 
 
 def test_sets_with_more_bytes_than_their_total_or_uneven_chunks_are_refused() -> None:

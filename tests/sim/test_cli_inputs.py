@@ -78,6 +78,10 @@ def test_bad_sweep_flags_are_one_line_errors_before_any_work(
         (["--eval-every", "0"], "eval_every must be"),
         (["--seed", "-2"], "seed must be"),
         (["--threads", "0"], "--threads must be >= 1"),
+        (
+            ["--topology", "exponential:directed=true"],
+            "topology 'exponential:directed=true' is a directed graph",
+        ),
     ],
 )
 def test_bad_sim_numbers_are_one_line_errors(
