@@ -27,10 +27,8 @@ import hashlib
 import json
 import logging
 import math
-import os
 import struct
 import sys
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +36,7 @@ from typing import Final
 
 import torch
 
+from peer.atomic import write_atomically
 from protocol.errors import RumorError
 from protocol.types import Vector
 
@@ -184,14 +183,6 @@ def _list(value: object, source: str) -> list[object]:
     return value
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class CheckpointStore:
     """The checkpoints of one peer in one directory: ``round-0000000042.ckpt``, newest two kept."""
 
@@ -214,18 +205,7 @@ class CheckpointStore:
         final = self.directory / f"round-{state.round:010d}{_SUFFIX}"
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=".tmp", dir=self.directory)
-            try:
-                with os.fdopen(fd, "wb") as stream:
-                    stream.write(data)
-                    stream.flush()
-                    os.fsync(stream.fileno())
-                os.replace(tmp, final)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
-            _fsync_dir(self.directory)
+            write_atomically(final, data, tmp_prefix=_TMP_PREFIX)
         except OSError as exc:
             raise CheckpointError(f"cannot write checkpoint {final}: {exc}") from exc
         for old in self.paths()[self.keep :]:

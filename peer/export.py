@@ -23,16 +23,14 @@ gives back the peer's model.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from peer.atomic import write_atomically
 from protocol.errors import ConfigError, RumorError
 
 __all__ = [
@@ -128,19 +126,8 @@ def save_safetensors(
         data = save(tensors, metadata=dict(metadata) if metadata else None)
     except (ValueError, RuntimeError) as exc:
         raise ExportError(f"cannot encode the model for {final}: {exc}") from exc
-    directory = final.parent if str(final.parent) else Path(".")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as stream:
-                stream.write(data)
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(tmp, final)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_atomically(final, data, tmp_prefix=f".{final.name}.")
     except OSError as exc:
         raise ExportError(f"cannot write {final}: {exc}") from exc
     return final

@@ -216,6 +216,8 @@ class LearningConfig(_Section):
     batch_size: int = BATCH_SIZE
     lr: float = LEARNING_RATE
     seed: int = 0
+    threads: int = 0
+    """torch's intra-op threads in this peer's process; 0: torch's default (one per core)."""
 
     def __post_init__(self) -> None:
         self._spec("task", check_task)
@@ -245,6 +247,7 @@ class LearningConfig(_Section):
         self._require(self.batch_size >= 1, "batch_size", "an int >= 1")
         self._positive("lr")
         self._require(self.seed >= 0, "seed", "an int >= 0")
+        self._require(self.threads >= 0, "threads", "an int >= 0 (0: torch's default)")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+import torch
+
 from peer.config import PeerConfig
 from peer.runtime.learning import LocalLearner, load_learner
 from peer.runtime.neighbours import Neighbourhood, static_neighbourhood
@@ -30,7 +32,7 @@ from protocol.presence import encode_presence
 from protocol.signing import SigningKey
 from protocol.topics import topic
 
-__all__ = ["configure_logging", "data_share", "run_peer"]
+__all__ = ["configure_logging", "data_share", "run_peer", "set_threads"]
 
 log = logging.getLogger("rumor.peer")
 
@@ -82,6 +84,7 @@ async def run_peer(
     ident = config.identity
     hood = static_neighbourhood(config.topology, me=ident.peer)
     index, peers = data_share(config, hood)
+    set_threads(config)
     credentials = load_credentials(config.security)  # a bad key file fails before the data load
     stream = None if stats_file is None else _open_for_append(stats_file, "--stats-file")
     try:
@@ -97,6 +100,14 @@ async def run_peer(
             stream.close()
     log.info("%s stopped cleanly", ident.peer)
     return 0
+
+
+def set_threads(config: PeerConfig) -> None:
+    """Apply ``learning.threads`` to torch (0: leave torch's default) and log what torch uses:
+    peers sharing a machine each need their share of the cores, or every step slows down."""
+    if config.learning.threads > 0:
+        torch.set_num_threads(config.learning.threads)
+    log.info("%s: torch intra-op threads %d", config.identity.peer, torch.get_num_threads())
 
 
 def presence_signer(config: PeerConfig, key: SigningKey) -> Callable[[bool, int], bytes]:

@@ -53,7 +53,10 @@ from protocol.fingerprint import fingerprint
 __all__ = ["LocalLearner", "Samples", "load_learner"]
 
 _EVAL_ROWS = 512
-"""Held-out rows converted to float and evaluated at a time (1.6 MB for 784 pixels)."""
+"""Held-out rows converted to float and evaluated at a time (1.6 MB for 784 pixels) at most."""
+_EVAL_FLOATS = 1 << 20
+"""Activation floats per evaluated chunk (4 MiB): fewer rows for a model with larger activations
+(a conv net's 512 rows would hold tens of MB at once, on a device's budget of a few hundred)."""
 
 
 class Samples(Protocol):
@@ -170,9 +173,10 @@ class LocalLearner:
         if self.model is None or self.held_out is None:
             return None
         total = len(self.held_out)
+        rows = max(1, min(_EVAL_ROWS, _EVAL_FLOATS // self.model.activations_per_sample))
         value = 0.0
-        for lo in range(0, total, _EVAL_ROWS):
-            part = self.held_out.subset(torch.arange(lo, min(total, lo + _EVAL_ROWS)))
+        for lo in range(0, total, rows):
+            part = self.held_out.subset(torch.arange(lo, min(total, lo + rows)))
             metric, _ = evaluate(self.model, x, part, recipe=self.recipe)
             value += float(metric) * len(part)
         if self.recipe.metric.name == "accuracy":

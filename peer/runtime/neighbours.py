@@ -2,16 +2,17 @@
 
 Weights are Metropolis-Hastings (:func:`topology.mixing_edges`), so peer ``i`` of a family graph
 mixes exactly as row ``i`` of the simulator's matrix. In a family graph, node ``j``'s peer id is
-the peer's own id with its trailing number replaced by ``j`` (same zero padding, if any): ``p3`` at
-node 3 expects ``p0`` .. ``p7`` in an 8-peer swarm (the names ``rumor up`` gives,
-:func:`protocol.topics.peer_name`), ``pi-03`` expects ``pi-00`` .. ``pi-07``.
+the peer's own id with its trailing number replaced by ``j``, in plain decimal (``p10`` at node 10
+expects ``p9`` and ``p11``: the names ``rumor up`` gives, :func:`protocol.topics.peer_name`), or
+zero-padded to the same width when this peer's number has a leading zero (``pi-03`` expects
+``pi-00`` .. ``pi-07``). A padded swarm must therefore pad every number, the highest included.
 In a graph file, node names are peer ids.
 
 >>> hood = family_neighbourhood("ring", 4, me="p1", node=1, seed=0)
 >>> sorted(hood.weights.items()), hood.index, hood.size
 ([('p0', 0.3333333333333333), ('p2', 0.3333333333333333)], 1, 4)
->>> node_name("peer-07", 7, 12)
-'peer-12'
+>>> node_name("peer-07", 7, 12), node_name("p10", 10, 9), node_name("p010", 10, 9)
+('peer-12', 'p9', 'p009')
 """
 
 from __future__ import annotations
@@ -66,7 +67,9 @@ def node_name(me: PeerId, node: int, other: int) -> PeerId:
             f"identity.peer = {me!r}: with a topology family the peer id must end with its node "
             f"number {node} (e.g. 'peer-{node}'), so that peers can name each other"
         )
-    return f"{match[1]}{other:0{len(match[2])}d}"
+    digits = match[2]
+    padded = len(digits) > 1 and digits.startswith("0")
+    return f"{match[1]}{other:0{len(digits) if padded else 1}d}"
 
 
 def _from_graph(

@@ -101,7 +101,8 @@ class ModuleModel:
         self.trains_all = bool(self.mask.all())
         self._start = self.flatten()
         self.activations_per_sample = 1024
-        """A guess for sizing evaluation chunks (outputs and hidden activations per sample)."""
+        """Outputs and hidden activations per sample, for sizing evaluation chunks: a guess
+        until :meth:`measure_activations` has seen some inputs."""
 
     def __repr__(self) -> str:
         return f"ModuleModel({self.name!r}, params={self.num_params})"
@@ -153,6 +154,30 @@ class ModuleModel:
                 return self._outputs(functional_call(self.module, (p, b), (x,)))
 
             return vmap(one)(*views)
+
+    def measure_activations(self, x: torch.Tensor) -> int:
+        """Set :attr:`activations_per_sample` from one evaluation pass over ``x`` [B, ...]: the
+        floats every submodule outputs, per sample (a bound on what a chunk holds at once).
+
+        >>> model = ModuleModel("torch.nn:Linear:in_features=6,out_features=3")
+        >>> model.measure_activations(torch.zeros(4, 6))
+        3
+        """
+        floats = 0
+
+        def count(_: torch.nn.Module, __: object, out: object) -> None:
+            nonlocal floats
+            if isinstance(out, torch.Tensor):
+                floats += out.numel()
+
+        hooks = [m.register_forward_hook(count) for m in self.module.modules()]
+        try:
+            self.forward(self.flatten(), x)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        self.activations_per_sample = max(1, math.ceil(floats / max(1, len(x))))
+        return self.activations_per_sample
 
     def loss_and_grad_one(
         self, x: torch.Tensor, data: torch.Tensor, target: torch.Tensor, loss: LossFn

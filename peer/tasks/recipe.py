@@ -63,7 +63,8 @@ class Recipe:
 
 def check_model(model: FlatModel | ModuleModel, data: Dataset, recipe: Recipe) -> None:
     """Run a few samples through ``model`` as training and evaluation will: PluginError naming
-    the plug-in if its outputs do not fit the targets or the loss is not finite."""
+    the plug-in if its outputs do not fit the targets or the loss is not finite. A module's
+    activations per sample are measured on them (for sizing evaluation chunks)."""
     if not isinstance(model, ModuleModel):
         if recipe.loss.name != "cross_entropy":
             raise ConfigError(
@@ -94,6 +95,7 @@ def check_model(model: FlatModel | ModuleModel, data: Dataset, recipe: Recipe) -
             f"{float(value)} (metric {float(metric)}); expected finite values"
         )
     model.load(start)  # leave the module as built
+    model.measure_activations(x)
     for name, tensor in local.items():
         model.local[name].copy_(tensor)
 

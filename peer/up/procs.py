@@ -43,9 +43,7 @@ def launch(name: str, config: Path, directory: Path, *, log_level: str = "INFO")
     """Start one peer process writing its log and stats into ``directory``."""
     stats, logfile = directory / "stats.jsonl", directory / "peer.log"
     stats.unlink(missing_ok=True)
-    env = dict(os.environ)
-    # N peers share this machine's cores: one thread each avoids oversubscription.
-    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env = dict(os.environ)  # each peer's torch threads: learning.threads in its config
     command = [
         sys.executable,
         "-m",

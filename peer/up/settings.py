@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,7 @@ __all__ = [
     "add_up_arguments",
     "check_plugins",
     "peer_configs",
+    "threads_per_peer",
     "up_config",
     "validate_swarm",
 ]
@@ -50,6 +52,8 @@ class UpConfig:
     round_timeout_s: float = 10.0
     max_packet_size: int | None = None
     """Mosquitto's packet limit (a started broker only), to exercise chunking."""
+    threads: int | None = None
+    """torch's intra-op threads per peer; None: :func:`threads_per_peer`, 0: torch's default."""
     security: Security = "signed"
     """signed (default): every peer signs, signatures required; secure: TLS with client
     certificates and per-peer ACL too; insecure: neither."""
@@ -65,6 +69,20 @@ class UpConfig:
                 "--secure with --broker: --secure starts its own TLS broker; for an external "
                 "one, generate the material with rumor secure init"
             )
+        if self.threads is not None and self.threads < 0:
+            raise ConfigError(f"--threads {self.threads}: expected 0 (torch's default) or more")
+
+
+def threads_per_peer(peers: int, cpus: int | None = None) -> int:
+    """Each peer's share of this machine's cores (at least one): N processes that each run
+    one torch thread per core make a small step many times slower than one thread each.
+
+    >>> threads_per_peer(4, cpus=2), threads_per_peer(4, cpus=16)
+    (1, 4)
+    """
+    if cpus is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cpus or 1) // peers)
 
 
 def add_up_arguments(parser: argparse.ArgumentParser) -> None:
@@ -105,6 +123,12 @@ def add_up_arguments(parser: argparse.ArgumentParser) -> None:
         "--aggregator",
         default="mean",
         help="mean (default), clip[:tau=T|b=B], trimmed_mean:b=B or median",
+    )
+    add(
+        "--threads",
+        type=int,
+        help="torch intra-op threads per peer (default: the machine's cores // peers, at "
+        "least 1; 0: torch's default, one per core)",
     )
     add("--mode", choices=["sync", "async"], default="sync", help="gossip mode (default: sync)")
     add("--round-timeout", type=float, default=10.0, help="sync barrier timeout, s (default: 10)")
@@ -159,6 +183,7 @@ def up_config(args: argparse.Namespace) -> UpConfig:
         mode=args.mode,
         round_timeout_s=args.round_timeout,
         max_packet_size=args.max_packet_size,
+        threads=args.threads,
         security=args.security,
         overrides=tuple(args.overrides),
     )
@@ -170,6 +195,7 @@ def peer_configs(
     """One validated config per peer (ConfigError naming the key if an option is bad);
     ``sections``: keys to add per peer (:func:`peer.up.material.prepare`)."""
     configs = []
+    threads = threads_per_peer(up.peers) if up.threads is None else up.threads
     for j in range(up.peers):
         name = peer_name(j)
         data: dict[str, object] = {
@@ -187,6 +213,7 @@ def peer_configs(
                 "loss": up.loss,
                 "metric": up.metric,
                 "optimizer": up.optimizer,
+                "threads": threads,
             }
             | ({} if up.data is None else {"data": up.data}),
             "gossip": {

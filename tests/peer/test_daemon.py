@@ -1,14 +1,21 @@
-"""``rumor peer``'s start-up checks that need the graph: a graph file's size is known only then."""
+"""``rumor peer``'s start-up: checks that need the graph (a graph file's size is known only then),
+and torch's thread count from ``learning.threads``."""
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from peer.config import config_from_dict
 from peer.runtime.daemon import data_share
 from peer.runtime.neighbours import static_neighbourhood
+from peer.up.procs import launch
 from protocol.errors import ConfigError
 
 
@@ -35,3 +42,35 @@ def test_a_partition_index_beyond_the_graph_file_is_refused_naming_the_key(
 ) -> None:
     with pytest.raises(ConfigError, match=r"learning\.partition_index = 65536: expected 0 to 2"):
         _share(tmp_path, {"partition_index": 65536})
+
+
+@pytest.mark.slow
+def test_learning_threads_reaches_torch_in_the_peer_process(tmp_path: Path) -> None:
+    # One more than torch's default here, so the line can only come from the setting.
+    wanted = torch.get_num_threads() + 1
+    config = tmp_path / "peer.toml"
+    config.write_text(
+        '[identity]\npeer = "p1"\nswarm = "s"\n'
+        f"[broker]\nport = {_unused_port()}\nconnect_timeout_s = 300.0\n"
+        '[topology]\nfamily = "ring"\nsize = 3\nnode = 1\n'
+        f'[learning]\ntask = "consensus"\nthreads = {wanted}\n'
+    )
+    peer = launch("p1", config, tmp_path)
+    try:
+        deadline = time.monotonic() + 120
+        while f"p1: torch intra-op threads {wanted}\n" not in peer.log.read_text():
+            assert peer.running, peer.log.read_text()[-2000:]
+            assert time.monotonic() < deadline, peer.log.read_text()
+            time.sleep(0.05)
+        os.kill(peer.process.pid, signal.SIGTERM)
+        assert peer.process.wait(timeout=120) == 0, peer.log.read_text()[-2000:]
+    finally:
+        peer.process.kill()
+        peer.process.wait()
+
+
+def _unused_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from peer.config import config_from_dict
 from peer.runtime.learning import load_learner
 from peer.tasks import DatasetMissing, PeerData, Task, TaskSpec, build_task
 from peer.tasks.data import FASHION_MNIST_ROOT, Dataset
@@ -206,6 +207,7 @@ _HWM = "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswi
 _DAEMON_LOAD = """
 from peer.config import config_from_dict
 from peer.runtime.daemon import run_peer  # everything the daemon imports
+from peer.config import config_from_dict
 from peer.runtime.learning import load_learner
 config = config_from_dict({
     "identity": {"peer": "p0", "swarm": "m"},
@@ -242,6 +244,7 @@ def test_a_fashion_mnist_peer_stays_under_300_mib() -> None:
 _MODULE_DAEMON = """
 from peer.config import config_from_dict
 from peer.runtime.daemon import run_peer  # everything the daemon imports
+from peer.config import config_from_dict
 from peer.runtime.learning import load_learner
 config = config_from_dict({
     "identity": {"peer": "p0", "swarm": "m"},
@@ -268,4 +271,84 @@ def test_a_peer_training_a_plugin_module_stays_under_300_mib() -> None:
     # A 1-D convolutional net with BatchNorm and dropout, trained with Adam through autograd.
     daemon = _peak_mib(_MODULE_DAEMON)
     print(f"peak RSS: plug-in module peer {daemon:.0f} MiB")
+    assert daemon < 300, daemon
+
+
+def test_a_conv_net_is_evaluated_in_chunks_of_bounded_activations(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # examples/har.py's net outputs ~10,000 floats per window over its layers: 512 windows at a
+    # time (the chunk for a built-in model) held ~20 MB of activations in the daemon.
+    config = config_from_dict(
+        {
+            "identity": {"peer": "p0"},
+            "topology": {"family": "ring", "size": 4, "node": 0},
+            "learning": {"data": "examples.har:data", "model": "examples.har:net"},
+        }
+    )
+    learner = load_learner(config, index=0, peers=4)
+    assert learner.model is not None
+    # conv 24 x 64 three times (conv, BatchNorm, ReLU), pooled 24 x 32, conv 48 x 32 three
+    # times, pooled 48, flattened 48, dropout 48, linear 6, the net's output 6
+    per_window = 3 * 24 * 64 + 24 * 32 + 3 * 48 * 32 + 3 * 48 + 2 * 6
+    assert learner.model.activations_per_sample == per_window
+    chunks: list[int] = []
+
+    def counting(*args: object, **kwargs: object) -> tuple[torch.Tensor, torch.Tensor]:
+        chunks.append(len(args[2]))  # type: ignore[arg-type]
+        return evaluate(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("peer.runtime.learning.evaluate", counting)
+    accuracy = learner.accuracy(learner.start)
+    assert sum(chunks) == 1200
+    assert max(chunks) * per_window <= 1 << 20  # 4 MiB of float32 activations
+    monkeypatch.undo()
+    assert accuracy == learner.accuracy(learner.start)  # the chunking does not change it
+
+
+_HAR_DAEMON = """
+import asyncio
+from peer.config import config_from_dict
+from peer.runtime.daemon import run_peer, set_threads  # everything the daemon imports
+from peer.config import config_from_dict
+from peer.runtime.learning import load_learner
+from peer.up.settings import threads_per_peer
+config = config_from_dict({
+    "identity": {"peer": "p0", "swarm": "m"},
+    "topology": {"family": "ring", "size": 4, "node": 0, "seed": 0},
+    "learning": {
+        "data": "examples.har:data",
+        "model": "examples.har:net",
+        "optimizer": "adam",
+        "lr": 0.003,
+        "local_steps": 5,
+        "batch_size": 32,
+        "threads": threads_per_peer(4),
+    },
+    "gossip": {"rounds": 5},
+})
+set_threads(config)
+
+
+async def rounds() -> float | None:  # in worker threads, as the daemon trains and evaluates
+    learner = await asyncio.to_thread(load_learner, config, index=0, peers=4)
+    x = learner.start
+    for r in range(5):
+        x, _ = await asyncio.to_thread(learner.train, x, r)
+        accuracy = await asyncio.to_thread(learner.accuracy, x)
+    return accuracy
+
+
+accuracy = asyncio.run(rounds())
+assert accuracy > 0.3, accuracy
+"""
+
+
+@pytest.mark.slow
+def test_a_peer_training_the_activity_example_stays_under_300_mib() -> None:
+    # examples/har.py as `rumor up` runs it with 4 peers (its docstring's command): a conv net
+    # with BatchNorm and dropout, Adam, evaluated on 1,200 windows every round. It peaked at
+    # 295-302 MiB while evaluation took 512 windows at a time (~20 MB of activations).
+    daemon = _peak_mib(_HAR_DAEMON)
+    print(f"peak RSS: activity example peer {daemon:.0f} MiB")
     assert daemon < 300, daemon

@@ -12,7 +12,7 @@ import pytest
 
 from peer import cli
 from peer.commands import _UP_EXAMPLES, register
-from peer.up.settings import UpConfig, peer_configs, up_config, validate_swarm
+from peer.up.settings import UpConfig, peer_configs, threads_per_peer, up_config, validate_swarm
 from protocol.topics import peer_name
 from sim import traffic
 
@@ -85,3 +85,26 @@ def test_every_documented_rumor_up_command_is_a_valid_swarm(
             validate_swarm(_up(tmp_path, *shlex.split(command)[2:]))
     finally:
         sys.modules.pop("mysensors", None)
+
+
+def test_up_gives_each_peer_its_share_of_the_cores(tmp_path: Path) -> None:
+    def threads(*argv: str) -> set[int]:
+        configs = peer_configs(_up(tmp_path, *argv), host="127.0.0.1", port=1883)
+        return {c.learning.threads for c in configs}
+
+    assert threads("--peers", "4") == {threads_per_peer(4)}
+    assert threads("--peers", "4", "--threads", "3") == {3}
+    assert threads("--peers", "4", "--threads", "0") == {0}  # torch's default
+    assert threads_per_peer(8, cpus=2) == 1
+    assert threads_per_peer(3, cpus=16) == 5
+
+
+def test_up_refuses_a_negative_thread_count(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["up", "--out", str(tmp_path / "run"), "--threads", "-1"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "--threads -1: expected 0 (torch's default) or more" in err
+    assert len(err.splitlines()) == 1
