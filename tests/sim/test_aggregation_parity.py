@@ -2,7 +2,8 @@
 
 The vector engine batches receivers with the same number of messages ([n, K, P]); each rule's
 result for a row does not depend on the other rows of its batch (sorting is exact, and sums run
-in float64 in a fixed order), so there is no tolerance. Drops and a Byzantine sender make the
+in float64 in a fixed order), so there is no tolerance. An irregular graph gives each edge its own
+weight, so a weight paired with the wrong sender shows; drops and a Byzantine sender make the
 receivers' message counts differ from round to round.
 """
 
@@ -19,7 +20,7 @@ from tests.sim.conftest import run
 RULES = ["mean", "clip", "clip:tau=0.3", "trimmed_mean:b=1", "median"]
 BASE = SimConfig(
     task="synthetic",
-    topology="random_regular:d=4",
+    topology="erdos_renyi:p=0.4",  # irregular: weights differ per edge
     peers=10,
     lr=0.1,
     rounds=15,
