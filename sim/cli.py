@@ -109,6 +109,9 @@ def _final_line(
             f"avg model {final[f'{m}_avg_model']:.4f}; {'higher' if higher else 'lower'} "
             "is better)"
         )
+    honest = final.get(f"{m}_honest_mean")
+    if honest is not None:
+        parts.append(f"honest peers {m} mean {honest:.4f}")
     distance = final["consensus_distance"]
     parts.append("consensus distance " + ("n/a" if distance is None else f"{distance:.3e}"))
     parts.append(f"{int(final['bytes_sent'] or 0) / 1e6:.2f} MB sent")

@@ -96,6 +96,10 @@ class SwarmRoundStats:
     acc_max: float | None = None
     acc_avg_model: float | None = None
     """The metric of the average of all peers' models."""
+    acc_honest_mean: float | None = None
+    """Mean and min (max when lower is better) of the metric over the live honest peers' own
+    models: what a defence protects. None when no peer is Byzantine."""
+    acc_honest_worst: float | None = None
     test_loss: float | None = None
     """Mean test loss of the live peers' models."""
     train_loss: float | None = None

@@ -137,7 +137,9 @@ class Simulation:
         evaluated = evaluate or self.config.consensus
         fields: dict[str, float | None] = {}
         if evaluate and self.evaluator.has_accuracy:
-            fields = self.evaluator.evaluate(x, alive)
+            byzantine = self.failures.byzantine
+            honest = ~byzantine if byzantine.any() else None
+            fields = self.evaluator.evaluate(x, alive, honest)
         return SwarmRoundStats(
             round=done,
             evaluated=evaluated,
@@ -152,5 +154,7 @@ class Simulation:
             acc_min=fields.get("acc_min"),
             acc_max=fields.get("acc_max"),
             acc_avg_model=fields.get("acc_avg_model"),
+            acc_honest_mean=fields.get("acc_honest_mean"),
+            acc_honest_worst=fields.get("acc_honest_worst"),
             test_loss=fields.get("test_loss"),
         )
