@@ -13,12 +13,10 @@ protocol.errors.ConfigError: trimmed_mean: b=0 out of range; expected an integer
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-
 from protocol.errors import ConfigError
-from protocol.spec import Param, Spec, parse_spec
+from protocol.spec import Param, ParamChecks, Spec, check_named_spec
 
-__all__ = ["AGGREGATOR_NAMES", "AGGREGATOR_PARAMS", "check_aggregator_spec"]
+__all__ = ["AGGREGATOR_PARAMS", "check_aggregator_spec"]
 
 
 def _check_tau(name: str, tau: Param) -> None:
@@ -35,15 +33,13 @@ def _check_b(name: str, b: Param) -> None:
         raise ConfigError(f"{name}: b={b} out of range; expected an integer >= 1")
 
 
-AGGREGATOR_PARAMS: Mapping[str, Mapping[str, Callable[[str, Param], None]]] = {
+AGGREGATOR_PARAMS: ParamChecks = {
     "mean": {},
     "clip": {"tau": _check_tau, "b": _check_b},
     "trimmed_mean": {"b": _check_b},
     "median": {},
 }
 """Every aggregation rule -> its parameters and their checks."""
-
-AGGREGATOR_NAMES: tuple[str, ...] = tuple(AGGREGATOR_PARAMS)
 
 
 def check_aggregator_spec(spec: Spec | str) -> Spec:
@@ -52,15 +48,7 @@ def check_aggregator_spec(spec: Spec | str) -> Spec:
     ``trimmed_mean`` needs ``b``; ``clip`` takes either a fixed radius ``tau`` or ``b``, the
     number of neighbours its adaptive radius assumes may be Byzantine (default 1).
     """
-    parsed = parse_spec(spec) if isinstance(spec, str) else spec
-    params = AGGREGATOR_PARAMS.get(parsed.name)
-    if params is None:
-        raise ConfigError(
-            f"unknown aggregator {parsed.name!r}; expected one of {', '.join(AGGREGATOR_NAMES)}"
-        )
-    parsed.expect(*params)
-    for key, value in parsed.params.items():
-        params[key](parsed.name, value)
+    parsed = check_named_spec(spec, AGGREGATOR_PARAMS, kind="aggregator")
     if parsed.name == "trimmed_mean" and "b" not in parsed.params:
         raise ConfigError("trimmed_mean: needs b=B, the values trimmed at each end")
     if parsed.name == "clip" and {"tau", "b"} <= set(parsed.params):

@@ -13,10 +13,8 @@ protocol.errors.ConfigError: int8: block=0 out of range; expected 1 to 2**24
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-
 from protocol.errors import ConfigError
-from protocol.spec import Param, Spec, parse_spec
+from protocol.spec import Param, ParamChecks, Spec, check_named_spec
 
 __all__ = ["CODEC_NAMES", "CODEC_PARAMS", "check_block", "check_codec_spec", "check_fraction"]
 
@@ -37,7 +35,7 @@ def check_block(name: str, block: Param) -> None:
         raise ConfigError(f"{name}: block={block} out of range; expected 1 to 2**24")
 
 
-CODEC_PARAMS: Mapping[str, Mapping[str, Callable[[str, Param], None]]] = {
+CODEC_PARAMS: ParamChecks = {
     "raw": {},
     "fp16": {},
     "int8": {"block": check_block},
@@ -52,13 +50,4 @@ CODEC_NAMES: tuple[str, ...] = tuple(CODEC_PARAMS)
 
 def check_codec_spec(spec: Spec | str) -> Spec:
     """The parsed spec if it names a known codec with valid parameters; else ConfigError."""
-    parsed = parse_spec(spec) if isinstance(spec, str) else spec
-    params = CODEC_PARAMS.get(parsed.name)
-    if params is None:
-        raise ConfigError(
-            f"unknown codec {parsed.name!r}; expected one of {', '.join(CODEC_NAMES)}"
-        )
-    parsed.expect(*params)
-    for key, value in parsed.params.items():
-        params[key](parsed.name, value)
-    return parsed
+    return check_named_spec(spec, CODEC_PARAMS, kind="codec")

@@ -12,15 +12,17 @@ Spec(name='random_regular', params={'d': 4, 'seed': 7})
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
 from protocol.errors import ConfigError
 
-__all__ = ["Param", "Spec", "parse_spec"]
+__all__ = ["Param", "ParamChecks", "Spec", "check_named_spec", "parse_spec"]
 
 Param: TypeAlias = int | float | str | bool
+ParamChecks: TypeAlias = Mapping[str, Mapping[str, Callable[[str, Param], None]]]
+"""Each known name -> its parameters -> a check that raises ConfigError (given name, value)."""
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 
@@ -74,3 +76,21 @@ def parse_spec(text: str) -> Spec:
             raise ConfigError(f"parameter {key!r} given twice in {text!r}")
         params[key] = _parse_value(value.strip())
     return Spec(name, params)
+
+
+def check_named_spec(spec: Spec | str, known: ParamChecks, *, kind: str) -> Spec:
+    """The parsed spec if ``known`` has its name and every parameter passes; else ConfigError.
+
+    >>> check_named_spec("b", {"a": {}}, kind="codec")
+    Traceback (most recent call last):
+    ...
+    protocol.errors.ConfigError: unknown codec 'b'; expected one of a
+    """
+    parsed = parse_spec(spec) if isinstance(spec, str) else spec
+    params = known.get(parsed.name)
+    if params is None:
+        raise ConfigError(f"unknown {kind} {parsed.name!r}; expected one of {', '.join(known)}")
+    parsed.expect(*params)
+    for key, value in parsed.params.items():
+        params[key](parsed.name, value)
+    return parsed
