@@ -201,18 +201,45 @@ def _idx_learner(config: PeerConfig, *, index: int, peers: int) -> LocalLearner:
     model = build_model(spec, own.raw.images.shape[1], own.raw.num_classes)
     if isinstance(model, ModuleModel):
         check_model(model, held_out.subset(torch.arange(min(8, len(held_out)))), recipe_of(spec))
-    return LocalLearner(
+    return _learner(
+        config,
         index=index,
         model=model,
         shard=own,
         sizes=sizes,
         held_out=held_out,
-        start=model.init(seed=learning.seed),
+        recipe=recipe_of(spec),
+    )
+
+
+def _learner(
+    config: PeerConfig,
+    *,
+    index: int,
+    model: Model | None,
+    shard: Samples | None,
+    sizes: torch.Tensor,
+    held_out: Samples | None,
+    recipe: Recipe,
+    start: torch.Tensor | None = None,
+) -> LocalLearner:
+    """The learner with ``config``'s hyperparameters; ``start`` defaults to the model's init."""
+    learning = config.learning
+    if start is None:
+        assert model is not None
+        start = model.init(seed=learning.seed)
+    return LocalLearner(
+        index=index,
+        model=model,
+        shard=shard,
+        sizes=sizes,
+        held_out=held_out,
+        start=start,
         local_steps=learning.local_steps,
         batch_size=learning.batch_size,
         lr=learning.lr,
         seed=learning.seed,
-        recipe=recipe_of(spec),
+        recipe=recipe,
     )
 
 
@@ -250,18 +277,8 @@ def _data_learner(config: PeerConfig, *, index: int, peers: int) -> LocalLearner
     check_model(model, train, recipe)
     sizes = torch.ones(peers, dtype=torch.int64)
     sizes[index] = len(train)
-    return LocalLearner(
-        index=index,
-        model=model,
-        shard=train,
-        sizes=sizes,
-        held_out=test,
-        start=model.init(seed=learning.seed),
-        local_steps=learning.local_steps,
-        batch_size=learning.batch_size,
-        lr=learning.lr,
-        seed=learning.seed,
-        recipe=recipe,
+    return _learner(
+        config, index=index, model=model, shard=train, sizes=sizes, held_out=test, recipe=recipe
     )
 
 
@@ -288,16 +305,13 @@ def load_learner(config: PeerConfig, *, index: int, peers: int) -> LocalLearner:
     del task  # the other peers' shards and the full test set are not ours to keep
     clear_cache()  # IDX files a plug-in task may have decoded
     gc.collect()
-    return LocalLearner(
+    return _learner(
+        config,
         index=index,
         model=model,
         shard=shard,
         sizes=sizes,
         held_out=held_out,
-        start=start,
-        local_steps=learning.local_steps,
-        batch_size=learning.batch_size,
-        lr=learning.lr,
-        seed=learning.seed,
         recipe=recipe,
+        start=start,
     )
