@@ -164,6 +164,8 @@ def _telemetry(payload: bytes) -> dict[str, object] | None:
             continue
         if isinstance(value, str):
             out[key] = value[:_MAX_TEXT]
+        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+            continue  # no real counter is this large; as a float it would overflow the table
         elif value is None or isinstance(value, bool | int | float):
             out[key] = value
     return out

@@ -84,6 +84,14 @@ def test_deeply_nested_telemetry_is_ignored_not_fatal() -> None:
     assert "deep" not in view.rows()["p1"], "only flat scalar fields are kept"
 
 
+def test_a_huge_integer_counter_is_dropped_not_fatal() -> None:
+    view = SwarmView(prefix="rumor", swarm="lab")
+    huge = b"9" * 400  # too large for a float: the table's MB cell used to raise OverflowError
+    assert view.update("rumor/lab/telemetry/p1", b'{"round": 2, "bytes_out": ' + huge + b"}")
+    assert "bytes_out" not in view.rows()["p1"]
+    assert "p1" in view.table()
+
+
 def test_a_flood_of_invented_peer_ids_is_bounded() -> None:
     view = SwarmView(prefix="rumor", swarm="lab")
     for i in range(MAX_ROWS + 500):
