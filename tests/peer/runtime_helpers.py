@@ -108,10 +108,11 @@ async def drive(
         await transport.state.wait_up()
         async with runtime:
             hood = runtime.hood.neighbours
-            while meet:
-                if runtime.liveness.live_set(hood) == hood:
-                    break
-                await asyncio.sleep(0.02)  # polling: presence has no change event
+            async with asyncio.timeout(60 if meet else None):  # fail, never hang
+                while meet:
+                    if runtime.liveness.live_set(hood) == hood:
+                        break
+                    await asyncio.sleep(0.02)  # polling: presence has no change event
             async for stats in runtime.rounds():
                 out.append(stats)
                 if on_round is not None:
