@@ -116,7 +116,7 @@ def detach(signed: bytes) -> tuple[bytes, bytes]:
 
 
 class SigningKey:
-    """An Ed25519 private key; :meth:`sign` signs ``domain + SHA-256(unsigned)``."""
+    """An Ed25519 private key; :meth:`sign` signs ``domain + BLAKE3(unsigned)``."""
 
     def __init__(self, key: Ed25519PrivateKey) -> None:
         self._key = key

@@ -46,6 +46,9 @@ _FACTORIES: Mapping[str, Callable[..., Codec]] = {
     "sign": SignCodec,
     "randk": RandKCodec,
 }
+# The names are checked against CODEC_NAMES (torch-free); the two tables must agree, or a
+# spec from the network could pass the check and miss the lookup.
+assert set(_FACTORIES) == set(CODEC_NAMES), "codecs/__init__.py and codec_names.py disagree"
 
 
 def codec_from_spec(spec: Spec | str, *, from_network: bool = False) -> Codec:
