@@ -52,9 +52,11 @@ def test_crash_names_an_existing_peer() -> None:
 
 
 def test_drops_are_reproducible_independent_and_at_the_rate() -> None:
-    a = drop_mask(0.3, 20_000, seed=1, round=4)
-    assert np.array_equal(a, drop_mask(0.3, 20_000, seed=1, round=4))
-    assert not np.array_equal(a, drop_mask(0.3, 20_000, seed=1, round=5))
+    src, dst = np.arange(20_000), np.roll(np.arange(20_000), 1)
+    a = drop_mask(0.3, src, dst, seed=1, round=4)
+    assert np.array_equal(a, drop_mask(0.3, src, dst, seed=1, round=4))
+    assert not np.array_equal(a, drop_mask(0.3, src, dst, seed=1, round=5))
+    assert not np.array_equal(a, drop_mask(0.3, dst, src, seed=1, round=4))
     assert a.mean() == pytest.approx(0.3, abs=0.015)
 
 
