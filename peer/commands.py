@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from peer.cli import Subparsers
 from peer.config import apply_overrides, load_config, to_toml
@@ -17,6 +18,10 @@ from peer.security.cli import add_secure_parser
 from peer.stopping import StopSignals
 from peer.up import add_up_arguments, run_up
 from peer.watch import add_watch_arguments, run_watch
+from protocol.errors import ConfigError
+
+if TYPE_CHECKING:
+    from peer.runtime.daemon import PeerExtras
 
 __all__ = ["register"]
 
@@ -75,6 +80,16 @@ def register(subparsers: Subparsers) -> None:
     peer.add_argument(
         "--stats-file", type=Path, help="append each round's stats to this file as JSON lines"
     )
+    peer.add_argument(
+        "--faults",
+        type=Path,
+        metavar="FILE",
+        help="inject the failures of this fault plan (written by rumor up; testing only)",
+    )
+    peer.add_argument("--snapshot-dir", type=Path, help="write model snapshots here (rumor up)")
+    peer.add_argument(
+        "--snapshot-every", type=int, default=10, help="rounds between snapshots (default 10)"
+    )
     peer.set_defaults(handler=_peer)
 
     up = subparsers.add_parser(
@@ -112,9 +127,26 @@ def _peer(args: argparse.Namespace) -> int:
         if args.print_config:
             sys.stdout.write(to_toml(config))
             return 0
+        extras = _extras(args)
         from peer.runtime.daemon import configure_logging, run_peer  # torch: only when running
 
         configure_logging(config)
-        return asyncio.run(run_peer(config, stats_file=args.stats_file, signals=signals))
+        return asyncio.run(
+            run_peer(config, stats_file=args.stats_file, signals=signals, extras=extras)
+        )
     finally:
         signals.restore()
+
+
+def _extras(args: argparse.Namespace) -> PeerExtras:
+    """``--faults`` and ``--snapshot-*``, checked before the daemon starts."""
+    from peer.faults.plan import load_plan
+    from peer.runtime.daemon import PeerExtras
+
+    if args.snapshot_every < 1:
+        raise ConfigError(f"--snapshot-every {args.snapshot_every}: expected at least 1")
+    return PeerExtras(
+        faults=None if args.faults is None else load_plan(args.faults),
+        snapshot_dir=args.snapshot_dir,
+        snapshot_every=args.snapshot_every,
+    )

@@ -19,11 +19,13 @@ from typing import TextIO
 import torch
 
 from peer.config import PeerConfig
+from peer.faults import FaultPlan, Faults
 from peer.runtime.learning import LocalLearner, load_learner
 from peer.runtime.neighbours import Neighbourhood, static_neighbourhood
 from peer.runtime.runtime import PeerRuntime
 from peer.runtime.stats import log_line, to_json
 from peer.security.credentials import Credentials, load_credentials
+from peer.snapshots import write_snapshot
 from peer.stopping import StopSignals, until_stopped
 from peer.transport import MqttTransport, Presence, settings_from_config
 from protocol.envelope import envelope_bound
@@ -32,9 +34,24 @@ from protocol.presence import encode_presence
 from protocol.signing import SigningKey
 from protocol.topics import topic
 
-__all__ = ["configure_logging", "data_share", "run_peer", "set_threads"]
+__all__ = ["PeerExtras", "configure_logging", "data_share", "run_peer", "set_threads"]
 
 log = logging.getLogger("rumor.peer")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PeerExtras:
+    """What ``rumor up`` asks of a peer beyond its config: a fault plan, model snapshots."""
+
+    faults: FaultPlan | None = None
+    snapshot_dir: Path | None = None
+    snapshot_every: int = 10
+
+    def snapshot(self, round: int, x: torch.Tensor, *, done: bool) -> None:
+        """Write the model after ``round`` if it is a snapshot round (or the last)."""
+        if self.snapshot_dir is not None and (done or round % self.snapshot_every == 0):
+            self.snapshot_dir.mkdir(parents=True, exist_ok=True)
+            write_snapshot(self.snapshot_dir, round, x)
 
 
 def configure_logging(config: PeerConfig) -> None:
@@ -74,12 +91,22 @@ def data_share(config: PeerConfig, hood: Neighbourhood | None) -> tuple[int, int
 
 
 async def run_peer(
-    config: PeerConfig, *, stats_file: Path | None = None, signals: StopSignals | None = None
+    config: PeerConfig,
+    *,
+    stats_file: Path | None = None,
+    signals: StopSignals | None = None,
+    extras: PeerExtras | None = None,
 ) -> int:
     """Run the daemon until its rounds are done or a signal stops it; return the exit status.
 
-    ``signals``: the handlers the command installed on its first line (installed here if None).
+    ``signals``: the handlers the command installed on its first line (installed here if None);
+    ``extras``: a fault plan and model snapshots (``rumor peer --faults``, ``--snapshot-dir``).
     """
+    extras = extras or PeerExtras()
+    if extras.faults is not None:
+        log.warning(
+            "%s: FAULT INJECTION ON (--faults): this peer fails on purpose", config.identity.peer
+        )
     stop = (signals or StopSignals.install()).event()
     ident = config.identity
     hood = static_neighbourhood(config.topology, me=ident.peer)
@@ -94,7 +121,7 @@ async def run_peer(
         load = asyncio.to_thread(load_learner, config, index=index, peers=peers)
         learner = await until_stopped(stop, load)
         if learner is not None:
-            await _gossip(config, learner, hood, stop, stream, credentials)
+            await _gossip(config, learner, hood, stop, (stream, extras), credentials)
     finally:
         if stream is not None:
             stream.close()
@@ -136,7 +163,7 @@ async def _gossip(
     learner: LocalLearner,
     hood: Neighbourhood | None,
     stop: asyncio.Event,
-    stream: TextIO | None,
+    outputs: tuple[TextIO | None, PeerExtras],
     credentials: Credentials,
 ) -> None:
     """Connect, run the rounds, and say ``offline`` on the way out (the transport's exit)."""
@@ -164,11 +191,22 @@ async def _gossip(
             )
         if stop.is_set():
             return
+        stream, extras = outputs
+        faults = None
+        if extras.faults is not None:
+            faults = Faults(extras.faults, me=ident.peer, prefix=ident.prefix, max_bytes=limit)
         async with PeerRuntime(
-            config, transport, learner, neighbourhood=hood, stop=stop, credentials=credentials
+            config,
+            transport,
+            learner,
+            neighbourhood=hood,
+            stop=stop,
+            credentials=credentials,
+            faults=faults,
         ) as runtime:
             async for stats in runtime.rounds():
                 log.info("%s %s", ident.peer, log_line(stats))
+                extras.snapshot(stats.round, runtime.x, done=stats.done)
                 if stream is not None:
                     stream.write(to_json(stats, peer=ident.peer, swarm=ident.swarm) + "\n")
                     stream.flush()

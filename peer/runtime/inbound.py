@@ -73,6 +73,9 @@ class Inbound:
         self.joined = False
         """A peer came (back) online: it holds none of our frames, so send it a keyframe soon
         rather than leave it waiting for the periodic one. The runtime clears it."""
+        self.excused: dict[PeerId, int] = {}
+        """Per sender, the newest round whose frame the barrier need not wait for (it was lost
+        on purpose by a fault plan, :mod:`peer.faults`); empty otherwise."""
         self._copies: dict[PeerId, dict[int, Vector]] = {}
         self._presence_seen: dict[PeerId, PresenceState] = {}
         self._replayed_keys: dict[PeerId, int] = {}
@@ -180,7 +183,9 @@ class Inbound:
 
     def waiting_for(self, live: frozenset[PeerId], round: int) -> list[PeerId]:
         """The live peers whose copy of ``round`` (or later) has not arrived, sorted."""
-        return sorted(p for p in live if not self.has_round(p, round))
+        return sorted(
+            p for p in live if not self.has_round(p, round) and self.excused.get(p, -1) < round
+        )
 
     def copy_for(self, peer: PeerId, round: int, *, staleness: int | None) -> Vector | None:
         """The copy of ``peer`` to mix in ``round``.

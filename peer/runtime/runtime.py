@@ -25,7 +25,7 @@ import resource
 import time
 from collections.abc import AsyncIterator
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 import torch
 
@@ -51,6 +51,9 @@ from protocol.topics import subscription, topic
 from protocol.types import PeerId
 from protocol.validation import Expectations
 
+if TYPE_CHECKING:
+    from peer.faults.inject import Faults
+
 __all__ = ["PeerRuntime"]
 
 log = logging.getLogger(__name__)
@@ -73,10 +76,13 @@ class PeerRuntime:
         neighbourhood: Neighbourhood | None,
         stop: asyncio.Event | None = None,
         credentials: Credentials | None = None,
+        faults: Faults | None = None,
     ) -> None:
         """``neighbourhood`` is the static one, or None for a membership-driven topology;
         ``stop``, when given, is an event that :meth:`stop` sets and others may set too;
-        ``credentials``: the key to sign with and the trust list (default: ``[security]``'s)."""
+        ``credentials``: the key to sign with and the trust list (default: ``[security]``'s);
+        ``faults``: a fault plan's hooks (``rumor peer --faults`` only, :mod:`peer.faults`)."""
+        self.faults = faults
         self.config = config
         self.credentials = credentials or load_credentials(config.security)
         self.transport = transport
@@ -132,6 +138,8 @@ class PeerRuntime:
 
     async def __aenter__(self) -> Self:
         self._restore()
+        if self.faults is not None:
+            self.round = self.faults.resume(self.round)
         if self.config.gossip.mode == "sync":
             self.inbound.sync_floor = self.round
         group = await self._stack.enter_async_context(asyncio.TaskGroup())
@@ -205,7 +213,8 @@ class PeerRuntime:
 
     async def _receive(self) -> None:
         async for message in self.transport.messages():
-            self.inbound.handle(message)
+            if self.faults is None or self.faults.admit(message, self.inbound):
+                self.inbound.handle(message)
 
     # -- neighbourhood ---------------------------------------------------------------------
 
@@ -270,6 +279,10 @@ class PeerRuntime:
         total = self.config.gossip.rounds
         self.liveness.start_grace()
         while not self._stop.is_set() and (total is None or self.round < total):
+            if self.faults is not None:
+                await self.faults.before_round(self.round, self._stop)
+                if self._stop.is_set():
+                    break
             stats = await self._one_round(total)
             yield stats
         if total is not None and self.round >= total:
@@ -364,6 +377,8 @@ class PeerRuntime:
 
     async def _publish(self, where: str, payload: bytes, retain: bool) -> None:
         try:
+            if self.faults is not None:
+                await self.faults.before_publish()
             await self.transport.publish(where, payload, qos=1, retain=retain)
         except TransportError as exc:
             self.publish_failed += 1
