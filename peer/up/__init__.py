@@ -17,6 +17,7 @@ import contextlib
 import logging
 import math
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -24,12 +25,15 @@ from pathlib import Path
 from peer.broker import Broker
 from peer.config import PeerConfig, to_toml
 from peer.tasks.plugin import metric_key
+from peer.up.faultlaunch import FaultLaunch
+from peer.up.faultrun import FaultDriver
 from peer.up.material import prepare
 from peer.up.procs import PeerProcess, kill_all, launch, stop_all
 from peer.up.report import peer_rows, render_table, write_summary
 from peer.up.settings import UpConfig, add_up_arguments, peer_configs, up_config, validate_swarm
 from peer.up.shutdown import Shutdown
 from peer.watch import SwarmView, watch_swarm
+from protocol.topics import peer_name
 
 __all__ = ["UpConfig", "add_up_arguments", "run_up"]
 
@@ -58,6 +62,8 @@ def run_up(args: argparse.Namespace) -> int:
 def _run(up: UpConfig, shutdown: Shutdown) -> int:
     broker = None
     peers: list[PeerProcess] = []
+    driver: FaultDriver | None = None
+    faults = FaultLaunch(up.failures, out=up.out, peers=up.peers, rounds=up.rounds, seed=up.seed)
     shutdown.on_escalation(lambda: kill_all(peers))
     start = time.monotonic()
     secure_dir, sections = prepare(up.out, up.peers, up.swarm, up.security)
@@ -70,28 +76,38 @@ def _run(up: UpConfig, shutdown: Shutdown) -> int:
             host, port = broker.host, broker.port
         else:
             host, port = up.broker
-        for config in peer_configs(up, host=host, port=port, sections=sections):
+        configs = peer_configs(up, host=host, port=port, sections=sections)
+        for j, config in enumerate(configs):
             if shutdown.requested:
                 break
-            peers.append(_launch(up, config))
+            config = faults.configure(config, j, local_steps=up.local_steps)
+            peers.append(_launch(up, config, faults.args(j)))
         how = {"signed": "signed frames", "secure": "TLS + signed frames"}.get(up.security, "")
         print(
             f"rumor up: {up.peers} peers on {host}:{port}, swarm {up.swarm!r}, out {up.out}"
             + (f", {how}" if how else ", insecure")
         )
+        if up.failures.any:
+            driver = faults.driver(
+                peers, lambda j, r: _relaunch(up, j, faults.args(j, resume_at=r)), broker
+            )
         tls = None if secure_dir is None else secure_dir / "watch"
-        asyncio.run(_supervise(up, peers, (host, port, tls), shutdown))
+        asyncio.run(_supervise(up, peers, (host, port, tls), shutdown, driver))
     finally:
         shutdown.stopping = True
         if shutdown.requested:
             print("rumor up: interrupted; stopping every peer and the broker", file=sys.stderr)
+        if driver is not None:
+            driver.finish()
         stop_all(peers)
         if broker is not None:
             broker.stop()
-    return _report(up, peers, host, port, interrupted=shutdown.requested, start=start)
+    return _report(
+        up, peers, host, port, interrupted=shutdown.requested, start=start, driver=driver
+    )
 
 
-def _launch(up: UpConfig, config: PeerConfig) -> PeerProcess:
+def _launch(up: UpConfig, config: PeerConfig, extra: list[str]) -> PeerProcess:
     folder = up.out / config.identity.peer
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "peer.toml"
@@ -100,11 +116,35 @@ def _launch(up: UpConfig, config: PeerConfig) -> PeerProcess:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as stream:
         stream.write(to_toml(config, show_secrets=True))
-    return launch(config.identity.peer, path, folder)
+    shutil.rmtree(folder / "snapshots", ignore_errors=True)
+    extra = [*extra, *_snapshot_args(up, folder)]
+    return launch(config.identity.peer, path, folder, extra=extra)
+
+
+def _snapshot_args(up: UpConfig, folder: Path) -> list[str]:
+    if up.task == "consensus" and up.data is None:
+        return []
+    every = ["--snapshot-every", str(up.eval_every)]
+    return ["--snapshot-dir", str((folder / "snapshots").resolve()), *every]
+
+
+def _relaunch(up: UpConfig, index: int, extra: list[str]) -> PeerProcess:
+    """Restart a crashed peer from its checkpoint (its stats file goes on)."""
+    name = peer_name(index)
+    folder = up.out / name
+    extra = [*extra, *_snapshot_args(up, folder)]
+    return launch(name, folder / "peer.toml", folder, extra=extra, fresh=False)
 
 
 def _report(
-    up: UpConfig, peers: list[PeerProcess], host: str, port: int, *, interrupted: bool, start: float
+    up: UpConfig,
+    peers: list[PeerProcess],
+    host: str,
+    port: int,
+    *,
+    interrupted: bool,
+    start: float,
+    driver: FaultDriver | None = None,
 ) -> int:
     rows = peer_rows(peers)
     print(render_table(rows))
@@ -128,9 +168,23 @@ def _report(
         from peer.export_cli import export_peers  # imports torch: only now
 
         export_peers([up.out / p.name for p in peers])
+        if not interrupted:
+            _write_rounds(up, peers, driver)
     if interrupted:
         return EXIT_INTERRUPTED
-    return 0 if all(p.process.returncode == 0 for p in peers) else 1
+    planned = set() if driver is None else driver.down_for_good
+    return 0 if all(p.process.returncode == 0 or p.name in planned for p in peers) else 1
+
+
+def _write_rounds(up: UpConfig, peers: list[PeerProcess], driver: FaultDriver | None) -> None:
+    """rounds.jsonl with ``rumor sim``'s fields (:mod:`peer.up.rounds`; imports torch)."""
+    from peer.config import load_config
+    from peer.up.rounds import write_rounds
+
+    config = load_config(peers[0].config)
+    periods = [] if driver is None else driver.periods
+    folders = [up.out / p.name for p in peers]
+    write_rounds(up.out, folders, config, periods=periods, every=up.eval_every)
 
 
 async def _supervise(
@@ -138,6 +192,7 @@ async def _supervise(
     peers: list[PeerProcess],
     where: tuple[str, int, Path | None],
     shutdown: Shutdown,
+    driver: FaultDriver | None = None,
 ) -> None:
     """Show progress until every peer has exited or a signal asks for a stop."""
     stop = asyncio.Event()
@@ -152,6 +207,7 @@ async def _supervise(
     # Only the peers launched here count: anyone on the broker can invent others.
     view = SwarmView(prefix="rumor", swarm=up.swarm, peers=frozenset(p.name for p in peers))
     watcher = asyncio.create_task(_watch(where, view))
+    driving = None if driver is None else asyncio.create_task(driver.run())
     shown = -1
     try:
         while any(p.running for p in peers) and not stop.is_set():
@@ -161,9 +217,11 @@ async def _supervise(
                     await stop.wait()
     finally:
         shutdown.wake = None
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await watcher
+        for task in (watcher, driving):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
 
 
 async def _watch(where: tuple[str, int, Path | None], view: SwarmView) -> None:

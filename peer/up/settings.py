@@ -9,6 +9,7 @@ from pathlib import Path
 
 from peer.config import PeerConfig, apply_overrides, config_from_dict
 from peer.tasks.plugin import is_plugin
+from peer.up.failures import UpFailures, add_failure_arguments, failures_from_args
 from peer.up.material import Sections, Security
 from peer.watch import parse_address
 from protocol.defaults import BATCH_SIZE, LEARNING_RATE, LOCAL_STEPS
@@ -58,8 +59,15 @@ class UpConfig:
     """signed (default): every peer signs, signatures required; secure: TLS with client
     certificates and per-peer ACL too; insecure: neither."""
     overrides: tuple[str, ...] = field(default_factory=tuple)
+    failures: UpFailures = field(default_factory=UpFailures)
+    """Failures to inject (:mod:`peer.up.failures`)."""
+    eval_every: int = 10
+    """rounds.jsonl: evaluate the peers' snapshots every this many rounds (and the last)."""
 
     def __post_init__(self) -> None:
+        self.failures.check(self.peers, self.rounds)
+        if self.eval_every < 1:
+            raise ConfigError(f"--eval-every {self.eval_every}: expected at least 1")
         if self.peers < 2:
             raise ConfigError(f"--peers {self.peers}: expected at least 2")
         if self.rounds < 1:
@@ -150,6 +158,13 @@ def add_up_arguments(parser: argparse.ArgumentParser) -> None:
         help="no signatures (by default every peer signs and requires signatures)",
     )
     add(
+        "--eval-every",
+        type=int,
+        default=10,
+        help="rounds.jsonl: evaluate every E rounds on the whole test set (default: 10)",
+    )
+    add_failure_arguments(parser)
+    add(
         "--set",
         dest="overrides",
         action="append",
@@ -186,6 +201,8 @@ def up_config(args: argparse.Namespace) -> UpConfig:
         threads=args.threads,
         security=args.security,
         overrides=tuple(args.overrides),
+        failures=failures_from_args(args),
+        eval_every=args.eval_every,
     )
 
 
