@@ -20,6 +20,7 @@ from sim.cli_args import (
     check_threads,
     settings_from_args,
 )
+from sim.compare_cli import register_compare
 from sim.config import SimConfig, config_from_settings
 from sim.progress import Progress
 from sim.sweep_cli import register_sweep
@@ -142,3 +143,4 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--out", type=Path, help="write rounds.jsonl, summary.json, plots here")
     parser.set_defaults(handler=_run_sim)
     register_sweep(subparsers)
+    register_compare(subparsers)

@@ -11,7 +11,7 @@ import networkx as nx
 import sim
 
 ROOT = Path(sim.__file__).parent
-CLI_MODULES = {"sim.cli", "sim.cli_args", "sim.sweep_cli"}
+CLI_MODULES = {"sim.cli", "sim.cli_args", "sim.compare_cli", "sim.sweep_cli"}
 
 
 def _module_name(path: Path) -> str:
