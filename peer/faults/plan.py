@@ -80,6 +80,16 @@ def _rounds(value: object, key: str) -> tuple[int, ...]:
 def plan_from_json(text: str) -> FaultPlan:
     """Parse and check a plan; ConfigError naming the key on anything wrong."""
     try:
+        return _plan(text)
+    except ConfigError as exc:
+        message = str(exc)
+        raise ConfigError(
+            message if message.startswith("faults: ") else f"faults: {message}"
+        ) from exc
+
+
+def _plan(text: str) -> FaultPlan:
+    try:
         data = json.loads(text)
     except ValueError as exc:
         raise ConfigError(f"faults: not JSON ({exc})") from exc
