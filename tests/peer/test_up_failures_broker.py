@@ -1,0 +1,90 @@
+"""``rumor up`` with failures, for real: peer processes SIGKILLed and restarted, frames lost,
+the broker stopped and started, all through a real Mosquitto; nothing outlives the command."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from peer.cli import main
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
+_SMALL = ["--task", "synthetic", "--model", "logreg", "--local-steps", "5", "--batch-size", "16"]
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """Pids whose command line contains ``text`` (peers and the broker name the run dir)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+def _rounds(stats: Path) -> list[int]:
+    return [json.loads(line)["round"] for line in stats.read_text().splitlines()]
+
+
+def _last(path: Path) -> dict[str, object]:
+    last = json.loads(path.read_text().splitlines()[-1])
+    assert isinstance(last, dict)
+    return last
+
+
+def test_a_crash_and_lossy_links_on_real_peers_follow_the_simulators_schedule(
+    tmp_path: Path,
+) -> None:
+    run, sim = tmp_path / "up", tmp_path / "sim"
+    flags = ["--peers", "4", "--rounds", "8", *_SMALL, "--crash", "1@2-5", "--drop", "0.3"]
+    assert main(["up", *flags, "--eval-every", "4", "--round-timeout", "5", "--out", str(run)]) == 0
+    assert _processes_mentioning(str(run)) == [], "rumor up left something running"
+    record = json.loads((run / "failures.json").read_text())
+    events = [(e["event"], e.get("peer"), e.get("round")) for e in record["events"]]
+    assert events == [("crash", "p1", 2), ("restart", "p1", 5), ("gate_open", None, 5)]
+    assert record["sim_flags"] == ["--drop", "0.3", "--crash", "1@2-5"]
+    # p1 did rounds 0 and 1, was down for 2..4 and came back for 5..7, as in the simulator
+    assert _rounds(run / "p1" / "stats.jsonl") == [1, 2, 6, 7, 8]
+    for j in (0, 2, 3):
+        assert _rounds(run / f"p{j}" / "stats.jsonl") == list(range(1, 9))
+    summary = json.loads((run / "summary.json").read_text())
+    assert [p["exit_status"] for p in summary["peers"]] == [0, 0, 0, 0]
+    sim_flags = [f for f in flags if f not in ("--batch-size", "16")]
+    sim_flags += ["--batch-size", "16"]
+    assert main(["sim", *sim_flags, "--eval-every", "4", "--quiet", "--out", str(sim)]) == 0
+    real, simulated = _last(run / "rounds.jsonl"), _last(sim / "rounds.jsonl")
+    assert set(real) == set(simulated)
+    rounds = [json.loads(line)["round"] for line in (run / "rounds.jsonl").read_text().splitlines()]
+    assert rounds == [0, 4, 8]
+    assert real["round"] == simulated["round"] == 8
+    assert real["alive"] == simulated["alive"] == 4
+    assert isinstance(real["acc_mean"], float)
+    assert isinstance(simulated["acc_mean"], float)
+    assert abs(real["acc_mean"] - simulated["acc_mean"]) < 0.03
+
+
+def test_a_broker_outage_is_survived_by_every_peer(tmp_path: Path) -> None:
+    run = tmp_path / "up"
+    argv = ["up", "--peers", "3", "--task", "consensus", "--rounds", "10", "--out", str(run)]
+    assert main([*argv, "--broker-outage", "3-5", "--round-timeout", "1"]) == 0
+    assert _processes_mentioning(str(run)) == [], "rumor up left something running"
+    record = json.loads((run / "failures.json").read_text())
+    stop, start = record["events"]
+    assert stop["event"] == "broker_stop"
+    assert stop["round"] >= 3
+    assert start["event"] == "broker_start"
+    assert start["round"] >= 5
+    summary = json.loads((run / "summary.json").read_text())
+    for peer in summary["peers"]:
+        assert peer["exit_status"] == 0
+        assert peer["rounds"] == 10
+        assert peer["publish_failed"] > 0, "the outage never reached the peers"
