@@ -16,7 +16,6 @@ import numpy as np
 import numpy.typing as npt
 
 from protocol.failures import Churn, Crash, PartitionWindow
-from protocol.seeds import splitmix64
 
 __all__ = [
     "STREAMS",
@@ -36,6 +35,20 @@ IntArray = npt.NDArray[np.int64]
 STREAMS = {"drop": 1, "churn": 2, "stragglers": 3, "byzantine": 4, "noise": 5}
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MASK64 = (1 << 64) - 1
+
+
+def _splitmix64(state: int, i: int) -> int:
+    """:func:`protocol.seeds.splitmix64`, here so that this module stays torch-free.
+
+    >>> from protocol.seeds import splitmix64
+    >>> _splitmix64(7, 3) == splitmix64(7, 3), _splitmix64(-1, 2) == splitmix64(-1, 2)
+    (True, True)
+    """
+    z = ((state & _MASK64) + i * 0x9E3779B97F4A7C15) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
 
 
 def round_rng(seed: int, stream: str, round: int = 0) -> np.random.Generator:
@@ -76,7 +89,7 @@ def link_lost(
     d = np.asarray(dst, dtype=np.int64).astype(np.uint64)
     if p <= 0:
         return np.zeros(s.shape, dtype=bool)
-    base = np.uint64(splitmix64(splitmix64(seed, STREAMS["drop"]), round + 1))
+    base = np.uint64(_splitmix64(_splitmix64(seed, STREAMS["drop"]), round + 1))
     with np.errstate(over="ignore"):
         h = _mix(base + (s + np.uint64(1)) * _GOLDEN)
         h = _mix(h + (d + np.uint64(1)) * _GOLDEN)

@@ -16,12 +16,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from peer.faults.plan import FaultPlan
+from peer.faults.plan import GATE_OPEN, FaultPlan, gate_path, hold_path
 from peer.transport import Message
 from protocol.envelope import decode_envelope
 from protocol.errors import ProtocolError
@@ -32,25 +31,13 @@ from protocol.types import PeerId
 if TYPE_CHECKING:
     from peer.runtime.inbound import Inbound
 
-__all__ = ["GATE_OPEN", "Faults", "gate_path", "hold_path"]
+__all__ = ["Faults"]
 
 log = logging.getLogger(__name__)
 
-GATE_OPEN = "open"
 _POLL_S = 0.02
 _GATE_LIMIT_S = 600.0
 """A gate nobody opens (its launcher gone) lets the peer through after this long."""
-
-
-def gate_path(directory: Path, round: int) -> Path:
-    """The folder of the gate before ``round``: each peer there touches its name, the launcher
-    creates :data:`GATE_OPEN`."""
-    return directory / f"gate-{round}"
-
-
-def hold_path(directory: Path, round: int, peer: PeerId) -> Path:
-    """The file a peer touches when it holds before ``round`` (waiting to be killed)."""
-    return directory / f"hold-{round}-{peer}"
 
 
 class Faults:

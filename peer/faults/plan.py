@@ -34,11 +34,34 @@ from protocol.errors import ConfigError
 from protocol.failures import PartitionWindow, parse_drop
 from protocol.types import PeerId
 
-__all__ = ["FaultPlan", "load_plan", "plan_from_json", "plan_to_json"]
+__all__ = [
+    "GATE_OPEN",
+    "FaultPlan",
+    "gate_path",
+    "hold_path",
+    "load_plan",
+    "plan_from_json",
+    "plan_to_json",
+]
 
 _KEYS = {"seed", "index", "peers", "drop", "partition", "hold_at", "resume_at", "gates"}
 _KEYS |= {"gate_dir", "slow_ms"}
 MAX_PEERS = 100_000
+
+
+GATE_OPEN = "open"
+"""The file the launcher creates in a gate's folder to let the peers waiting there through."""
+
+
+def gate_path(directory: Path, round: int) -> Path:
+    """The folder of the gate before ``round``: each peer there touches its name, the launcher
+    creates :data:`GATE_OPEN`."""
+    return directory / f"gate-{round}"
+
+
+def hold_path(directory: Path, round: int, peer: PeerId) -> Path:
+    """The file a peer touches when it holds before ``round`` (waiting to be killed)."""
+    return directory / f"hold-{round}-{peer}"
 
 
 @dataclass(frozen=True, kw_only=True)

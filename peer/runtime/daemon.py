@@ -19,7 +19,8 @@ from typing import TextIO
 import torch
 
 from peer.config import PeerConfig
-from peer.faults import FaultPlan, Faults
+from peer.faults import FaultPlan
+from peer.faults.inject import Faults
 from peer.runtime.learning import LocalLearner, load_learner
 from peer.runtime.neighbours import Neighbourhood, static_neighbourhood
 from peer.runtime.runtime import PeerRuntime

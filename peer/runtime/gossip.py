@@ -21,7 +21,7 @@ from protocol.mixing import choco_update, mix_weights
 from protocol.spec import Spec
 from protocol.types import PeerId
 
-__all__ = ["mix_received", "wait_for_round"]
+__all__ = ["first_of", "mix_received", "wait_for_round"]
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +56,11 @@ async def wait_for_round(
             return live, timed_out
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(min(left, _POLL_S)):
-                await _first_of(inbound.changed.wait(), stop.wait())
+                await first_of(inbound.changed.wait(), stop.wait())
 
 
-async def _first_of(*waits: Coroutine[object, object, object]) -> None:
+async def first_of(*waits: Coroutine[object, object, object]) -> None:
+    """Until the first of ``waits`` is done; the others are cancelled."""
     tasks = [asyncio.ensure_future(w) for w in waits]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)

@@ -31,7 +31,7 @@ import torch
 
 from peer.checkpoint import CheckpointError, CheckpointStore
 from peer.config import PeerConfig
-from peer.runtime.gossip import mix_received, wait_for_round
+from peer.runtime.gossip import first_of, mix_received, wait_for_round
 from peer.runtime.inbound import Inbound
 from peer.runtime.learning import LocalLearner
 from peer.runtime.liveness import Liveness
@@ -399,8 +399,16 @@ class PeerRuntime:
             await asyncio.sleep(0)
             return self._alive()
         timeout_s = self.config.gossip.round_timeout_s
+        deadline = time.monotonic() + timeout_s
+        if not self.transport.state.is_up:
+            # Broker gone: the neighbours' wills say offline, but so would ours to them. Keep
+            # the swarm's pace (a round per timeout) rather than race ahead alone.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout_s):
+                    await first_of(self.transport.state.wait_up(), self._stop.wait())
+        left = max(0.0, deadline - time.monotonic())
         alive, timed_out = await wait_for_round(
-            self.inbound, self._alive, r, timeout_s=timeout_s, stop=self._stop, me=self.me
+            self.inbound, self._alive, r, timeout_s=left, stop=self._stop, me=self.me
         )
         self.timeouts += timed_out
         return alive

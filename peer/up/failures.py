@@ -60,7 +60,7 @@ class UpFailures:
     @property
     def needs_plans(self) -> bool:
         """Whether peers get a fault plan (``rumor peer --faults``)."""
-        down = bool(self.crashes) or self.churn is not None
+        down = bool(self.crashes) or self.churn is not None or self.outage is not None
         return down or self.drop > 0 or self.partition is not None or bool(self.slow)
 
     def check(self, peers: int, rounds: int) -> None:
@@ -123,8 +123,10 @@ def plan_for(
     """Peer ``index``'s plan for one launch: hold before each of its crashes, wait at every
     recovery gate it is up for."""
     holds = tuple(c.at for c in periods if c.peer == index)
-    recoveries = sorted({c.recover for c in periods if c.recover is not None})
-    gates = tuple(r for r in recoveries if alive_at(periods, index, r))
+    recoveries = {c.recover for c in periods if c.recover is not None}
+    gates = tuple(
+        sorted({r for r in recoveries if alive_at(periods, index, r)} | outage_rounds(failures))
+    )
     return FaultPlan(
         seed=seed,
         index={peer_name(j): j for j in range(peers)},
@@ -137,6 +139,11 @@ def plan_for(
         gate_dir=gate_dir,
         slow_ms=failures.slow.get(index, 0.0),
     )
+
+
+def outage_rounds(failures: UpFailures) -> set[int]:
+    """The rounds every peer waits at while the launcher stops or starts the broker."""
+    return set() if failures.outage is None else set(failures.outage)
 
 
 def alive_at(periods: list[Crash], index: int, round: int) -> bool:

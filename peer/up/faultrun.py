@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from peer.broker import Broker
-from peer.faults.inject import GATE_OPEN, gate_path, hold_path
-from peer.up.failures import UpFailures, alive_at
+from peer.faults.plan import GATE_OPEN, gate_path, hold_path
+from peer.up.failures import UpFailures, outage_rounds
 from peer.up.procs import PeerProcess
 from peer.up.report import last_stats
 from protocol.failures import Crash
@@ -62,13 +62,16 @@ class FaultDriver:
         """Drive the plan until cancelled (the launcher cancels it when the peers are done)."""
         self._write()
         while True:
-            await self._step()
+            try:
+                await self._step()
+            except Exception:
+                # the plan must not die unseen: log, and try again at the next poll
+                log.exception("rumor up: the failure driver failed a step")
             await asyncio.sleep(_POLL_S)
 
     async def _step(self) -> None:
         self._kill_holders()
-        self._gates()
-        await self._outage()
+        await asyncio.to_thread(self._gates)  # stopping or starting the broker takes a moment
 
     def swarm_round(self, *, slowest: bool = False) -> int:
         """Rounds completed by the running peers (the fastest, or the slowest)."""
@@ -98,41 +101,43 @@ class FaultDriver:
             self._event("crash", peer=name, round=crash.at, swarm_round=self.swarm_round())
 
     def _gates(self) -> None:
-        recoveries = sorted({c.recover for c in self.periods if c.recover is not None})
-        for r in recoveries:
+        """Open the gates in round order: a recovery gate once every running peer waits there
+        (the recovering ones restarted first); an outage gate after the broker is stopped or
+        started."""
+        recoveries = {c.recover for c in self.periods if c.recover is not None}
+        for r in sorted(recoveries | outage_rounds(self.failures)):
             gate = gate_path(self.gate_dir, r)
             if (gate / GATE_OPEN).exists():
                 continue
-            up = [j for j in range(len(self.peers)) if alive_at(self.periods, j, r)]
             back = [c.peer for c in self.periods if c.recover == r]
             there = set(os.listdir(gate)) if gate.is_dir() else set()
-            waiting = [j for j in up if j not in back and self.peers[j].running]
-            if not all(peer_name(j) in there for j in waiting):
+            waiting = [p for j, p in enumerate(self.peers) if p.running and j not in back]
+            if not waiting or not all(p.name in there for p in waiting):
                 return  # an earlier gate first: later ones wait for it
             for j in back:
                 if (peer_name(j), r) not in self._done:
                     self._done.add((peer_name(j), r))
                     self.peers[j] = self.relaunch(j, r)
                     self._event("restart", peer=peer_name(j), round=r)
-            if all(peer_name(j) in there for j in up if self.peers[j].running):
+            if all(peer_name(j) in there for j in back):
+                self._outage_step(r)
                 (gate / GATE_OPEN).touch()
                 self._event("gate_open", round=r)
             return
 
-    async def _outage(self) -> None:
+    def _outage_step(self, round: int) -> None:
+        """At the outage's first round stop the broker; at its last, start it again."""
         window, broker = self.failures.outage, self.broker
         if window is None or broker is None:
             return
-        start, end = window
-        slowest = self.swarm_round(slowest=True)
-        if self._outage_state == "before" and slowest >= start:
-            await asyncio.to_thread(broker.stop)
+        if round == window[0] and self._outage_state == "before":
+            broker.stop()
             self._outage_state = "down"
-            self._event("broker_stop", round=slowest)
-        elif self._outage_state == "down" and slowest >= end:
-            await asyncio.to_thread(broker.launch)
+            self._event("broker_stop", round=round)
+        elif round == window[1] and self._outage_state == "down":
+            broker.launch()
             self._outage_state = "after"
-            self._event("broker_start", round=slowest)
+            self._event("broker_start", round=round)
 
     def finish(self) -> None:
         """The broker up again if the run ended inside the outage; the record written."""

@@ -11,8 +11,9 @@ import pytest
 
 from peer import cli
 from peer.config import to_toml
-from peer.faults import FaultPlan, Faults, load_plan, plan_from_json, plan_to_json
-from peer.faults.inject import GATE_OPEN, gate_path, hold_path
+from peer.faults import FaultPlan, load_plan, plan_from_json, plan_to_json
+from peer.faults.inject import Faults
+from peer.faults.plan import GATE_OPEN, gate_path, hold_path
 from peer.runtime import PeerRuntime, RoundStats, load_learner
 from peer.runtime.neighbours import static_neighbourhood
 from peer.transport import MemoryBroker, MemoryTransport, Presence
