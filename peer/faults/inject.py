@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from peer.faults.plan import GATE_OPEN, FaultPlan, gate_path, hold_path
+from peer.faults.plan import GATE_OPEN, LINKED, FaultPlan, gate_path, hold_path
+from peer.runtime.gossip import first_of
 from peer.transport import Message
+from peer.transport.base import ConnectionState
 from protocol.envelope import decode_envelope
 from protocol.errors import ProtocolError
 from protocol.failure_schedule import link_lost, partition_cut
@@ -93,8 +95,12 @@ class Faults:
         log.warning("%s: fault plan resumes it at round %d (checkpoint: %d)", self.me, at, round)
         return at
 
-    async def before_round(self, round: int, stop: asyncio.Event) -> None:
-        """Hold (to be killed) or wait at a gate before ``round``, as the plan says."""
+    async def before_round(
+        self, round: int, stop: asyncio.Event, link: ConnectionState | None = None
+    ) -> None:
+        """Hold (to be killed) or wait at a gate before ``round``, as the plan says. At a gate
+        the peer says it is there, then, once ``link`` is up, that it is connected (the launcher
+        may have to start the broker first), then waits for the gate to open."""
         directory = self.plan.gate_dir
         if directory is None:
             return
@@ -103,17 +109,21 @@ class Faults:
             hold_path(directory, round, self.me).touch()
             await stop.wait()
             return
-        if round in self.plan.gates:
-            gate = gate_path(directory, round)
-            gate.mkdir(parents=True, exist_ok=True)
-            (gate / self.me).touch()
-            log.info("%s: waiting at the gate of round %d", self.me, round)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(_GATE_LIMIT_S):
-                    while not (gate / GATE_OPEN).exists() and not stop.is_set():
-                        with contextlib.suppress(TimeoutError):
-                            async with asyncio.timeout(_POLL_S):
-                                await stop.wait()
+        if round not in self.plan.gates:
+            return
+        gate = gate_path(directory, round)
+        gate.mkdir(parents=True, exist_ok=True)
+        (gate / self.me).touch()
+        log.info("%s: waiting at the gate of round %d", self.me, round)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_GATE_LIMIT_S):
+                if link is not None:
+                    await first_of(link.wait_up(), stop.wait())
+                (gate / f"{self.me}{LINKED}").touch()
+                while not (gate / GATE_OPEN).exists() and not stop.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(_POLL_S):
+                            await stop.wait()
 
     async def before_publish(self) -> None:
         """A slow link: every publish waits ``slow_ms`` first."""

@@ -36,6 +36,7 @@ from protocol.types import PeerId
 
 __all__ = [
     "GATE_OPEN",
+    "LINKED",
     "FaultPlan",
     "gate_path",
     "hold_path",
@@ -51,6 +52,8 @@ MAX_PEERS = 100_000
 
 GATE_OPEN = "open"
 """The file the launcher creates in a gate's folder to let the peers waiting there through."""
+LINKED = ".up"
+"""Suffix of the file a peer at a gate adds once its broker link is up (``p3.up``)."""
 
 
 def gate_path(directory: Path, round: int) -> Path:

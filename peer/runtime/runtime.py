@@ -280,7 +280,7 @@ class PeerRuntime:
         self.liveness.start_grace()
         while not self._stop.is_set() and (total is None or self.round < total):
             if self.faults is not None:
-                await self.faults.before_round(self.round, self._stop)
+                await self.faults.before_round(self.round, self._stop, self.transport.state)
                 if self._stop.is_set():
                     break
             stats = await self._one_round(total)

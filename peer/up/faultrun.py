@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from peer.broker import Broker
-from peer.faults.plan import GATE_OPEN, gate_path, hold_path
+from peer.faults.plan import GATE_OPEN, LINKED, gate_path, hold_path
 from peer.up.failures import UpFailures, outage_rounds
 from peer.up.procs import PeerProcess
 from peer.up.report import last_stats
@@ -101,9 +101,9 @@ class FaultDriver:
             self._event("crash", peer=name, round=crash.at, swarm_round=self.swarm_round())
 
     def _gates(self) -> None:
-        """Open the gates in round order: a recovery gate once every running peer waits there
-        (the recovering ones restarted first); an outage gate after the broker is stopped or
-        started."""
+        """Open the gates in round order, once every running peer is there with its link up:
+        the recovering peers restarted as soon as the others are there, the broker stopped at
+        an outage's first round, started at its last as soon as every peer is there."""
         recoveries = {c.recover for c in self.periods if c.recover is not None}
         for r in sorted(recoveries | outage_rounds(self.failures)):
             gate = gate_path(self.gate_dir, r)
@@ -119,22 +119,27 @@ class FaultDriver:
                     self._done.add((peer_name(j), r))
                     self.peers[j] = self.relaunch(j, r)
                     self._event("restart", peer=peer_name(j), round=r)
-            if all(peer_name(j) in there for j in back):
-                self._outage_step(r)
+            if self.failures.outage is not None and r == self.failures.outage[1]:
+                self._broker("start", r)
+            linked = {name.removesuffix(LINKED) for name in there if name.endswith(LINKED)}
+            expected = [p.name for p in waiting] + [peer_name(j) for j in back]
+            if all(name in linked for name in expected):
+                if self.failures.outage is not None and r == self.failures.outage[0]:
+                    self._broker("stop", r)
                 (gate / GATE_OPEN).touch()
                 self._event("gate_open", round=r)
             return
 
-    def _outage_step(self, round: int) -> None:
-        """At the outage's first round stop the broker; at its last, start it again."""
-        window, broker = self.failures.outage, self.broker
-        if window is None or broker is None:
+    def _broker(self, action: str, round: int) -> None:
+        """Stop the broker (once) or start it again (once, after a stop)."""
+        broker = self.broker
+        if broker is None:
             return
-        if round == window[0] and self._outage_state == "before":
+        if action == "stop" and self._outage_state == "before":
             broker.stop()
             self._outage_state = "down"
             self._event("broker_stop", round=round)
-        elif round == window[1] and self._outage_state == "down":
+        elif action == "start" and self._outage_state == "down":
             broker.launch()
             self._outage_state = "after"
             self._event("broker_start", round=round)
