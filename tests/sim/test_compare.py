@@ -24,7 +24,7 @@ def _run(directory: Path, accs: list[float], *, up: bool = False) -> Path:
                 "bytes_sent": 1_000_000 * i,
             }
             stream.write(json.dumps(record) + "\n")
-    summary = {"broker": "127.0.0.1:1"} if up else {"config": {}}
+    summary: dict[str, object] = {"broker": "127.0.0.1:1"} if up else {"config": {}}
     (directory / "summary.json").write_text(json.dumps(summary))
     return directory
 
