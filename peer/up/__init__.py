@@ -7,6 +7,10 @@ telemetry; the final table from each peer's stats file. Ctrl-C or SIGTERM stops 
 process (by process group) and then the broker, which runs in its own session so that a Ctrl-C
 in the terminal reaches it only through this command; a second signal while stopping kills what
 is left at once (:mod:`peer.up.shutdown`). Nothing started here outlives the command.
+
+Failure flags (:mod:`peer.up.failures`) are carried out by the peers' fault plans and by
+:class:`~peer.up.faultrun.FaultDriver`, which records them in ``failures.json``; after the run,
+the peers' model snapshots become ``rounds.jsonl`` (:mod:`peer.up.rounds`).
 """
 
 from __future__ import annotations
