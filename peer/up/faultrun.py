@@ -54,7 +54,8 @@ class FaultDriver:
     events: list[dict[str, object]] = field(default_factory=list)
     down_for_good: set[str] = field(default_factory=set)
     """Peers killed with no recovery: their SIGKILL exit is the plan, not a failure."""
-    _done: set[tuple[str, int]] = field(default_factory=set)
+    _killed: set[tuple[str, int]] = field(default_factory=set)
+    _restarted: set[tuple[str, int]] = field(default_factory=set)
     _start: float = field(default_factory=time.monotonic)
     _outage_state: str = "before"
 
@@ -87,7 +88,7 @@ class FaultDriver:
     def _kill_holders(self) -> None:
         for crash in self.periods:
             name = peer_name(crash.peer)
-            if (name, -crash.at - 1) in self._done:
+            if (name, crash.at) in self._killed:
                 continue
             if not hold_path(self.gate_dir, crash.at, name).exists():
                 continue
@@ -95,7 +96,7 @@ class FaultDriver:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(peer.process.pid, signal.SIGKILL)
             peer.process.wait()
-            self._done.add((name, -crash.at - 1))
+            self._killed.add((name, crash.at))
             if crash.recover is None:
                 self.down_for_good.add(name)
             self._event("crash", peer=name, round=crash.at, swarm_round=self.swarm_round())
@@ -115,8 +116,8 @@ class FaultDriver:
             if not waiting or not all(p.name in there for p in waiting):
                 return  # an earlier gate first: later ones wait for it
             for j in back:
-                if (peer_name(j), r) not in self._done:
-                    self._done.add((peer_name(j), r))
+                if (peer_name(j), r) not in self._restarted:
+                    self._restarted.add((peer_name(j), r))
                     self.peers[j] = self.relaunch(j, r)
                     self._event("restart", peer=peer_name(j), round=r)
             if self.failures.outage is not None and r == self.failures.outage[1]:
