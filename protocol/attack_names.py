@@ -63,6 +63,7 @@ def _positive(key: str) -> ParamCheck:
 def _finite(key: str) -> ParamCheck:
     return lambda name, value: _number(name, key, value, positive=False)
 
+
 ATTACK_PARAMS: ParamChecks = {
     "signflip": {"scale": _positive("scale")},
     "noise": {"scale": _positive("scale")},
