@@ -219,5 +219,6 @@ class FailureConfig:
         if self.stragglers:
             parts.append(f"stragglers={self.stragglers.fraction:g}")
         if self.byzantine:
-            parts.append(f"byz={self.byzantine.fraction:g}:{self.byzantine.attack.name}")
+            attack = str(self.byzantine.attack).replace(",", "/")
+            parts.append(f"byz={self.byzantine.fraction:g}:{attack}")
         return ",".join(parts) or "none"
