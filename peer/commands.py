@@ -40,6 +40,7 @@ examples:
   rumor up --peers 8 --topology ring --rounds 100 --partition dirichlet:alpha=0.1
   rumor up --peers 16 --topology random_regular:d=4 --codec sign --out runs/sign16
   rumor up --peers 9 --topology torus --broker broker.lan:1883 --swarm lab
+  rumor up --peers 6 --topology complete --aggregator clip --byzantine 1:attack=alie
 
 Writes one config and log per peer under --out, and --out/summary.json at the end. Ctrl-C stops
 every process it started, and the broker.
