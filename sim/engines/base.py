@@ -79,7 +79,7 @@ def received_from(plan: RoundPlan, peer: int) -> list[int]:
     >>> one = np.ones(3, dtype=bool)
     >>> plan = RoundPlan(round=1, src=np.array([1, 2, 0]), dst=np.array([0, 0, 1]),
     ...     weight=np.ones(3), alive=one, steps=np.ones(3, dtype=np.int64), keyframe=~one,
-    ...     seqs=np.array([1, 1, 0]), seeds=[0, 0, 0], delivered=one,
+    ...     seqs=np.array([0, 1, 1]), seeds=[0, 0, 0], delivered=one,
     ...     mix=np.array([True, True, True]), byzantine=~one)
     >>> received_from(plan, 0), received_from(plan, 1)
     ([1, 2], [])
