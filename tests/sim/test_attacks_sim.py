@@ -15,6 +15,7 @@ from sim.config import SimConfig, failures_from_mapping
 from sim.engines.base import forged_frames
 from sim.plan import RoundPlan
 from sim.runner import Simulation
+from sim.sweep_settings import parse_failures
 from tests.sim.conftest import run
 
 ATTACKS = [
@@ -116,3 +117,17 @@ def test_labelflip_needs_labels() -> None:
     failures = failures_from_mapping({"byzantine": "0.3:attack=labelflip"})
     with pytest.raises(ConfigError, match="labelflip needs a task with training data"):
         Simulation(SimConfig(task="consensus", peers=8, rounds=2, failures=failures))
+
+
+def test_sweep_failure_settings_carry_an_attack_and_its_parameters() -> None:
+    none, alie, dissensus = parse_failures(
+        "none;byzantine=0.125:attack=alie;drop=0.1+byzantine=0.25:attack=dissensus/eps=2"
+    )
+    assert none.byzantine is None
+    assert alie.byzantine is not None
+    assert alie.byzantine.attack == Spec("alie")
+    assert dissensus.byzantine is not None
+    assert dissensus.byzantine.attack == Spec("dissensus", {"eps": 2})
+    assert dissensus.describe() == "drop=0.1,byz=0.25:dissensus:eps=2"
+    with pytest.raises(ConfigError, match="ipm: unknown parameter"):
+        parse_failures("byzantine=0.1:attack=ipm/z=1")
