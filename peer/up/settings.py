@@ -72,6 +72,9 @@ class UpConfig:
                 "--secure with --broker: --secure starts its own TLS broker; for an external "
                 "one, generate the material with rumor secure init"
             )
+        attack = None if self.byzantine is None else self.byzantine.attack.name
+        if attack == "labelflip" and self.task == "consensus" and self.data is None:
+            raise ConfigError("--byzantine: labelflip needs class labels; consensus has none")
         if self.threads is not None and self.threads < 0:
             raise ConfigError(f"--threads {self.threads}: expected 0 (torch's default) or more")
 

@@ -51,6 +51,10 @@ def test_peer_refuses_a_bad_attack_in_one_line(
         (["--byzantine", "half"], "--byzantine 'half': expected K[:attack=A,key=value,...]"),
         (["--byzantine", "1:attack=krum"], "unknown attack 'krum'"),
         (["--byzantine", "1:attack=dissensus,eps=-1"], "dissensus: eps=-1 out of range"),
+        (
+            ["--task", "consensus", "--byzantine", "1:attack=labelflip"],
+            "labelflip needs class labels; consensus has none",
+        ),
     ],
 )
 def test_up_refuses_a_bad_byzantine_before_launching_anything(
