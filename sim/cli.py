@@ -47,7 +47,9 @@ failure formats:
   --churn up=U,down=D[,fraction=F]  geometric up/down periods with mean U and D rounds
   --partition-window START-END[:fraction=F]  cut peers 0..F*N-1 from the rest in [START, END)
   --stragglers FRACTION[:steps=S]  a fixed set of peers does S local steps (default half)
-  --byzantine FRACTION[:attack=signflip|noise,scale=S]  peers that publish attacked models
+  --byzantine FRACTION[:attack=A,key=value]  a seeded set of attacking peers; A is one of
+      signflip[:scale=S], noise[:scale=S], alie[:z=Z], ipm[:eps=E], dissensus[:eps=E],
+      labelflip (docs/robustness.md), e.g. --byzantine 0.125:attack=alie,z=1.5
 """
 
 

@@ -83,7 +83,11 @@ def add_failure_arguments(parser: argparse.ArgumentParser) -> None:
     add("--churn", metavar="up=U,down=D", help="on/off churn with mean durations in rounds")
     add("--partition-window", metavar="START-END", help="cut the network in two for a window")
     add("--stragglers", metavar="FRACTION[:steps=S]", help="a fraction doing fewer local steps")
-    add("--byzantine", metavar="FRACTION[:attack=A]", help="peers publishing attacked models")
+    add(
+        "--byzantine",
+        metavar="FRACTION[:attack=A,...]",
+        help="attacking peers: signflip, noise, alie, ipm, dissensus or labelflip",
+    )
 
 
 def check_threads(threads: int | None) -> None:

@@ -21,6 +21,7 @@ from protocol.aggregator_names import check_aggregator_spec
 from protocol.codecs import codec_from_spec, default_gamma
 from protocol.fingerprint import fingerprint
 from protocol.spec import parse_spec
+from sim import attackers
 from sim.config import SimConfig
 from sim.engines import EngineContext, make_engine
 from sim.evaluation import Evaluator
@@ -60,12 +61,15 @@ class Simulation:
         )
         x0 = self.task.init_params
         self.num_params = x0.shape[1]
+        byzantine = attackers.resolve(config.failures.byzantine, self.failures.byzantine)
+        if byzantine is not None and byzantine.attack.name == "labelflip":
+            attackers.poison_labels(self.task.trainer, self.failures.byzantine, task=config.task)
         context = EngineContext(
             trainer=self.task.trainer,
             codec=self.codec,
             gamma=self.gamma,
             seed=config.seed,
-            byzantine=config.failures.byzantine,
+            byzantine=byzantine,
             aggregator=check_aggregator_spec(config.aggregator),
         )
         self.engine = make_engine(config.engine, context, x0)

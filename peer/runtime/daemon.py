@@ -19,6 +19,7 @@ from typing import TextIO
 import torch
 
 from peer.config import PeerConfig
+from peer.runtime.attack import Attacker, poison_labels
 from peer.runtime.learning import LocalLearner, load_learner
 from peer.runtime.neighbours import Neighbourhood, static_neighbourhood
 from peer.runtime.runtime import PeerRuntime
@@ -26,10 +27,12 @@ from peer.runtime.stats import log_line, to_json
 from peer.security.credentials import Credentials, load_credentials
 from peer.stopping import StopSignals, until_stopped
 from peer.transport import MqttTransport, Presence, settings_from_config
+from protocol.attack_names import mixes, resolve_attack
 from protocol.envelope import envelope_bound
 from protocol.errors import ConfigError
 from protocol.presence import encode_presence
 from protocol.signing import SigningKey
+from protocol.spec import Spec
 from protocol.topics import topic
 
 __all__ = ["configure_logging", "data_share", "run_peer", "set_threads"]
@@ -74,11 +77,16 @@ def data_share(config: PeerConfig, hood: Neighbourhood | None) -> tuple[int, int
 
 
 async def run_peer(
-    config: PeerConfig, *, stats_file: Path | None = None, signals: StopSignals | None = None
+    config: PeerConfig,
+    *,
+    stats_file: Path | None = None,
+    signals: StopSignals | None = None,
+    attack: Spec | None = None,
 ) -> int:
     """Run the daemon until its rounds are done or a signal stops it; return the exit status.
 
-    ``signals``: the handlers the command installed on its first line (installed here if None).
+    ``signals``: the handlers the command installed on its first line (installed here if None);
+    ``attack``: make this peer attack its swarm (:mod:`peer.runtime.attack`).
     """
     stop = (signals or StopSignals.install()).event()
     ident = config.identity
@@ -94,7 +102,10 @@ async def run_peer(
         load = asyncio.to_thread(load_learner, config, index=index, peers=peers)
         learner = await until_stopped(stop, load)
         if learner is not None:
-            await _gossip(config, learner, hood, stop, stream, credentials)
+            attacker = None
+            if attack is not None:
+                learner, attacker = _compromise(learner, attack, peers=peers)
+            await _gossip(config, learner, hood, stop, stream, credentials, attacker)
     finally:
         if stream is not None:
             stream.close()
@@ -108,6 +119,17 @@ def set_threads(config: PeerConfig) -> None:
     if config.learning.threads > 0:
         torch.set_num_threads(config.learning.threads)
     log.info("%s: torch intra-op threads %d", config.identity.peer, torch.get_num_threads())
+
+
+def _compromise(
+    learner: LocalLearner, attack: Spec, *, peers: int
+) -> tuple[LocalLearner, Attacker | None]:
+    """The learner and attacker of a peer running ``attack`` (one attacker among ``peers``
+    unless the spec says more, e.g. ALIE's z)."""
+    if not mixes(attack):
+        resolved = resolve_attack(attack, peers=peers, attackers=1)
+        return learner, Attacker(attack=resolved, seed=learner.seed, index=learner.index)
+    return poison_labels(learner), None
 
 
 def presence_signer(config: PeerConfig, key: SigningKey) -> Callable[[bool, int], bytes]:
@@ -138,6 +160,7 @@ async def _gossip(
     stop: asyncio.Event,
     stream: TextIO | None,
     credentials: Credentials,
+    attacker: Attacker | None,
 ) -> None:
     """Connect, run the rounds, and say ``offline`` on the way out (the transport's exit)."""
     ident = config.identity
@@ -165,7 +188,13 @@ async def _gossip(
         if stop.is_set():
             return
         async with PeerRuntime(
-            config, transport, learner, neighbourhood=hood, stop=stop, credentials=credentials
+            config,
+            transport,
+            learner,
+            neighbourhood=hood,
+            stop=stop,
+            credentials=credentials,
+            attacker=attacker,
         ) as runtime:
             async for stats in runtime.rounds():
                 log.info("%s %s", ident.peer, log_line(stats))

@@ -31,6 +31,7 @@ import torch
 
 from peer.checkpoint import CheckpointError, CheckpointStore
 from peer.config import PeerConfig
+from peer.runtime.attack import Attacker
 from peer.runtime.gossip import mix_received, wait_for_round
 from peer.runtime.inbound import Inbound
 from peer.runtime.learning import LocalLearner
@@ -73,10 +74,13 @@ class PeerRuntime:
         neighbourhood: Neighbourhood | None,
         stop: asyncio.Event | None = None,
         credentials: Credentials | None = None,
+        attacker: Attacker | None = None,
     ) -> None:
         """``neighbourhood`` is the static one, or None for a membership-driven topology;
         ``stop``, when given, is an event that :meth:`stop` sets and others may set too;
-        ``credentials``: the key to sign with and the trust list (default: ``[security]``'s)."""
+        ``credentials``: the key to sign with and the trust list (default: ``[security]``'s);
+        ``attacker``: publish its forged frames and never mix (``rumor peer --attack``)."""
+        self.attacker = attacker
         self.config = config
         self.credentials = credentials or load_credentials(config.security)
         self.transport = transport
@@ -287,7 +291,8 @@ class PeerRuntime:
         t1 = time.perf_counter()
         if self._receivers_may_have_lost_track():
             self.sender.force_keyframe()
-        payload, key = self._encode(x, r, loss)
+        out = x if self.attacker is None else self.attacker.forge(x, r)
+        payload, key = self._encode(out, r, loss)
         t2 = time.perf_counter()
         await self._publish(self._topic("key" if key else "delta", self.me), payload, key)
         t3 = time.perf_counter()
@@ -393,6 +398,12 @@ class PeerRuntime:
     def _mix(self, x: torch.Tensor, r: int, alive: frozenset[PeerId]) -> int:
         """Mix ``x`` with the neighbours' copies; set ``self.x``; return how many were mixed."""
         gossip = self.config.gossip
+        staleness = None if gossip.mode == "sync" else gossip.staleness_bound
+        if self.attacker is not None:
+            self.x = x
+            return self.attacker.receive(
+                self.inbound, r, weights=self.hood.weights, alive=alive, staleness=staleness
+            )
         self.x, mixed = mix_received(
             x,
             self.sender.x_hat,
@@ -400,7 +411,7 @@ class PeerRuntime:
             weights=self.hood.weights,
             inbound=self.inbound,
             alive=alive,
-            staleness=None if gossip.mode == "sync" else gossip.staleness_bound,
+            staleness=staleness,
             gamma=self.gamma,
             aggregator=self.aggregator,
         )

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from peer.config import PeerConfig, apply_overrides, config_from_dict
 from peer.tasks.plugin import is_plugin
+from peer.up.byzantine import SwarmAttack, parse_swarm_attack
 from peer.up.material import Sections, Security
 from peer.watch import parse_address
 from protocol.defaults import BATCH_SIZE, LEARNING_RATE, LOCAL_STEPS
@@ -58,6 +59,8 @@ class UpConfig:
     """signed (default): every peer signs, signatures required; secure: TLS with client
     certificates and per-peer ACL too; insecure: neither."""
     overrides: tuple[str, ...] = field(default_factory=tuple)
+    byzantine: SwarmAttack | None = None
+    """Peers started with ``rumor peer --attack`` (robustness tests)."""
 
     def __post_init__(self) -> None:
         if self.peers < 2:
@@ -69,6 +72,9 @@ class UpConfig:
                 "--secure with --broker: --secure starts its own TLS broker; for an external "
                 "one, generate the material with rumor secure init"
             )
+        attack = None if self.byzantine is None else self.byzantine.attack.name
+        if attack == "labelflip" and self.task == "consensus" and self.data is None:
+            raise ConfigError("--byzantine: labelflip needs class labels; consensus has none")
         if self.threads is not None and self.threads < 0:
             raise ConfigError(f"--threads {self.threads}: expected 0 (torch's default) or more")
 
@@ -150,6 +156,12 @@ def add_up_arguments(parser: argparse.ArgumentParser) -> None:
         help="no signatures (by default every peer signs and requires signatures)",
     )
     add(
+        "--byzantine",
+        metavar="K[:attack=A,...]",
+        help="robustness tests: K peers, chosen by --seed, attack the swarm with A: signflip "
+        "(default), noise, alie, ipm, dissensus or labelflip (docs/robustness.md)",
+    )
+    add(
         "--set",
         dest="overrides",
         action="append",
@@ -186,6 +198,9 @@ def up_config(args: argparse.Namespace) -> UpConfig:
         threads=args.threads,
         security=args.security,
         overrides=tuple(args.overrides),
+        byzantine=None
+        if args.byzantine is None
+        else parse_swarm_attack(args.byzantine, peers=args.peers, seed=args.seed),
     )
 
 

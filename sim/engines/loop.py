@@ -11,7 +11,7 @@ import torch
 
 from protocol.aggregation import aggregate
 from protocol.mixing import choco_update
-from sim.engines.base import EngineContext, attacked
+from sim.engines.base import EngineContext, forged_frames
 from sim.engines.choco import publish_one
 from sim.engines.mixer import edge_weights
 from sim.plan import RoundPlan
@@ -36,12 +36,9 @@ class LoopEngine:
         loss = torch.full((len(self.x),), float("nan"))
         for peer in np.flatnonzero(plan.alive).tolist():
             loss[peer] = self._train(peer, plan)
+        forged = self._forged(plan)
         for peer in np.flatnonzero(plan.alive).tolist():
-            target = self.x[peer]
-            if self.ctx.byzantine is not None and plan.byzantine[peer]:
-                target = attacked(
-                    target, self.ctx.byzantine, seed=self.ctx.seed, round=plan.round, peer=peer
-                )
+            target = forged.get(peer, self.x[peer])
             self.x_hat[peer] = publish_one(
                 self.x_hat[peer], target, plan, peer=peer, codec=self.ctx.codec
             )
@@ -62,6 +59,18 @@ class LoopEngine:
                 self.x[peer], self.x_hat[peer], mixed, total, gamma=self.ctx.gamma
             )
         return loss
+
+    def _forged(self, plan: RoundPlan) -> dict[int, torch.Tensor]:
+        """The attackers' frames, from the copies as they were before anyone published."""
+        if self.ctx.byzantine is None:
+            return {}
+        return forged_frames(
+            plan,
+            self.ctx.byzantine.attack,
+            seed=self.ctx.seed,
+            own=lambda peer: self.x[peer],
+            copy=lambda peer: self.x_hat[peer],
+        )
 
     def _train(self, peer: int, plan: RoundPlan) -> float:
         trainer = self.ctx.trainer

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from sim.engines.base import EngineContext, attacked
+from sim.engines.base import EngineContext, forged_frames
 from sim.engines.choco import publish_batch
 from sim.engines.mixer import SparseMixer
 from sim.engines.robust import robust_mix
@@ -57,13 +57,18 @@ class VectorEngine:
         return loss
 
     def _targets(self, plan: RoundPlan) -> torch.Tensor:
-        """What each peer publishes: its model, or the attack for Byzantine peers."""
+        """What each peer publishes: its model, or the attack for forging peers."""
         attack = self.ctx.byzantine
         if attack is None or not plan.byzantine.any():
             return self.x
+        frames = forged_frames(
+            plan,
+            attack.attack,
+            seed=self.ctx.seed,
+            own=lambda peer: self.x[peer],
+            copy=lambda peer: self.x_hat[peer],
+        )
         targets = self.x.clone()
-        for peer in np.flatnonzero(plan.byzantine).tolist():
-            targets[peer] = attacked(
-                self.x[peer], attack, seed=self.ctx.seed, round=plan.round, peer=peer
-            )
+        for peer, frame in frames.items():
+            targets[peer] = frame
         return targets
