@@ -85,6 +85,11 @@ def _print_result(result: RunResult) -> None:
     print(_final_line(config, result.records[-1], summary["spectral_gap"], higher=higher))
     if summary["spectral_gap"] is None and summary["spectral_gap_note"] is not None:
         print(f"spectral gap not reported: {summary['spectral_gap_note']}")
+    from sim.privacy_report import privacy_line
+
+    privacy = privacy_line(summary.get("privacy"))
+    if privacy is not None:
+        print(privacy)
     contraction = result.summary.get("contraction")
     if isinstance(contraction, dict) and contraction.get("measured") is not None:
         predicted = contraction.get("predicted")

@@ -9,6 +9,7 @@ import torch
 
 from protocol.aggregation import MEAN
 from protocol.codecs.base import Codec
+from protocol.privacy_params import DpParams
 from protocol.spec import Spec
 from sim.failure_masks import noise_seed
 from sim.failures import Byzantine
@@ -30,6 +31,8 @@ class EngineContext:
     byzantine: Byzantine | None = None
     aggregator: Spec = MEAN
     """The aggregation rule (:func:`protocol.aggregation.aggregate`)."""
+    privacy: DpParams | None = None
+    """Clip and noise each trained update (:mod:`sim.engines.privacy`); None: no DP."""
 
 
 class Engine(Protocol):
