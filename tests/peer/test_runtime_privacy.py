@@ -1,0 +1,134 @@
+"""Differential privacy on real daemons: the same released models as the simulator's engines,
+epsilon in the telemetry, and a [privacy] section that names its bad keys."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from peer.config import config_from_dict
+from peer.runtime.privacy import PeerPrivacy
+from protocol.errors import ConfigError
+from protocol.privacy_accounting import epsilon
+from protocol.privacy_params import DpParams
+from sim.config import SimConfig
+from sim.runner import Simulation
+from tests.peer.runtime_helpers import run_memory_swarm
+
+ROUNDS = 4
+LEARNING: dict[str, object] = {
+    "task": "fmnist",
+    "model": "mlp:hidden=16",
+    "partition": "dirichlet:alpha=0.5",
+    "local_steps": 2,
+    "batch_size": 8,
+    "lr": 0.05,
+    "seed": 0,
+}
+DP = "clip=0.2,sigma=0.5,delta=1e-6"
+
+
+def _simulate(dp: str | None) -> torch.Tensor:
+    config = SimConfig(
+        task="fmnist",
+        model="mlp:hidden=16",
+        topology="ring",
+        peers=4,
+        rounds=ROUNDS,
+        partition="dirichlet:alpha=0.5",
+        keyframe_interval=3,
+        local_steps=2,
+        batch_size=8,
+        lr=0.05,
+        seed=0,
+        engine="loop",
+        eval_every=ROUNDS,
+        dp=dp,
+    )
+    sim = Simulation(config)
+    for _ in sim.run():
+        pass
+    return sim.engine.params().clone()
+
+
+@pytest.mark.slow
+async def test_daemons_release_what_the_loop_engine_releases() -> None:
+    # privacy.seed = the run seed: the daemon draws the simulator's noise (a real peer leaves
+    # it unset and draws a secret one)
+    privacy = {"clip": 0.2, "sigma": 0.5, "delta": 1e-6, "seed": 0}
+    configs = [
+        config_from_dict(
+            {
+                "identity": {"peer": f"p{i}", "swarm": "dp"},
+                "topology": {"family": "ring", "size": 4, "node": i, "seed": 0},
+                "learning": LEARNING,
+                "gossip": {"rounds": ROUNDS, "keyframe_interval": 3, "round_timeout_s": 20.0},
+                "privacy": privacy,
+            }
+        )
+        for i in range(4)
+    ]
+    results = await run_memory_swarm(configs)
+    assert all(s.received == 2 for stats, _ in results for s in stats), "a frame was missed"
+    daemon = torch.stack([x for _, x in results])
+    loop = _simulate(DP)
+    assert not torch.equal(loop, _simulate(None)), "the noise changed nothing"
+    gap = float((daemon - loop).abs().max())
+    assert torch.equal(daemon, loop), f"daemon and loop engine differ by up to {gap:.3e}"
+    spent = [[s.dp_epsilon for s in stats] for stats, _ in results]
+    want = [epsilon(r, sigma=0.5, delta=1e-6) for r in range(1, ROUNDS + 1)]
+    assert spent == [want] * 4
+
+
+def test_without_a_seed_each_start_draws_its_own_noise() -> None:
+    params = DpParams(clip=1.0, sigma=1.0)
+    before, after = torch.zeros(64), torch.ones(64)
+    one, two = (PeerPrivacy(params, index=0, seed=None) for _ in range(2))
+    assert not torch.equal(one.release(before, after, round=0), two.release(before, after, round=0))
+    fixed = [PeerPrivacy(params, index=0, seed=5).release(before, after, round=0) for _ in "ab"]
+    assert torch.equal(fixed[0], fixed[1])
+
+
+def test_a_resumed_peer_counts_the_rounds_it_may_have_released_twice() -> None:
+    privacy = PeerPrivacy(DpParams(clip=1.0, sigma=2.0), index=1, seed=None)
+    privacy.resumed(10, checkpoint_every=5)
+    assert privacy.rounds == 15
+    privacy.release(torch.zeros(3), torch.ones(3), round=10)
+    assert privacy.epsilon == epsilon(16, sigma=2.0, delta=1e-5)
+
+
+def _config(privacy: dict[str, object]) -> object:
+    return config_from_dict(
+        {
+            "identity": {"peer": "p0"},
+            "topology": {"family": "ring", "size": 4, "node": 0},
+            "privacy": privacy,
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("privacy", "message"),
+    [
+        ({"clip": 1.0}, "privacy.sigma = None: expected a number > 0, set with privacy.clip"),
+        ({"sigma": 1.0}, "privacy.clip = None"),
+        ({"clip": 0, "sigma": 1}, "privacy.clip = 0.0: expected a finite number > 0"),
+        ({"clip": 1, "sigma": -1}, "privacy.sigma = -1.0"),
+        ({"clip": 1, "sigma": 1, "delta": 1.5}, "privacy.delta = 1.5: expected a number in (0, 1)"),
+        ({"delta": 0}, "privacy.delta = 0.0"),
+        ({"clip": 1, "sigma": 1, "seed": -3}, "privacy.seed = -3"),
+        ({"clip": "big", "sigma": 1}, "privacy.clip = 'big'"),
+        ({"clips": 1}, "privacy.clips: unknown key; did you mean 'clip'?"),
+    ],
+)
+def test_bad_privacy_keys_are_named(privacy: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        _config(privacy)
+    assert message in str(info.value)
+
+
+def test_privacy_is_off_by_default_and_on_with_clip_and_sigma() -> None:
+    off = _config({})
+    assert off.privacy.params is None  # type: ignore[attr-defined]
+    on = _config({"clip": 0.5, "sigma": 2})
+    assert on.privacy.params == DpParams(clip=0.5, sigma=2.0)  # type: ignore[attr-defined]
