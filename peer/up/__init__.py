@@ -30,6 +30,7 @@ from peer.up.report import peer_rows, render_table, write_summary
 from peer.up.settings import UpConfig, add_up_arguments, peer_configs, up_config, validate_swarm
 from peer.up.shutdown import Shutdown
 from peer.watch import SwarmView, watch_swarm
+from protocol.privacy_params import parse_dp
 
 __all__ = ["UpConfig", "add_up_arguments", "run_up"]
 
@@ -122,7 +123,8 @@ def _report(
             "model": up.model,
             "metric": up.metric,
             "partition": up.partition,
-        },
+        }
+        | ({} if up.dp is None else {"privacy": parse_dp(up.dp).to_dict()}),
     )
     if up.task != "consensus" or up.data is not None:
         from peer.export_cli import export_peers  # imports torch: only now
