@@ -65,3 +65,15 @@ def test_up_with_dp_reports_each_peers_epsilon(broker: Broker, tmp_path: Path) -
     assert summary["privacy"] == {"clip": 1.0, "sigma": 4.0, "delta": 1e-6}
     want = epsilon(3, sigma=4.0, delta=1e-6)
     assert [p["dp_epsilon"] for p in summary["peers"]] == [want] * 3
+
+
+def test_watch_shows_epsilon_and_a_dash_without_dp() -> None:
+    from peer.watch import SwarmView
+
+    view = SwarmView(prefix="rumor", swarm="lab")
+    view.update("rumor/lab/telemetry/p1", b'{"round": 3, "dp_epsilon": 4012.33}')
+    view.update("rumor/lab/telemetry/p2", b'{"round": 3}')
+    header, p1, p2 = view.table().splitlines()
+    assert header.split()[-1] == "epsilon"
+    assert p1.split()[-1] == "4012"
+    assert p2.split()[-1] == "-"
