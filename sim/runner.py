@@ -91,7 +91,8 @@ class Simulation:
             codec=self.codec.spec,
             # The daemon's meta: samples always, the local loss when there is a model to train.
             meta={"samples": config.batch_size * config.local_steps}
-            | ({} if self.task.model is None else {"loss": 0.0}),
+            # (under DP the daemon keeps its training loss, a function of its data, to itself)
+            | ({} if self.task.model is None or config.dp is not None else {"loss": 0.0}),
         )
 
     def initial_stats(self) -> SwarmRoundStats:

@@ -291,8 +291,10 @@ class PeerRuntime:
         if not bool(torch.isfinite(x).all()):
             log.error("%s: local training diverged in round %d; kept the last model", self.me, r)
             x, loss = self.x, float("nan")
-        if self.privacy is not None and x is not self.x:  # trained on its data: noise once
-            x = self.privacy.release(self.x, x, round=r)
+        if self.privacy is not None:
+            if x is not self.x:  # trained on its data: noise once
+                x = self.privacy.release(self.x, x, round=r)
+            loss = float("nan")  # a loss on private data: neither in frames nor in telemetry
         t1 = time.perf_counter()
         if self._receivers_may_have_lost_track():
             self.sender.force_keyframe()

@@ -3,17 +3,22 @@ epsilon in the telemetry, and a [privacy] section that names its bad keys."""
 
 from __future__ import annotations
 
+import asyncio
+import math
+
 import pytest
 import torch
 
 from peer.config import config_from_dict
 from peer.runtime.privacy import PeerPrivacy
+from peer.transport import MemoryBroker
+from protocol.envelope import decode_envelope
 from protocol.errors import ConfigError
 from protocol.privacy_accounting import epsilon
 from protocol.privacy_params import DpParams
 from sim.config import SimConfig
 from sim.runner import Simulation
-from tests.peer.runtime_helpers import run_memory_swarm
+from tests.peer.runtime_helpers import drive, memory_peer, run_memory_swarm
 
 ROUNDS = 4
 LEARNING: dict[str, object] = {
@@ -78,6 +83,35 @@ async def test_daemons_release_what_the_loop_engine_releases() -> None:
     spent = [[s.dp_epsilon for s in stats] for stats, _ in results]
     want = [epsilon(r, sigma=0.5, delta=1e-6) for r in range(1, ROUNDS + 1)]
     assert spent == [want] * 4
+    # the training loss is a function of private data: never published under DP
+    assert all(
+        s.train_loss is None or s.train_loss != s.train_loss for st, _ in results for s in st
+    )
+
+
+@pytest.mark.parametrize("dp", [False, True])
+async def test_frames_carry_no_training_loss_under_dp(dp: bool) -> None:
+    broker = MemoryBroker()
+    configs = [
+        config_from_dict(
+            {
+                "identity": {"peer": f"p{i}", "swarm": "loss"},
+                "topology": {"family": "ring", "size": 2, "node": i},
+                "learning": {"task": "synthetic", "model": "logreg"},
+                "gossip": {"rounds": 1, "round_timeout_s": 20.0},
+            }
+            | ({"privacy": {"clip": 1.0, "sigma": 1.0}} if dp else {})
+        )
+        for i in range(2)
+    ]
+    peers = [memory_peer(broker, c) for c in configs]
+    results = await asyncio.gather(*(drive(t, r) for t, r in peers))
+    keyframes = [v for k, v in broker.retained.items() if "/key/" in k]
+    assert len(keyframes) == 2  # every peer's first frame is a retained keyframe
+    metas = [decode_envelope(frame, max_bytes=1 << 20).meta for frame in keyframes]
+    assert all(("loss" in meta) is not dp for meta in metas), metas
+    losses = [stats[0].train_loss for stats, _ in results]
+    assert all((loss is None or math.isnan(loss)) is dp for loss in losses), losses
 
 
 def test_without_a_seed_each_start_draws_its_own_noise() -> None:
