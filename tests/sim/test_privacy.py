@@ -144,3 +144,14 @@ def test_bad_dp_flag_is_one_line_exit_2(
 def test_dp_on_consensus_is_refused() -> None:
     with pytest.raises(ConfigError, match="--dp needs a task with a model"):
         SimConfig(task="consensus", dp="clip=1,sigma=1")
+
+
+def test_sweep_applies_dp_to_every_run(tmp_path: Path, rumor: Callable[[list[str]], int]) -> None:
+    out = tmp_path / "sweep"
+    args = ["sweep", "--task", "synthetic", "--peers", "4", "--rounds", "4", "--eval-every", "2"]
+    args += ["--topologies", "ring,complete", "--dp", "clip=1,sigma=3", "--quiet"]
+    assert rumor([*args, "--out", str(out)]) == 0
+    curves = [json.loads(line) for line in (out / "curves.jsonl").read_text().splitlines()]
+    finals = [c for c in curves if c.get("round") == 4]
+    assert len(finals) == 2
+    assert {c["dp_epsilon"] for c in finals} == {epsilon(4, sigma=3.0, delta=1e-5)}
