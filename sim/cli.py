@@ -39,6 +39,8 @@ examples:
       --partition dirichlet:alpha=0.1 --lr 0.05 --eval-every 20 --out runs/torus
   rumor sim --task synthetic --peers 1024 --topology random_regular:d=4 --codec sign \\
       --drop 0.1 --crash 3@50-120 --churn up=40,down=10 --stragglers 0.2:steps=0
+  rumor sim --task fmnist --model logreg --local-steps 10 --rounds 50 \
+      --dp clip=0.1,sigma=1   # local differential privacy; epsilon per peer at the end
   rumor sim --config run.toml --seed 3 --out runs/seed3   # CLI flags override the file
 
 failure formats:
