@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
-from peer.config import config_from_dict
+from peer.config import PeerConfig, config_from_dict
 from peer.runtime.privacy import PeerPrivacy
 from peer.transport import MemoryBroker
 from protocol.envelope import decode_envelope
@@ -166,3 +167,29 @@ def test_privacy_is_off_by_default_and_on_with_clip_and_sigma() -> None:
     assert off.privacy.params is None  # type: ignore[attr-defined]
     on = _config({"clip": 0.5, "sigma": 2})
     assert on.privacy.params == DpParams(clip=0.5, sigma=2.0)  # type: ignore[attr-defined]
+
+
+async def test_a_restarted_daemon_resumes_its_privacy_count(tmp_path: Path) -> None:
+    def configs(rounds: int) -> list[PeerConfig]:
+        return [
+            config_from_dict(
+                {
+                    "identity": {"peer": f"p{i}", "swarm": "resume"},
+                    "topology": {"family": "ring", "size": 2, "node": i},
+                    "learning": {"task": "synthetic", "model": "logreg"},
+                    "gossip": {"rounds": rounds, "round_timeout_s": 20.0},
+                    "storage": {"checkpoint_dir": str(tmp_path / f"p{i}"), "checkpoint_every": 2},
+                    "privacy": {"clip": 1.0, "sigma": 2.0},
+                }
+            )
+            for i in range(2)
+        ]
+
+    first = await run_memory_swarm(configs(4))
+    assert [s.dp_epsilon for s in first[0][0]] == [
+        epsilon(t, sigma=2.0, delta=1e-5) for t in range(1, 5)
+    ]
+    second = await run_memory_swarm(configs(6))  # resumes at round 4, runs rounds 5 and 6
+    assert [s.round for s in second[0][0]] == [5, 6]
+    # 4 rounds, 2 more that may have been published before a crash, then 2 new ones
+    assert second[0][0][-1].dp_epsilon == epsilon(4 + 2 + 2, sigma=2.0, delta=1e-5)

@@ -155,3 +155,16 @@ def test_sweep_applies_dp_to_every_run(tmp_path: Path, rumor: Callable[[list[str
     finals = [c for c in curves if c.get("round") == 4]
     assert len(finals) == 2
     assert {c["dp_epsilon"] for c in finals} == {epsilon(4, sigma=3.0, delta=1e-5)}
+
+
+def test_dp_from_a_run_file(tmp_path: Path) -> None:
+    from sim.config import config_from_settings, load_toml
+
+    path = tmp_path / "run.toml"
+    path.write_text('task = "synthetic"\ndp = "clip=0.5,sigma=2"\n')
+    config = config_from_settings(load_toml(path))
+    assert config.privacy is not None
+    assert (config.privacy.clip, config.privacy.sigma) == (0.5, 2.0)
+    path.write_text('task = "synthetic"\ndp = 3\n')
+    with pytest.raises(ConfigError, match="dp must be a string clip=C,sigma=S"):
+        config_from_settings(load_toml(path))
