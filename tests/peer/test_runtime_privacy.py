@@ -193,3 +193,19 @@ async def test_a_restarted_daemon_resumes_its_privacy_count(tmp_path: Path) -> N
     assert [s.round for s in second[0][0]] == [5, 6]
     # 4 rounds, 2 more that may have been published before a crash, then 2 new ones
     assert second[0][0][-1].dp_epsilon == epsilon(4 + 2 + 2, sigma=2.0, delta=1e-5)
+
+
+def test_the_noise_seed_is_hidden_when_the_config_is_printed() -> None:
+    from peer.config import to_toml
+
+    config = config_from_dict(
+        {
+            "identity": {"peer": "p0"},
+            "topology": {"family": "ring", "size": 4, "node": 0},
+            "privacy": {"clip": 1.0, "sigma": 2.0, "seed": 7},
+        }
+    )
+    shown = to_toml(config)
+    assert "seed = 7" not in shown
+    assert "# seed = (set; hidden)" in shown
+    assert "seed = 7" in to_toml(config, show_secrets=True)
