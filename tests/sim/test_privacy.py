@@ -3,6 +3,7 @@ accountant counts the rounds each peer trained, and the outputs report epsilon."
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 from collections.abc import Callable
@@ -155,6 +156,9 @@ def test_sweep_applies_dp_to_every_run(tmp_path: Path, rumor: Callable[[list[str
     finals = [c for c in curves if c.get("round") == 4]
     assert len(finals) == 2
     assert {c["dp_epsilon"] for c in finals} == {epsilon(4, sigma=3.0, delta=1e-5)}
+    with (out / "sweep.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [float(r["dp_epsilon"]) for r in rows] == [epsilon(4, sigma=3.0, delta=1e-5)] * 2
 
 
 def test_dp_from_a_run_file(tmp_path: Path) -> None:
