@@ -43,6 +43,8 @@ def test_improved_conversion_lies_between_exact_and_classic(sigma: float, rounds
     # epsilon is a lower bound on any valid accountant's
     exact = exact_gaussian_epsilon(REPLACE * math.sqrt(rounds) / sigma, 1e-5)
     assert exact <= improved < classic_epsilon(rounds, sigma=sigma, delta=1e-5)
+    rho = rounds * REPLACE**2 / (2 * sigma**2)
+    assert improved < closed_form_classic(rho, 1e-5)  # even the classic's continuous optimum
     assert improved < 1.25 * exact + 0.05  # and not far above it: RDP is nearly tight here
 
 
