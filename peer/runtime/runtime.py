@@ -37,6 +37,7 @@ from peer.runtime.inbound import Inbound
 from peer.runtime.learning import LocalLearner
 from peer.runtime.liveness import Liveness
 from peer.runtime.neighbours import Neighbourhood, membership_neighbourhood
+from peer.runtime.privacy import PeerPrivacy
 from peer.runtime.rejections import Rejections
 from peer.runtime.resume import restore, snapshot, state_problem
 from peer.runtime.stats import RoundStats, Timings, to_json
@@ -93,6 +94,10 @@ class PeerRuntime:
         self.gamma = default_gamma(self.codec.spec) if gossip.gamma is None else gossip.gamma
         self.aggregator = check_aggregator_spec(gossip.aggregator)
         self.stable_seed = sender_seed(config.learning.seed, learner.index)
+        dp = config.privacy.params
+        self.privacy = (
+            None if dp is None else PeerPrivacy(dp, index=learner.index, seed=config.privacy.seed)
+        )
         self.round = 0
         self.x = learner.start.clone()
         self.sender = ChocoSender(
@@ -136,6 +141,8 @@ class PeerRuntime:
 
     async def __aenter__(self) -> Self:
         self._restore()
+        if self.privacy is not None and self.round > 0:
+            self.privacy.resumed(self.round, checkpoint_every=self.config.storage.checkpoint_every)
         if self.config.gossip.mode == "sync":
             self.inbound.sync_floor = self.round
         group = await self._stack.enter_async_context(asyncio.TaskGroup())
@@ -288,6 +295,10 @@ class PeerRuntime:
         if not bool(torch.isfinite(x).all()):
             log.error("%s: local training diverged in round %d; kept the last model", self.me, r)
             x, loss = self.x, float("nan")
+        if self.privacy is not None:
+            if x is not self.x:  # trained on its data: noise once
+                x = self.privacy.release(self.x, x, round=r)
+            loss = float("nan")  # a loss on private data: neither in frames nor in telemetry
         t1 = time.perf_counter()
         if self._receivers_may_have_lost_track():
             self.sender.force_keyframe()
@@ -331,6 +342,7 @@ class PeerRuntime:
                 total=time.perf_counter() - t0,
             ),
             peak_rss_mb=peak_rss_mb(),
+            dp_epsilon=None if self.privacy is None else self.privacy.epsilon,
             done=total is not None and self.round >= total,
         )
         await self._telemetry(stats)

@@ -30,6 +30,7 @@ from peer.up.report import attack_summary, peer_rows, render_table, write_summar
 from peer.up.settings import UpConfig, add_up_arguments, peer_configs, up_config, validate_swarm
 from peer.up.shutdown import Shutdown
 from peer.watch import SwarmView, watch_swarm
+from protocol.privacy_params import parse_dp
 
 __all__ = ["UpConfig", "add_up_arguments", "run_up"]
 
@@ -128,7 +129,8 @@ def _report(
             "metric": up.metric,
             "partition": up.partition,
         }
-        | attack_summary(rows, None if up.byzantine is None else str(up.byzantine.attack)),
+        | attack_summary(rows, None if up.byzantine is None else str(up.byzantine.attack))
+        | ({} if up.dp is None else {"privacy": parse_dp(up.dp).to_dict()}),
     )
     if up.task != "consensus" or up.data is not None:
         from peer.export_cli import export_peers  # imports torch: only now

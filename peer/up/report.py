@@ -49,6 +49,7 @@ def peer_rows(
                 "rejected": stats.get("rejected_total", 0),
                 "rejected_by_reason": stats.get("rejected", {}),
                 "publish_failed": stats.get("publish_failed", 0),
+                "dp_epsilon": stats.get("dp_epsilon"),
                 "exit_status": peer.process.returncode,
                 "log": str(peer.log),
             }
@@ -60,6 +61,8 @@ def peer_rows(
 def _cell(value: object) -> str:
     if value is None:
         return "-"
+    if isinstance(value, float) and value >= 1000:
+        return f"{value:.4g}"
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
@@ -67,7 +70,9 @@ def render_table(rows: list[dict[str, object]]) -> str:
     """The final table: one line per peer, with the metric's column named after it (accuracy,
     mse, ...), then its mean and whether higher is better."""
     key = metric_key(str(rows[0].get("metric", "accuracy"))) if rows else "accuracy"
-    columns = ("peer", key, "rounds", "bytes_sent", "rejected", "exit_status")
+    columns: tuple[str, ...] = ("peer", key, "rounds", "bytes_sent", "rejected", "exit_status")
+    if any(r.get("dp_epsilon") is not None for r in rows):  # differential privacy spent
+        columns = (*columns[:3], "dp_epsilon", *columns[3:])
     widths = [max(len(c), *(len(_cell(r.get(c))) for r in rows)) for c in columns]
     lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True))]
     for row in rows:

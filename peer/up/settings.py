@@ -14,6 +14,7 @@ from peer.up.material import Sections, Security
 from peer.watch import parse_address
 from protocol.defaults import BATCH_SIZE, LEARNING_RATE, LOCAL_STEPS
 from protocol.errors import ConfigError
+from protocol.privacy_params import parse_dp
 from protocol.topics import peer_name
 
 __all__ = [
@@ -49,6 +50,8 @@ class UpConfig:
     optimizer: str = "sgd"
     codec: str = "raw"
     aggregator: str = "mean"
+    dp: str | None = None
+    """Local differential privacy ``clip=C,sigma=S[,delta=D]`` for every peer ([privacy])."""
     mode: str = "sync"
     round_timeout_s: float = 10.0
     max_packet_size: int | None = None
@@ -75,6 +78,8 @@ class UpConfig:
         attack = None if self.byzantine is None else self.byzantine.attack.name
         if attack == "labelflip" and self.task == "consensus" and self.data is None:
             raise ConfigError("--byzantine: labelflip needs class labels; consensus has none")
+        if self.dp is not None:
+            parse_dp(self.dp)  # a ConfigError naming --dp, before anything starts
         if self.threads is not None and self.threads < 0:
             raise ConfigError(f"--threads {self.threads}: expected 0 (torch's default) or more")
 
@@ -129,6 +134,12 @@ def add_up_arguments(parser: argparse.ArgumentParser) -> None:
         "--aggregator",
         default="mean",
         help="mean (default), clip[:tau=T|b=B], trimmed_mean:b=B or median",
+    )
+    add(
+        "--dp",
+        metavar="clip=C,sigma=S[,delta=D]",
+        help="local differential privacy on every peer: clip each update to L2 norm C, add "
+        "Gaussian noise of std S*C; epsilon per peer in the table (docs/privacy.md)",
     )
     add(
         "--threads",
@@ -192,6 +203,7 @@ def up_config(args: argparse.Namespace) -> UpConfig:
         optimizer=args.optimizer,
         codec=args.codec,
         aggregator=args.aggregator,
+        dp=args.dp,
         mode=args.mode,
         round_timeout_s=args.round_timeout,
         max_packet_size=args.max_packet_size,
@@ -241,6 +253,8 @@ def peer_configs(
             },
             "storage": {"checkpoint_dir": str((up.out / name / "checkpoints").resolve())},
         }
+        if up.dp is not None:  # no seed: each peer draws a secret one
+            data["privacy"] = parse_dp(up.dp).to_dict()
         if up.max_packet_size is not None:
             # Room for the MQTT fixed header, topic and properties around each chunk.
             data["broker"] = {**data["broker"], "max_payload": max(256, up.max_packet_size - 512)}  # type: ignore[dict-item]

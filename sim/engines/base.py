@@ -13,6 +13,7 @@ from protocol.aggregation import MEAN
 from protocol.attack_names import NEIGHBOUR_ATTACKS
 from protocol.attacks import published
 from protocol.codecs.base import Codec
+from protocol.privacy_params import DpParams
 from protocol.spec import Spec
 from sim.failures import Byzantine
 from sim.plan import RoundPlan
@@ -34,6 +35,8 @@ class EngineContext:
     """The attack, its defaults made explicit (:func:`protocol.attack_names.resolve_attack`)."""
     aggregator: Spec = MEAN
     """The aggregation rule (:func:`protocol.aggregation.aggregate`)."""
+    privacy: DpParams | None = None
+    """Clip and noise each trained update (:mod:`sim.engines.privacy`); None: no DP."""
 
 
 class Engine(Protocol):

@@ -14,6 +14,7 @@ from protocol.mixing import choco_update
 from sim.engines.base import EngineContext, forged_frames
 from sim.engines.choco import publish_one
 from sim.engines.mixer import edge_weights
+from sim.engines.privacy import privatize_peer
 from sim.plan import RoundPlan
 
 __all__ = ["LoopEngine"]
@@ -77,5 +78,7 @@ class LoopEngine:
         steps = plan.steps[peer : peer + 1]
         if trainer is None or steps[0] == 0:
             return float("nan")
-        self.x[peer], loss = trainer.train(self.x[peer], np.array([peer]), steps, round=plan.round)
+        before = self.x[peer]
+        after, loss = trainer.train(before, np.array([peer]), steps, round=plan.round)
+        self.x[peer] = privatize_peer(self.ctx, before, after, plan, peer)
         return float(loss.reshape(-1)[0])

@@ -8,6 +8,7 @@ import torch
 from sim.engines.base import EngineContext, forged_frames
 from sim.engines.choco import publish_batch
 from sim.engines.mixer import SparseMixer
+from sim.engines.privacy import privatize_trained
 from sim.engines.robust import robust_mix
 from sim.plan import RoundPlan
 
@@ -30,7 +31,10 @@ class VectorEngine:
         return self.x
 
     def step(self, plan: RoundPlan) -> torch.Tensor:
+        before = None if self.ctx.privacy is None else self.x.clone()
         loss = self._train(plan)
+        if before is not None:
+            privatize_trained(self.ctx, before, self.x, plan)
         publish_batch(self.x_hat, self._targets(plan), plan, self.ctx.codec)
         if self.ctx.aggregator.name == "mean":
             self._mixer.mix(self.x, self.x_hat, plan, gamma=self.ctx.gamma)
