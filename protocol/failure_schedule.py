@@ -32,7 +32,8 @@ BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
 
 # Distinct streams so that, say, enabling churn does not change which messages are dropped.
-STREAMS = {"drop": 1, "churn": 2, "stragglers": 3, "byzantine": 4, "noise": 5}
+# Stream 5 is the noise attack's (protocol.attacks.attack_seed).
+STREAMS = {"drop": 1, "churn": 2, "stragglers": 3, "byzantine": 4}
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MASK64 = (1 << 64) - 1

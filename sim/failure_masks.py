@@ -8,7 +8,6 @@ import numpy as np
 import numpy.typing as npt
 
 from protocol.failure_schedule import (
-    STREAMS,
     churn_schedule,
     crash_alive,
     link_lost,
@@ -23,7 +22,6 @@ __all__ = [
     "churn_schedule",
     "crash_alive",
     "drop_mask",
-    "noise_seed",
     "partition_cut",
     "peer_subset",
     "round_rng",
@@ -31,17 +29,6 @@ __all__ = [
 
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
-
-
-def noise_seed(seed: int, *, round: int, peer: int) -> int:
-    """A 64-bit seed for the noise a Byzantine ``peer`` publishes in ``round``: distinct streams
-    for every (seed, round, peer), however many peers and rounds.
-
-    >>> noise_seed(0, round=1, peer=0) != noise_seed(0, round=0, peer=65_537)
-    True
-    """
-    sequence = np.random.SeedSequence([seed, STREAMS["noise"], round, peer])
-    return int(sequence.generate_state(1, np.uint64)[0])
 
 
 def drop_mask(p: float, src: IntArray, dst: IntArray, *, seed: int, round: int) -> BoolArray:
@@ -76,6 +63,12 @@ class FailureModel:
         if config.byzantine is not None:
             rng = round_rng(seed, "byzantine")
             self.byzantine = peer_subset(config.byzantine.fraction, peers, rng=rng)
+        self.forgers: BoolArray = (
+            self.byzantine
+            if config.byzantine is None or not config.byzantine.mixes
+            else np.zeros(peers, dtype=bool)
+        )
+        """The attackers that publish forged models and mix nothing (all but labelflip's)."""
 
     def alive(self, round: int) -> BoolArray:
         """Peers that are up this round: they train, publish and mix."""

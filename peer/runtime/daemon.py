@@ -21,6 +21,7 @@ import torch
 from peer.config import PeerConfig
 from peer.faults import FaultPlan
 from peer.faults.inject import Faults
+from peer.runtime.attack import Attacker, poison_labels
 from peer.runtime.learning import LocalLearner, load_learner
 from peer.runtime.neighbours import Neighbourhood, static_neighbourhood
 from peer.runtime.runtime import PeerRuntime
@@ -29,10 +30,12 @@ from peer.security.credentials import Credentials, load_credentials
 from peer.snapshots import write_snapshot
 from peer.stopping import StopSignals, until_stopped
 from peer.transport import MqttTransport, Presence, settings_from_config
+from protocol.attack_names import mixes, resolve_attack
 from protocol.envelope import envelope_bound
 from protocol.errors import ConfigError
 from protocol.presence import encode_presence
 from protocol.signing import SigningKey
+from protocol.spec import Spec
 from protocol.topics import topic
 
 __all__ = ["PeerExtras", "configure_logging", "data_share", "run_peer", "set_threads"]
@@ -96,11 +99,13 @@ async def run_peer(
     *,
     stats_file: Path | None = None,
     signals: StopSignals | None = None,
+    attack: Spec | None = None,
     extras: PeerExtras | None = None,
 ) -> int:
     """Run the daemon until its rounds are done or a signal stops it; return the exit status.
 
     ``signals``: the handlers the command installed on its first line (installed here if None);
+    ``attack``: make this peer attack its swarm (:mod:`peer.runtime.attack`);
     ``extras``: a fault plan and model snapshots (``rumor peer --faults``, ``--snapshot-dir``).
     """
     extras = extras or PeerExtras()
@@ -122,7 +127,10 @@ async def run_peer(
         load = asyncio.to_thread(load_learner, config, index=index, peers=peers)
         learner = await until_stopped(stop, load)
         if learner is not None:
-            await _gossip(config, learner, hood, stop, (stream, extras), credentials)
+            attacker = None
+            if attack is not None:
+                learner, attacker = _compromise(learner, attack, peers=peers)
+            await _gossip(config, learner, hood, stop, (stream, extras), credentials, attacker)
     finally:
         if stream is not None:
             stream.close()
@@ -136,6 +144,17 @@ def set_threads(config: PeerConfig) -> None:
     if config.learning.threads > 0:
         torch.set_num_threads(config.learning.threads)
     log.info("%s: torch intra-op threads %d", config.identity.peer, torch.get_num_threads())
+
+
+def _compromise(
+    learner: LocalLearner, attack: Spec, *, peers: int
+) -> tuple[LocalLearner, Attacker | None]:
+    """The learner and attacker of a peer running ``attack`` (one attacker among ``peers``
+    unless the spec says more, e.g. ALIE's z)."""
+    if not mixes(attack):
+        resolved = resolve_attack(attack, peers=peers, attackers=1)
+        return learner, Attacker(attack=resolved, seed=learner.seed, index=learner.index)
+    return poison_labels(learner), None
 
 
 def presence_signer(config: PeerConfig, key: SigningKey) -> Callable[[bool, int], bytes]:
@@ -166,6 +185,7 @@ async def _gossip(
     stop: asyncio.Event,
     outputs: tuple[TextIO | None, PeerExtras],
     credentials: Credentials,
+    attacker: Attacker | None,
 ) -> None:
     """Connect, run the rounds, and say ``offline`` on the way out (the transport's exit)."""
     ident = config.identity
@@ -203,6 +223,7 @@ async def _gossip(
             neighbourhood=hood,
             stop=stop,
             credentials=credentials,
+            attacker=attacker,
             faults=faults,
         ) as runtime:
             async for stats in runtime.rounds():

@@ -33,10 +33,11 @@ from peer.up.faultlaunch import FaultLaunch
 from peer.up.faultrun import FaultDriver
 from peer.up.material import prepare
 from peer.up.procs import PeerProcess, kill_all, launch, stop_all
-from peer.up.report import peer_rows, render_table, write_summary
+from peer.up.report import attack_summary, peer_rows, render_table, write_summary
 from peer.up.settings import UpConfig, add_up_arguments, peer_configs, up_config, validate_swarm
 from peer.up.shutdown import Shutdown
 from peer.watch import SwarmView, watch_swarm
+from protocol.privacy_params import parse_dp
 from protocol.topics import peer_name
 
 __all__ = ["UpConfig", "add_up_arguments", "run_up"]
@@ -80,12 +81,14 @@ def _run(up: UpConfig, shutdown: Shutdown) -> int:
             host, port = broker.host, broker.port
         else:
             host, port = up.broker
-        configs = peer_configs(up, host=host, port=port, sections=sections)
-        for j, config in enumerate(configs):
+        if up.byzantine is not None:
+            up.byzantine.record(up.out)
+            print(f"rumor up: {', '.join(up.byzantine.names)} attack with {up.byzantine.attack}")
+        for j, config in enumerate(peer_configs(up, host=host, port=port, sections=sections)):
             if shutdown.requested:
                 break
             config = faults.configure(config, j, local_steps=up.local_steps)
-            peers.append(_launch(up, config, faults.args(j)))
+            peers.append(_launch(up, config, (*_attack_args(up, j), *faults.args(j))))
         how = {"signed": "signed frames", "secure": "TLS + signed frames"}.get(up.security, "")
         print(
             f"rumor up: {up.peers} peers on {host}:{port}, swarm {up.swarm!r}, out {up.out}"
@@ -111,7 +114,7 @@ def _run(up: UpConfig, shutdown: Shutdown) -> int:
     )
 
 
-def _launch(up: UpConfig, config: PeerConfig, extra: list[str]) -> PeerProcess:
+def _launch(up: UpConfig, config: PeerConfig, extra: tuple[str, ...]) -> PeerProcess:
     folder = up.out / config.identity.peer
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "peer.toml"
@@ -121,8 +124,12 @@ def _launch(up: UpConfig, config: PeerConfig, extra: list[str]) -> PeerProcess:
     with os.fdopen(fd, "w") as stream:
         stream.write(to_toml(config, show_secrets=True))
     shutil.rmtree(folder / "snapshots", ignore_errors=True)
-    extra = [*extra, *_snapshot_args(up, folder)]
+    extra = (*extra, *_snapshot_args(up, folder))
     return launch(config.identity.peer, path, folder, extra=extra)
+
+
+def _attack_args(up: UpConfig, index: int) -> tuple[str, ...]:
+    return () if up.byzantine is None else tuple(up.byzantine.args_for(index))
 
 
 def _snapshot_args(up: UpConfig, folder: Path) -> list[str]:
@@ -136,8 +143,8 @@ def _relaunch(up: UpConfig, index: int, extra: list[str]) -> PeerProcess:
     """Restart a crashed peer from its checkpoint (its stats file goes on)."""
     name = peer_name(index)
     folder = up.out / name
-    extra = [*extra, *_snapshot_args(up, folder)]
-    return launch(name, folder / "peer.toml", folder, extra=extra, fresh=False)
+    args = (*_attack_args(up, index), *extra, *_snapshot_args(up, folder))
+    return launch(name, folder / "peer.toml", folder, extra=args, fresh=False)
 
 
 def _report(
@@ -150,7 +157,8 @@ def _report(
     start: float,
     driver: FaultDriver | None = None,
 ) -> int:
-    rows = peer_rows(peers)
+    attackers = frozenset(() if up.byzantine is None else up.byzantine.names)
+    rows = peer_rows(peers, attackers=attackers)
     print(render_table(rows))
     write_summary(
         up.out / "summary.json",
@@ -166,7 +174,9 @@ def _report(
             "model": up.model,
             "metric": up.metric,
             "partition": up.partition,
-        },
+        }
+        | attack_summary(rows, None if up.byzantine is None else str(up.byzantine.attack))
+        | ({} if up.dp is None else {"privacy": parse_dp(up.dp).to_dict()}),
     )
     if up.task != "consensus" or up.data is not None:
         from peer.export_cli import export_peers  # imports torch: only now

@@ -50,7 +50,8 @@ def launch(
     fresh: bool = True,
 ) -> PeerProcess:
     """Start one peer process writing its log and stats into ``directory``; ``extra``: more
-    ``rumor peer`` arguments; ``fresh`` False: a restart, which appends to the stats file."""
+    ``rumor peer`` arguments (``--attack SPEC``, ``--faults FILE``); ``fresh`` False: a restart,
+    which appends to the stats file."""
     stats, logfile = directory / "stats.jsonl", directory / "peer.log"
     if fresh:
         stats.unlink(missing_ok=True)
