@@ -72,6 +72,8 @@ class UpConfig:
 
     def __post_init__(self) -> None:
         self.failures.check(self.peers, self.rounds)
+        if self.failures.outage is not None and self.broker is not None:
+            raise ConfigError("--broker-outage stops the broker rumor up starts; not with --broker")
         if self.eval_every < 1:
             raise ConfigError(f"--eval-every {self.eval_every}: expected at least 1")
         if self.peers < 2:

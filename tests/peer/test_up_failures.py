@@ -57,6 +57,7 @@ def test_the_flags_read_as_the_simulator_reads_them(tmp_path: Path) -> None:
         (["--slow-link", "12:ms=3"], "--slow-link: peer 12 does not exist"),
         (["--churn", "up=5"], "expected up=U,down=D"),
         (["--eval-every", "0"], "--eval-every 0: expected at least 1"),
+        (["--broker-outage", "3-5", "--broker", "127.0.0.1:1883"], "not with --broker"),
     ],
 )
 def test_a_bad_failure_flag_is_one_line_and_exit_2(
