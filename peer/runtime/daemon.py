@@ -52,8 +52,10 @@ class PeerExtras:
     snapshot_every: int = 10
 
     def snapshot(self, round: int, x: torch.Tensor, *, done: bool) -> None:
-        """Write the model after ``round`` if it is a snapshot round (or the last)."""
-        if self.snapshot_dir is not None and (done or round % self.snapshot_every == 0):
+        """Write the model after ``round`` if it is a snapshot round, the last, or the round
+        before a planned crash (the simulator keeps a down peer's model as it was)."""
+        held = self.faults is not None and round in self.faults.hold_at
+        if self.snapshot_dir is not None and (done or held or round % self.snapshot_every == 0):
             self.snapshot_dir.mkdir(parents=True, exist_ok=True)
             write_snapshot(self.snapshot_dir, round, x)
 

@@ -224,7 +224,7 @@ async def _supervise(
     driving = None if driver is None else asyncio.create_task(driver.run())
     shown = -1
     try:
-        while any(p.running for p in peers) and not stop.is_set():
+        while _busy(peers, driver) and not stop.is_set():
             shown = _progress(view, up, shown, peers)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(_POLL_S):
@@ -236,6 +236,11 @@ async def _supervise(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+
+
+def _busy(peers: list[PeerProcess], driver: FaultDriver | None) -> bool:
+    """A peer is running, or a crashed one is still to come back."""
+    return any(p.running for p in peers) or (driver is not None and driver.pending)
 
 
 async def _watch(where: tuple[str, int, Path | None], view: SwarmView) -> None:

@@ -113,8 +113,8 @@ class FaultDriver:
             back = [c.peer for c in self.periods if c.recover == r]
             there = set(os.listdir(gate)) if gate.is_dir() else set()
             waiting = [p for j, p in enumerate(self.peers) if p.running and j not in back]
-            if not waiting or not all(p.name in there for p in waiting):
-                return  # an earlier gate first: later ones wait for it
+            if not all(p.name in there for p in waiting):
+                return  # an earlier gate first: later ones wait for it (with nobody up, go on)
             for j in back:
                 if (peer_name(j), r) not in self._restarted:
                     self._restarted.add((peer_name(j), r))
@@ -130,6 +130,16 @@ class FaultDriver:
                 (gate / GATE_OPEN).touch()
                 self._event("gate_open", round=r)
             return
+
+    @property
+    def pending(self) -> bool:
+        """Whether a down peer is still to be restarted (the run is not over even if no peer
+        is running now: every peer may be down at once)."""
+        return any(
+            (peer_name(c.peer), c.recover) not in self._restarted
+            for c in self.periods
+            if c.recover is not None
+        )
 
     def _broker(self, action: str, round: int) -> None:
         """Stop the broker (once) or start it again (once, after a stop)."""

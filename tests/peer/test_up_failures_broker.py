@@ -130,3 +130,28 @@ async def test_peers_keep_the_swarms_pace_while_the_broker_is_down(
     assert max(at_restart) < rounds, f"peers raced through the outage alone: {at_restart}"
     for stats, _ in results:
         assert [s.round for s in stats] == list(range(1, rounds + 1))
+
+
+def test_churn_and_stragglers_on_real_peers_end_where_the_simulator_ends(tmp_path: Path) -> None:
+    """Every down period of the simulator's churn schedule, carried out by SIGKILL and restart
+    (at times every peer is down at once), with its stragglers: the real peers end within a
+    point of the simulator, and so does the spread of their models, the models of peers that
+    stay down included (a restart is timed by the swarm, so a few frames can land a round
+    apart from the simulator's)."""
+    run, sim = tmp_path / "up", tmp_path / "sim"
+    flags = ["--peers", "4", "--rounds", "16", "--task", "synthetic", "--model", "logreg"]
+    flags += ["--churn", "up=6,down=3", "--stragglers", "0.25:steps=1", "--eval-every", "8"]
+    assert main(["up", *flags, "--round-timeout", "5", "--out", str(run)]) == 0
+    assert _processes_mentioning(str(run)) == [], "rumor up left something running"
+    record = json.loads((run / "failures.json").read_text())
+    kinds = {e["event"] for e in record["events"]}
+    assert {"crash", "restart", "gate_open"} <= kinds
+    assert main(["sim", *flags, "--quiet", "--out", str(sim)]) == 0
+    real, simulated = _last(run / "rounds.jsonl"), _last(sim / "rounds.jsonl")
+    assert real["alive"] == simulated["alive"]
+    assert isinstance(real["acc_mean"], float)
+    assert isinstance(simulated["acc_mean"], float)
+    assert real["acc_mean"] == pytest.approx(simulated["acc_mean"], abs=0.01)
+    # a peer that stays down counts with the model it had when it went down (without that
+    # model the distance was several times the simulator's)
+    assert real["consensus_distance"] == pytest.approx(simulated["consensus_distance"], rel=0.25)
