@@ -78,7 +78,7 @@ class SimConfig:
     codec: str = "raw"
     gamma: float | None = None
     aggregator: str = "mean"
-    """mean, clip[:tau=T|b=B], trimmed_mean:b=B or median (protocol.aggregation)."""
+    """mean, clip[:tau=T|b=B,fade=false], trimmed_mean:b=B or median (protocol.aggregation)."""
     dp: str | None = None
     """Local differential privacy ``clip=C,sigma=S[,delta=D]`` (protocol.privacy); None: off."""
     keyframe_interval: int = 10
