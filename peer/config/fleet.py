@@ -25,7 +25,7 @@ _DAY = 24 * 60
 def parse_hours(text: str) -> tuple[int, int]:
     """``"HH:MM-HH:MM"`` as (start, end) minutes after local midnight; it may wrap midnight.
 
-    >>> parse_hours("09:30-17:00"), parse_hours("22:00-24:00")
+    >>> parse_hours("09:30-17:00"), parse_hours("22:00-24:00")  # "00:00-24:00": all day
     ((570, 1020), (1320, 1440))
     """
     match = _HOURS.match(text.strip())
@@ -35,7 +35,7 @@ def parse_hours(text: str) -> tuple[int, int]:
     start, end = h1 * 60 + m1, h2 * 60 + m2
     if h1 > 23 or m1 > 59 or m2 > 59 or end > _DAY:
         raise ConfigError(f"{text!r}: hours 00:00 to 23:59 (24:00 only as an end)")
-    if start == end % _DAY:
+    if start == end:
         raise ConfigError(f"{text!r}: an empty window; leave hours out to train at any time")
     return start, end
 
