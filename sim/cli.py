@@ -48,6 +48,7 @@ failure formats:
   --partition-window START-END[:fraction=F]  cut peers 0..F*N-1 from the rest in [START, END)
   --stragglers FRACTION[:steps=S]  a fixed set of peers does S local steps (default half)
   --byzantine FRACTION[:attack=signflip|noise,scale=S]  peers that publish attacked models
+  --availability FRACTION[:period=P,window=W]  peers that train W rounds in every P (paused)
 """
 
 

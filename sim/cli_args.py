@@ -84,6 +84,11 @@ def add_failure_arguments(parser: argparse.ArgumentParser) -> None:
     add("--partition-window", metavar="START-END", help="cut the network in two for a window")
     add("--stragglers", metavar="FRACTION[:steps=S]", help="a fraction doing fewer local steps")
     add("--byzantine", metavar="FRACTION[:attack=A]", help="peers publishing attacked models")
+    add(
+        "--availability",
+        metavar="FRACTION[:period=P,window=W]",
+        help="a fraction of peers that train only W rounds in every P (default 8 in 24)",
+    )
 
 
 def check_threads(threads: int | None) -> None:

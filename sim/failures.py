@@ -30,6 +30,7 @@ from typing import Literal
 
 from protocol.errors import ConfigError
 from protocol.spec import parse_spec
+from sim.availability import Availability
 
 __all__ = [
     "Attack",
@@ -185,6 +186,8 @@ class FailureConfig:
     partition: PartitionWindow | None = None
     stragglers: Stragglers | None = None
     byzantine: Byzantine | None = None
+    availability: Availability | None = None
+    """Peers that train only inside a daily window (:mod:`sim.availability`)."""
 
     def __post_init__(self) -> None:
         _fraction(self.drop, "drop probability")
@@ -198,7 +201,7 @@ class FailureConfig:
     @property
     def lossy(self) -> bool:
         """Whether any message can go missing, so CHOCO copies can fall out of sync."""
-        down = bool(self.crashes) or self.churn is not None
+        down = bool(self.crashes) or self.churn is not None or self.availability is not None
         return self.drop > 0 or down or self.partition is not None
 
     def describe(self) -> str:
@@ -213,4 +216,7 @@ class FailureConfig:
             parts.append(f"stragglers={self.stragglers.fraction:g}")
         if self.byzantine:
             parts.append(f"byz={self.byzantine.fraction:g}:{self.byzantine.attack}")
+        if self.availability:
+            a = self.availability
+            parts.append(f"avail={a.fraction:g}:{a.window}/{a.period}")
         return ",".join(parts) or "none"
