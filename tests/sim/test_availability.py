@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,6 @@ from protocol.errors import ConfigError
 from sim.availability import Availability, availability_schedule
 from sim.config import SimConfig, failures_from_mapping
 from sim.runner import Simulation
-import itertools
 
 
 def test_the_schedule_is_seeded_and_keeps_each_window() -> None:
