@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from peer.availability.policy import Readings, pause_reason
 from peer.config import AvailabilityConfig
@@ -99,9 +99,15 @@ class AvailabilityGate:
         """Why not to train now (None: train)."""
         return pause_reason(self.config, self.readings.read()) if self.config.active else None
 
-    async def until_available(self, transport: Transport, stop: asyncio.Event) -> bool:
+    async def until_available(
+        self,
+        transport: Transport,
+        stop: asyncio.Event,
+        *,
+        idle: Callable[[], None] | None = None,
+    ) -> bool:
         """Return at once when the policy allows training, else pause until it does or ``stop``
-        is set; return whether this call paused."""
+        is set, calling ``idle`` at every check; return whether this call paused."""
         reason = self.reason()
         if reason is None:
             if self.announcer.paused:  # it started paused: say online before the first frame
@@ -118,6 +124,8 @@ class AvailabilityGate:
             if transport.stats.connects != connects:  # say it again on a new link
                 connects = transport.stats.connects
                 await self.announcer.announce(transport, paused=True)
+            if idle is not None:
+                idle()
             reason = self.reason()
         self.paused = False
         if not stop.is_set():

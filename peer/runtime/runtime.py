@@ -274,8 +274,9 @@ class PeerRuntime:
         total = self.config.gossip.rounds
         self.liveness.start_grace()
         while not self._stop.is_set() and (total is None or self.round < total):
+            idle = self.inbound.keep_newest  # a paused peer holds one copy per neighbour
             if self.gate is not None and await self.gate.until_available(
-                self.transport, self._stop
+                self.transport, self._stop, idle=idle
             ):
                 self._rejoin(total)
                 if self._stop.is_set() or (total is not None and self.round >= total):

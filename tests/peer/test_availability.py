@@ -199,7 +199,10 @@ async def test_paused_peers_neither_train_nor_stall_the_others() -> None:
     ]
     await _until(lambda: all(g.paused for _, _, g in peers[1:]))
     await _rounds(peers[0][0], peers[0][1], stats[0])
-    for _, runtime, _ in peers[1:]:
+    start = peers[0][1].learner.start
+    one_copy = start.numel() * start.element_size()
+    for _, runtime, _ in peers[1:]:  # p0's 8 frames came in; a paused peer keeps the newest only
+        await _until(lambda r=runtime: 0 < r.inbound.snapshot_bytes() <= one_copy)  # type: ignore[misc]
         runtime.stop()
     await asyncio.gather(*paused)
     assert [s.round for s in stats[0]] == list(range(1, 9))
