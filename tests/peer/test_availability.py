@@ -243,3 +243,30 @@ async def test_a_resumed_peer_rejoins_at_its_neighbours_round() -> None:
     assert s1[-1].done
     assert sum(s.received for s in s0) >= 1, "p0 never mixed the resumed p1"
     assert p1[2].pauses == 1
+
+
+async def test_signed_announcements_reach_a_receiver_in_order() -> None:
+    key = SigningKey.from_seed(bytes(range(32)))
+    trust = Trust({"a": key.public_bytes()})
+    where = topic("presence", swarm="s", peer="a")
+    announcer = PresenceAnnouncer(topic=where, swarm="s", peer="a", key=key)
+    broker = MemoryBroker()
+    sender = MemoryTransport(broker, client_id="a", presence=announcer.presence())
+    receiver = MemoryTransport(broker, client_id="b")
+    seen: list[PresenceState] = []
+    async with sender, receiver:
+        await sender.state.wait_up()
+        await receiver.state.wait_up()
+        await receiver.subscribe([where])
+        await announcer.announce(sender, paused=True)
+        await announcer.announce(sender, paused=False)
+        async with asyncio.timeout(30):
+            async for message in receiver.messages():
+                seen.append(decode_presence(message.payload, swarm="s", peer="a", trust=trust))
+                if len(seen) == 3:
+                    break
+    # The retained online of the connection, then paused, then online again: each newer.
+    assert [(s.online, s.paused) for s in seen] == [(True, False), (True, True), (True, False)]
+    assert seen[1].after(seen[0])
+    assert seen[2].after(seen[1])
+    assert len({s.epoch for s in seen}) == 1
