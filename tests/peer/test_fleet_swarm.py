@@ -16,6 +16,7 @@ import os
 import re
 import signal
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import aiomqtt
@@ -104,8 +105,8 @@ def _sample(text: str, name: str) -> float:
     return float(match[1])
 
 
-async def _scrape_after(peer: PeerProcess, port: int, rounds: int) -> str:
-    """The endpoint's text once it reports at least ``rounds`` rounds (fails after 300 s)."""
+async def _scrape_until(peer: PeerProcess, port: int, done: Callable[[str], bool]) -> str:
+    """The endpoint's text once ``done`` says so (fails after 300 s, or if the peer exits)."""
     async with asyncio.timeout(300):
         while True:
             assert peer.running, peer.log.read_text()[-3000:]
@@ -113,9 +114,14 @@ async def _scrape_after(peer: PeerProcess, port: int, rounds: int) -> str:
                 text = await asyncio.to_thread(_scrape, port)
             except OSError:  # not listening yet
                 text = ""
-            if text and _sample(text, "rumor_rounds_total") >= rounds:
+            if text and done(text):
                 return text
             await asyncio.sleep(0.2)  # an HTTP endpoint has no change event: poll
+
+
+async def _scrape_after(peer: PeerProcess, port: int, rounds: int) -> str:
+    """The endpoint's text once it reports at least ``rounds`` rounds."""
+    return await _scrape_until(peer, port, lambda t: _sample(t, "rumor_rounds_total") >= rounds)
 
 
 def _stop(peer: PeerProcess) -> None:
@@ -174,3 +180,57 @@ async def test_paused_devices_neither_train_nor_stall_the_one_that_may(
     assert _sample(text, "rumor_rss_bytes") > 50 * 2**20
     assert 'rumor_round_phase_seconds_total{peer="day",phase="train",swarm="fleet"}' in text
     assert 'rumor_metric{metric="accuracy",peer="day",swarm="fleet"}' in text
+
+
+async def test_metrics_count_what_a_gossiping_pair_did(broker: Broker, tmp_path: Path) -> None:
+    ports = {"left": free_port(), "right": free_port()}
+    text = f"""
+[swarm]
+name = "fleet"
+[broker]
+host = "{broker.host}"
+port = {broker.port}
+[learning]
+task = "synthetic"
+model = "logreg"
+threads = 1
+[gossip]
+rounds = {ROUNDS}
+[storage]
+checkpoint_dir = "state"
+[[devices]]
+name = "left"
+[devices.metrics]
+port = {ports["left"]}
+[[devices]]
+name = "right"
+[devices.metrics]
+port = {ports["right"]}
+"""
+    (tmp_path / "fleet.toml").write_text(text)
+    out = tmp_path / "fleet"
+    assert main(["init", str(tmp_path / "fleet.toml"), "--out", str(out)]) == 0
+    peers = {n: launch(n, out / "peers" / n / "peer.toml", out / "peers" / n) for n in ports}
+    try:
+        await _scrape_after(peers["left"], ports["left"], 5)
+        # Garbage on right's delta topic: left rejects it and counts it by reason.
+        async with aiomqtt.Client(broker.host, broker.port) as client:
+            await client.publish("rumor/fleet/delta/right", b"\x81\xa1v\x02", qos=1)
+        scraped = await _scrape_until(
+            peers["left"],
+            ports["left"],
+            lambda t: "rumor_frames_rejected_total{" in t and _sample(t, "rumor_rounds_total") > 5,
+        )
+        for peer in peers.values():
+            _stop(peer)
+    finally:
+        for peer in peers.values():
+            if peer.running:
+                peer.process.kill()
+                peer.process.wait()
+    assert _sample(scraped, "rumor_neighbours_live") == 1
+    assert _sample(scraped, "rumor_neighbours_mixed") == 1
+    assert _sample(scraped, "rumor_bytes_in_total") > 0
+    assert _sample(scraped, "rumor_bytes_out_total") > 0
+    assert _sample(scraped, "rumor_frames_rejected_total") >= 1
+    assert "rumor_paused" not in scraped  # no [availability]: no pause metrics
