@@ -2,7 +2,7 @@
 
 >>> AvailabilityConfig(hours="22:00-06:00").window
 (1320, 360)
->>> AvailabilityConfig(battery_min=120)
+>>> AvailabilityConfig(battery_min=120.0)
 Traceback (most recent call last):
 ...
 protocol.errors.ConfigError: availability.battery_min = 120.0: expected a percentage, 0 to 100
