@@ -58,6 +58,7 @@ _COLUMNS = (  # telemetry key, table heading, cell format
     ("bytes_out", "MB out", "{:>9}"),
     ("bytes_in", "MB in", "{:>9}"),
     ("rejected_total", "rejected", "{:>8}"),
+    ("dp_epsilon", "epsilon", "{:>8}"),  # differential privacy spent ("-": off)
 )
 _MEGABYTES = frozenset({"bytes_out", "bytes_in"})
 
@@ -189,6 +190,8 @@ def _node_order(peer: str) -> tuple[str, int, str]:
 def _table_cell(key: str, value: object) -> str:
     if key in _MEGABYTES and isinstance(value, int | float) and not isinstance(value, bool):
         return f"{value / 1e6:.1f}"
+    if key == "dp_epsilon" and isinstance(value, float):
+        return f"{value:.4g}"
     return _cell(value)
 
 

@@ -24,6 +24,7 @@ from typing import Literal, TypeAlias
 from protocol.aggregator_names import check_aggregator_spec
 from protocol.defaults import BATCH_SIZE, CONSENSUS_DIM, LEARNING_RATE, LOCAL_STEPS
 from protocol.errors import ConfigError
+from protocol.privacy_params import DpParams, parse_dp
 from protocol.spec import parse_spec
 from sim.availability import Availability
 from sim.failures import (
@@ -79,6 +80,8 @@ class SimConfig:
     gamma: float | None = None
     aggregator: str = "mean"
     """mean, clip[:tau=T|b=B], trimmed_mean:b=B or median (protocol.aggregation)."""
+    dp: str | None = None
+    """Local differential privacy ``clip=C,sigma=S[,delta=D]`` (protocol.privacy); None: off."""
     keyframe_interval: int = 10
     """As the daemon's default (peer.config): under message loss a stale copy waits this long."""
     local_steps: int = LOCAL_STEPS
@@ -126,11 +129,22 @@ class SimConfig:
         for name in ("topology", "partition", "codec", "optimizer"):
             parse_spec(getattr(self, name))  # raises ConfigError naming the bad text
         check_aggregator_spec(self.aggregator)
+        if self.dp is not None and self.privacy is not None and self.task == "consensus":
+            raise ConfigError("--dp needs a task with a model to train; consensus has none")
         if self.gamma is not None:
             _positive_float(self.gamma, "gamma")
             if self.gamma > 1:
                 raise ConfigError(f"gamma must be in (0, 1], got {self.gamma}")
         self.failures.check(self.peers)
+
+    @property
+    def privacy(self) -> DpParams | None:
+        """The parsed ``dp`` setting (ConfigError naming ``--dp`` if it is bad)."""
+        if self.dp is None:
+            return None
+        if not isinstance(self.dp, str):
+            raise ConfigError(f"dp must be a string clip=C,sigma=S[,delta=D], got {self.dp!r}")
+        return parse_dp(self.dp)
 
     @property
     def consensus(self) -> bool:

@@ -19,7 +19,6 @@ __all__ = [
     "churn_schedule",
     "crash_alive",
     "drop_mask",
-    "noise_seed",
     "partition_cut",
     "peer_subset",
     "round_rng",
@@ -29,7 +28,8 @@ BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
 
 # Distinct streams so that, say, enabling churn does not change which messages are dropped.
-_STREAM = {"drop": 1, "churn": 2, "stragglers": 3, "byzantine": 4, "noise": 5}
+# Stream 5 is the noise attack's (protocol.attacks.attack_seed).
+_STREAM = {"drop": 1, "churn": 2, "stragglers": 3, "byzantine": 4}
 
 
 def round_rng(seed: int, stream: str, round: int = 0) -> np.random.Generator:
@@ -40,17 +40,6 @@ def round_rng(seed: int, stream: str, round: int = 0) -> np.random.Generator:
     """
     sequence = np.random.SeedSequence([seed, _STREAM[stream], round])
     return np.random.Generator(np.random.PCG64(sequence))
-
-
-def noise_seed(seed: int, *, round: int, peer: int) -> int:
-    """A 64-bit seed for the noise a Byzantine ``peer`` publishes in ``round``: distinct streams
-    for every (seed, round, peer), however many peers and rounds.
-
-    >>> noise_seed(0, round=1, peer=0) != noise_seed(0, round=0, peer=65_537)
-    True
-    """
-    sequence = np.random.SeedSequence([seed, _STREAM["noise"], round, peer])
-    return int(sequence.generate_state(1, np.uint64)[0])
 
 
 def drop_mask(p: float, n_edges: int, *, seed: int, round: int) -> BoolArray:
@@ -149,6 +138,12 @@ class FailureModel:
         if config.byzantine is not None:
             rng = round_rng(seed, "byzantine")
             self.byzantine = peer_subset(config.byzantine.fraction, peers, rng=rng)
+        self.forgers: BoolArray = (
+            self.byzantine
+            if config.byzantine is None or not config.byzantine.mixes
+            else np.zeros(peers, dtype=bool)
+        )
+        """The attackers that publish forged models and mix nothing (all but labelflip's)."""
 
     def alive(self, round: int) -> BoolArray:
         """Peers that are up this round: they train, publish and mix."""

@@ -208,6 +208,10 @@ def _toml_value(value: object) -> str:
     return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
+_SECRETS = frozenset({"broker.password", "privacy.seed"})
+"""Keys printed only with ``show_secrets``: whoever knows the noise seed can remove the noise."""
+
+
 def to_toml(config: PeerConfig, *, show_secrets: bool = False) -> str:
     """The effective config as TOML that :func:`load_config` reads back to an equal config."""
     lines: list[str] = []
@@ -216,8 +220,8 @@ def to_toml(config: PeerConfig, *, show_secrets: bool = False) -> str:
         for name, value in values.items():
             if value is None:
                 continue
-            if name == "password" and not show_secrets:
-                lines.append("# password = (set; hidden)")
+            if f"{section}.{name}" in _SECRETS and not show_secrets:
+                lines.append(f"# {name} = (set; hidden)")
                 continue
             lines.append(f"{name} = {_toml_value(value)}")
         lines.append("")

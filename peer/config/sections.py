@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import ClassVar, Literal, NoReturn, TypeAlias
 
 from peer.config.fleet import AvailabilityConfig, MetricsConfig
+from peer.config.privacy import PrivacyConfig
 from peer.config.security import SecurityConfig
 from peer.tasks.plugin import LOSSES, METRICS, data_ref, is_plugin, parse_plugin
 from peer.tasks.specs import check_model_spec, check_partition_spec, check_task
@@ -328,6 +329,7 @@ class PeerConfig:
     security: SecurityConfig = field(default_factory=SecurityConfig)
     availability: AvailabilityConfig = field(default_factory=AvailabilityConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
 
     def __post_init__(self) -> None:
         """This peer's share of the data: ``learning.partition_index`` of ``learning.peers``."""

@@ -21,6 +21,7 @@ import torch
 from peer.availability import AvailabilityGate, PresenceAnnouncer, SystemReadings
 from peer.config import PeerConfig
 from peer.metrics import PeerMetrics, serve_metrics
+from peer.runtime.attack import Attacker, poison_labels
 from peer.runtime.learning import LocalLearner, load_learner
 from peer.runtime.neighbours import Neighbourhood, static_neighbourhood
 from peer.runtime.runtime import PeerRuntime
@@ -28,10 +29,12 @@ from peer.runtime.stats import log_line, to_json
 from peer.security.credentials import Credentials, load_credentials
 from peer.stopping import StopSignals, until_stopped
 from peer.transport import MqttTransport, settings_from_config
+from protocol.attack_names import mixes, resolve_attack
 from protocol.envelope import envelope_bound
 from protocol.errors import ConfigError
 from protocol.presence import encode_presence
 from protocol.signing import SigningKey
+from protocol.spec import Spec
 from protocol.topics import topic
 
 __all__ = ["configure_logging", "data_share", "run_peer", "set_threads"]
@@ -76,11 +79,16 @@ def data_share(config: PeerConfig, hood: Neighbourhood | None) -> tuple[int, int
 
 
 async def run_peer(
-    config: PeerConfig, *, stats_file: Path | None = None, signals: StopSignals | None = None
+    config: PeerConfig,
+    *,
+    stats_file: Path | None = None,
+    signals: StopSignals | None = None,
+    attack: Spec | None = None,
 ) -> int:
     """Run the daemon until its rounds are done or a signal stops it; return the exit status.
 
-    ``signals``: the handlers the command installed on its first line (installed here if None).
+    ``signals``: the handlers the command installed on its first line (installed here if None);
+    ``attack``: make this peer attack its swarm (:mod:`peer.runtime.attack`).
     """
     stop = (signals or StopSignals.install()).event()
     ident = config.identity
@@ -96,7 +104,10 @@ async def run_peer(
         load = asyncio.to_thread(load_learner, config, index=index, peers=peers)
         learner = await until_stopped(stop, load)
         if learner is not None:
-            await _gossip(config, learner, hood, stop, stream, credentials)
+            attacker = None
+            if attack is not None:
+                learner, attacker = _compromise(learner, attack, peers=peers)
+            await _gossip(config, learner, hood, stop, stream, credentials, attacker)
     finally:
         if stream is not None:
             stream.close()
@@ -110,6 +121,17 @@ def set_threads(config: PeerConfig) -> None:
     if config.learning.threads > 0:
         torch.set_num_threads(config.learning.threads)
     log.info("%s: torch intra-op threads %d", config.identity.peer, torch.get_num_threads())
+
+
+def _compromise(
+    learner: LocalLearner, attack: Spec, *, peers: int
+) -> tuple[LocalLearner, Attacker | None]:
+    """The learner and attacker of a peer running ``attack`` (one attacker among ``peers``
+    unless the spec says more, e.g. ALIE's z)."""
+    if not mixes(attack):
+        resolved = resolve_attack(attack, peers=peers, attackers=1)
+        return learner, Attacker(attack=resolved, seed=learner.seed, index=learner.index)
+    return poison_labels(learner), None
 
 
 def presence_signer(config: PeerConfig, key: SigningKey) -> Callable[[bool, int], bytes]:
@@ -140,6 +162,7 @@ async def _gossip(
     stop: asyncio.Event,
     stream: TextIO | None,
     credentials: Credentials,
+    attacker: Attacker | None,
 ) -> None:
     """Connect, run the rounds, and say ``offline`` on the way out (the transport's exit)."""
     ident = config.identity
@@ -172,7 +195,7 @@ async def _gossip(
         metrics = peer_metrics(config, transport, gate)
         with serve_metrics(config.metrics, metrics):
             await _rounds(
-                config, transport, learner, hood, stop, stream, credentials, gate, metrics
+                config, transport, learner, hood, stop, stream, credentials, gate, metrics, attacker
             )
 
 
@@ -186,6 +209,7 @@ async def _rounds(
     credentials: Credentials,
     gate: AvailabilityGate | None,
     metrics: PeerMetrics,
+    attacker: Attacker | None,
 ) -> None:
     ident = config.identity
     async with PeerRuntime(
@@ -196,6 +220,7 @@ async def _rounds(
         stop=stop,
         credentials=credentials,
         gate=gate,
+        attacker=attacker,
     ) as runtime:
         async for stats in runtime.rounds():
             metrics.update(stats)
