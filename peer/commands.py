@@ -14,6 +14,7 @@ from pathlib import Path
 from peer.cli import Subparsers
 from peer.config import apply_overrides, load_config, to_toml
 from peer.export_cli import add_export_arguments, run_export
+from peer.fleet.cli import add_init_parser
 from peer.security.cli import add_secure_parser
 from peer.stopping import StopSignals
 from peer.up import add_up_arguments, run_up
@@ -110,6 +111,7 @@ def register(subparsers: Subparsers) -> None:
     add_watch_arguments(watch)
     watch.set_defaults(handler=run_watch)
     add_secure_parser(subparsers)
+    add_init_parser(subparsers)
 
     export = subparsers.add_parser(
         "export", help="write a peer's model from its checkpoint as a .safetensors file"

@@ -94,6 +94,11 @@ def add_failure_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FRACTION[:attack=A,...]",
         help="attacking peers: signflip, noise, alie, ipm, dissensus or labelflip",
     )
+    add(
+        "--availability",
+        metavar="FRACTION[:period=P,window=W]",
+        help="a fraction of peers that train only W rounds in every P (default 8 in 24)",
+    )
 
 
 def check_threads(threads: int | None) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from sim.availability import availability_schedule
 from sim.failures import Churn, Crash, FailureConfig, PartitionWindow
 
 __all__ = [
@@ -123,6 +124,11 @@ class FailureModel:
         self._churn = (
             None if config.churn is None else churn_schedule(config.churn, peers, rounds, seed=seed)
         )
+        self._available = (
+            None
+            if config.availability is None
+            else availability_schedule(config.availability, peers, rounds, seed=seed)
+        )
         self._steps = np.full(peers, local_steps, dtype=np.int64)
         if config.stragglers is not None:
             slow = peer_subset(config.stragglers.fraction, peers, rng=round_rng(seed, "stragglers"))
@@ -144,6 +150,8 @@ class FailureModel:
         alive = crash_alive(self.config.crashes, self.peers, round=round)
         if self._churn is not None and round < len(self._churn):
             alive &= self._churn[round]
+        if self._available is not None and round < len(self._available):
+            alive &= self._available[round]
         return alive
 
     def lost(self, src: IntArray, dst: IntArray, *, round: int) -> BoolArray:

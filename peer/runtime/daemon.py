@@ -18,7 +18,9 @@ from typing import TextIO
 
 import torch
 
+from peer.availability import AvailabilityGate, PresenceAnnouncer, SystemReadings
 from peer.config import PeerConfig
+from peer.metrics import PeerMetrics, serve_metrics
 from peer.runtime.attack import Attacker, poison_labels
 from peer.runtime.learning import LocalLearner, load_learner
 from peer.runtime.neighbours import Neighbourhood, static_neighbourhood
@@ -26,7 +28,7 @@ from peer.runtime.runtime import PeerRuntime
 from peer.runtime.stats import log_line, to_json
 from peer.security.credentials import Credentials, load_credentials
 from peer.stopping import StopSignals, until_stopped
-from peer.transport import MqttTransport, Presence, settings_from_config
+from peer.transport import MqttTransport, settings_from_config
 from protocol.attack_names import mixes, resolve_attack
 from protocol.envelope import envelope_bound
 from protocol.errors import ConfigError
@@ -164,10 +166,13 @@ async def _gossip(
 ) -> None:
     """Connect, run the rounds, and say ``offline`` on the way out (the transport's exit)."""
     ident = config.identity
-    presence = Presence(
+    announcer = PresenceAnnouncer(
         topic=topic("presence", prefix=ident.prefix, swarm=ident.swarm, peer=ident.peer),
-        sign=None if credentials.key is None else presence_signer(config, credentials.key),
+        swarm=ident.swarm,
+        peer=ident.peer,
+        key=credentials.key,
     )
+    gate = availability_gate(config, announcer)
     log.info(
         "%s: data loaded; connecting to %s:%d", ident.peer, config.broker.host, config.broker.port
     )
@@ -175,7 +180,7 @@ async def _gossip(
     # Nothing larger than this model's widest frame is worth reassembling or queueing.
     limit = min(config.limits.max_message_bytes, envelope_bound(learner.num_params))
     settings = dataclasses.replace(settings, max_message_bytes=limit)
-    async with MqttTransport(settings, presence=presence) as transport:
+    async with MqttTransport(settings, presence=announcer.presence()) as transport:
         wait = asyncio.wait_for(transport.state.wait_up(), config.broker.connect_timeout_s)
         try:
             await until_stopped(stop, wait)
@@ -187,17 +192,62 @@ async def _gossip(
             )
         if stop.is_set():
             return
-        async with PeerRuntime(
-            config,
-            transport,
-            learner,
-            neighbourhood=hood,
-            stop=stop,
-            credentials=credentials,
-            attacker=attacker,
-        ) as runtime:
-            async for stats in runtime.rounds():
-                log.info("%s %s", ident.peer, log_line(stats))
-                if stream is not None:
-                    stream.write(to_json(stats, peer=ident.peer, swarm=ident.swarm) + "\n")
-                    stream.flush()
+        metrics = peer_metrics(config, transport, gate)
+        with serve_metrics(config.metrics, metrics):
+            await _rounds(
+                config, transport, learner, hood, stop, stream, credentials, gate, metrics, attacker
+            )
+
+
+async def _rounds(
+    config: PeerConfig,
+    transport: MqttTransport,
+    learner: LocalLearner,
+    hood: Neighbourhood | None,
+    stop: asyncio.Event,
+    stream: TextIO | None,
+    credentials: Credentials,
+    gate: AvailabilityGate | None,
+    metrics: PeerMetrics,
+    attacker: Attacker | None,
+) -> None:
+    ident = config.identity
+    async with PeerRuntime(
+        config,
+        transport,
+        learner,
+        neighbourhood=hood,
+        stop=stop,
+        credentials=credentials,
+        gate=gate,
+        attacker=attacker,
+    ) as runtime:
+        async for stats in runtime.rounds():
+            metrics.update(stats)
+            log.info("%s %s", ident.peer, log_line(stats))
+            if stream is not None:
+                stream.write(to_json(stats, peer=ident.peer, swarm=ident.swarm) + "\n")
+                stream.flush()
+
+
+def availability_gate(config: PeerConfig, announcer: PresenceAnnouncer) -> AvailabilityGate | None:
+    """The ``[availability]`` gate (None when no condition is set); decides the first presence."""
+    if not config.availability.active:
+        return None
+    gate = AvailabilityGate(config.availability, SystemReadings(), announcer=announcer)
+    if gate.start_paused():
+        log.info("%s starts paused: %s", config.identity.peer, gate.reason())
+    return gate
+
+
+def peer_metrics(
+    config: PeerConfig, transport: MqttTransport, gate: AvailabilityGate | None
+) -> PeerMetrics:
+    """The collector behind ``[metrics]`` (kept up to date whether served or not)."""
+    ident = config.identity
+    return PeerMetrics(
+        peer=ident.peer,
+        swarm=ident.swarm,
+        transport=lambda: transport.stats,
+        paused=None if gate is None else lambda: (gate.paused, gate.pauses),
+    )

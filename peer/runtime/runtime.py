@@ -29,6 +29,7 @@ from typing import Self
 
 import torch
 
+from peer.availability import AvailabilityGate, catch_up_round
 from peer.checkpoint import CheckpointError, CheckpointStore
 from peer.config import PeerConfig
 from peer.runtime.attack import Attacker
@@ -75,14 +76,17 @@ class PeerRuntime:
         neighbourhood: Neighbourhood | None,
         stop: asyncio.Event | None = None,
         credentials: Credentials | None = None,
+        gate: AvailabilityGate | None = None,
         attacker: Attacker | None = None,
     ) -> None:
         """``neighbourhood`` is the static one, or None for a membership-driven topology;
         ``stop``, when given, is an event that :meth:`stop` sets and others may set too;
         ``credentials``: the key to sign with and the trust list (default: ``[security]``'s);
+        ``gate``: holds each round until ``[availability]`` allows training;
         ``attacker``: publish its forged frames and never mix (``rumor peer --attack``)."""
         self.attacker = attacker
         self.config = config
+        self.gate = gate
         self.credentials = credentials or load_credentials(config.security)
         self.transport = transport
         self.learner = learner
@@ -281,10 +285,24 @@ class PeerRuntime:
         total = self.config.gossip.rounds
         self.liveness.start_grace()
         while not self._stop.is_set() and (total is None or self.round < total):
+            idle = self.inbound.keep_newest  # a paused peer holds one copy per neighbour
+            if self.gate is not None and await self.gate.until_available(
+                self.transport, self._stop, idle=idle
+            ):
+                self._rejoin(total)
+                if self._stop.is_set() or (total is not None and self.round >= total):
+                    break
             stats = await self._one_round(total)
             yield stats
         if total is not None and self.round >= total:
             log.info("%s finished its %d rounds", self.me, total)
+
+    def _rejoin(self, total: int | None) -> None:
+        """After a pause: continue at the live neighbours' round (no one waits while we replay)."""
+        newest = [self.inbound.newest_round(p) for p in self._alive()]
+        self.round = catch_up_round(self.round, newest, total=total)
+        if self.inbound.sync_floor is not None:
+            self.inbound.sync_floor = self.round
 
     async def _one_round(self, total: int | None) -> RoundStats:
         r = self.round
