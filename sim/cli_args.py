@@ -51,8 +51,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     add("--gamma", type=float, help="CHOCO consensus step (default: the codec's safe default)")
     add(
         "--aggregator",
-        help="how a peer combines its neighbours' copies: mean (default), clip[:tau=T|b=B,fade=false], "
-        "trimmed_mean:b=B or median",
+        help="how a peer combines its neighbours' copies: mean (default), "
+        "clip[:tau=T|b=B,fade=false], trimmed_mean:b=B or median",
     )
     add(
         "--dp",

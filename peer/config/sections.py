@@ -262,7 +262,8 @@ class GossipConfig(_Section):
     gamma: float | None = None
     """CHOCO consensus step size; None: the codec's default."""
     aggregator: str = "mean"
-    """How neighbours' copies are combined: mean, clip[:tau=T|b=B,fade=false], trimmed_mean:b=B, median."""
+    """How neighbours' copies are combined: mean, clip[:tau=T|b=B,fade=false],
+    trimmed_mean:b=B, median."""
     keyframe_interval: int = 10
     rounds: int | None = None
     """Rounds to run; None: until stopped."""
