@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from peer.cli import Subparsers
 from peer.config import apply_overrides, load_config, to_toml
 from peer.export_cli import add_export_arguments, run_export
+from peer.fleet.cli import add_init_parser
 from peer.security.cli import add_secure_parser
 from peer.stopping import StopSignals
 from peer.up import add_up_arguments, run_up
@@ -23,7 +24,7 @@ from protocol.attack_names import check_attack_spec
 from protocol.errors import ConfigError
 
 if TYPE_CHECKING:
-    from peer.runtime.daemon import PeerExtras
+    from peer.extras import PeerExtras
 
 __all__ = ["register"]
 
@@ -125,6 +126,7 @@ def register(subparsers: Subparsers) -> None:
     add_watch_arguments(watch)
     watch.set_defaults(handler=run_watch)
     add_secure_parser(subparsers)
+    add_init_parser(subparsers)
 
     export = subparsers.add_parser(
         "export", help="write a peer's model from its checkpoint as a .safetensors file"
@@ -162,8 +164,8 @@ def _peer(args: argparse.Namespace) -> int:
 
 def _extras(args: argparse.Namespace) -> PeerExtras:
     """``--faults`` and ``--snapshot-*``, checked before the daemon starts."""
+    from peer.extras import PeerExtras
     from peer.faults.plan import load_plan
-    from peer.runtime.daemon import PeerExtras
 
     if args.snapshot_every < 1:
         raise ConfigError(f"--snapshot-every {args.snapshot_every}: expected at least 1")

@@ -11,6 +11,8 @@ single table after ``--duration`` seconds (default 2) of listening.
 'p1'
 >>> view.rows()["p1"]["state"], view.rows()["p1"]["round"]
 ('offline', 3)
+>>> view.update("rumor/lab/presence/p2", b"paused"), view.rows()["p2"]["state"]
+('p2', 'paused')
 """
 
 from __future__ import annotations
@@ -109,7 +111,9 @@ class SwarmView:
                 state = decode_presence(payload, swarm=swarm, peer=peer, trust=None)
             except ProtocolError:
                 return None
-            self._row(peer)["state"] = "online" if state.online else "offline"
+            self._row(peer)["state"] = (
+                ("paused" if state.paused else "online") if state.online else "offline"
+            )
             return peer
         data = _telemetry(payload)
         if data is None:

@@ -53,6 +53,7 @@ failure formats:
   --byzantine FRACTION[:attack=A,key=value]  a seeded set of attacking peers; A is one of
       signflip[:scale=S], noise[:scale=S], alie[:z=Z], ipm[:eps=E], dissensus[:eps=E],
       labelflip (docs/robustness.md), e.g. --byzantine 0.125:attack=alie,z=1.5
+  --availability FRACTION[:period=P,window=W]  peers that train W rounds in every P (paused)
 """
 
 

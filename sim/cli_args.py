@@ -51,8 +51,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     add("--gamma", type=float, help="CHOCO consensus step (default: the codec's safe default)")
     add(
         "--aggregator",
-        help="how a peer combines its neighbours' copies: mean (default), clip[:tau=T|b=B], "
-        "trimmed_mean:b=B or median",
+        help="how a peer combines its neighbours' copies: mean (default), "
+        "clip[:tau=T|b=B,fade=false], trimmed_mean:b=B or median",
     )
     add(
         "--dp",
@@ -93,6 +93,11 @@ def add_failure_arguments(parser: argparse.ArgumentParser) -> None:
         "--byzantine",
         metavar="FRACTION[:attack=A,...]",
         help="attacking peers: signflip, noise, alie, ipm, dissensus or labelflip",
+    )
+    add(
+        "--availability",
+        metavar="FRACTION[:period=P,window=W]",
+        help="a fraction of peers that train only W rounds in every P (default 8 in 24)",
     )
 
 

@@ -26,6 +26,7 @@ from protocol.defaults import BATCH_SIZE, CONSENSUS_DIM, LEARNING_RATE, LOCAL_ST
 from protocol.errors import ConfigError
 from protocol.privacy_params import DpParams, parse_dp
 from protocol.spec import parse_spec
+from sim.availability import Availability
 from sim.failures import (
     Byzantine,
     Churn,
@@ -78,7 +79,7 @@ class SimConfig:
     codec: str = "raw"
     gamma: float | None = None
     aggregator: str = "mean"
-    """mean, clip[:tau=T|b=B], trimmed_mean:b=B or median (protocol.aggregation)."""
+    """mean, clip[:tau=T|b=B,fade=false], trimmed_mean:b=B or median (protocol.aggregation)."""
     dp: str | None = None
     """Local differential privacy ``clip=C,sigma=S[,delta=D]`` (protocol.privacy); None: off."""
     keyframe_interval: int = 10
@@ -166,7 +167,7 @@ def _as_list(value: TomlValue, name: str) -> list[str]:
 
 def failures_from_mapping(values: Mapping[str, TomlValue]) -> FailureConfig:
     """Failure settings from CLI-style strings: drop, crash, churn, partition_window, ..."""
-    allowed = {"drop", "crash", "churn", "partition_window", "stragglers", "byzantine"}
+    allowed = set(_FAILURE_KEYS)
     unknown = sorted(set(values) - allowed)
     if unknown:
         raise ConfigError(f"unknown failure setting(s) {', '.join(unknown)}; accepted: {allowed}")
@@ -181,6 +182,7 @@ def failures_from_mapping(values: Mapping[str, TomlValue]) -> FailureConfig:
     crash = values.get("crash")
     churn, window = text("churn"), text("partition_window")
     stragglers, byzantine = text("stragglers"), text("byzantine")
+    availability = text("availability")
     return FailureConfig(
         drop=float(drop),
         crashes=tuple(Crash.parse(c) for c in ([] if crash is None else _as_list(crash, "crash"))),
@@ -188,10 +190,19 @@ def failures_from_mapping(values: Mapping[str, TomlValue]) -> FailureConfig:
         partition=None if window is None else PartitionWindow.parse(window),
         stragglers=None if stragglers is None else Stragglers.parse(stragglers),
         byzantine=None if byzantine is None else Byzantine.parse(byzantine),
+        availability=None if availability is None else Availability.parse(availability),
     )
 
 
-_FAILURE_KEYS = ("drop", "crash", "churn", "partition_window", "stragglers", "byzantine")
+_FAILURE_KEYS = (
+    "drop",
+    "crash",
+    "churn",
+    "partition_window",
+    "stragglers",
+    "byzantine",
+    "availability",
+)
 
 
 def load_toml(path: Path) -> dict[str, TomlValue]:

@@ -15,6 +15,7 @@ from protocol.failure_schedule import (
     peer_subset,
     round_rng,
 )
+from sim.availability import availability_schedule
 from sim.failures import FailureConfig
 
 __all__ = [
@@ -54,6 +55,11 @@ class FailureModel:
         self._churn = (
             None if config.churn is None else churn_schedule(config.churn, peers, rounds, seed=seed)
         )
+        self._available = (
+            None
+            if config.availability is None
+            else availability_schedule(config.availability, peers, rounds, seed=seed)
+        )
         self._steps = np.full(peers, local_steps, dtype=np.int64)
         if config.stragglers is not None:
             slow = peer_subset(config.stragglers.fraction, peers, rng=round_rng(seed, "stragglers"))
@@ -75,6 +81,8 @@ class FailureModel:
         alive = crash_alive(self.config.crashes, self.peers, round=round)
         if self._churn is not None and round < len(self._churn):
             alive &= self._churn[round]
+        if self._available is not None and round < len(self._available):
+            alive &= self._available[round]
         return alive
 
     def lost(self, src: IntArray, dst: IntArray, *, round: int) -> BoolArray:

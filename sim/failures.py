@@ -41,6 +41,7 @@ from protocol.failures import (
 )
 from protocol.failures import check_fraction as _fraction
 from protocol.spec import Spec, parse_spec
+from sim.availability import Availability
 
 __all__ = [
     "Byzantine",
@@ -98,6 +99,8 @@ class FailureConfig:
     partition: PartitionWindow | None = None
     stragglers: Stragglers | None = None
     byzantine: Byzantine | None = None
+    availability: Availability | None = None
+    """Peers that train only inside a daily window (:mod:`sim.availability`)."""
 
     def __post_init__(self) -> None:
         _fraction(self.drop, "drop probability")
@@ -111,7 +114,7 @@ class FailureConfig:
     @property
     def lossy(self) -> bool:
         """Whether any message can go missing, so CHOCO copies can fall out of sync."""
-        down = bool(self.crashes) or self.churn is not None
+        down = bool(self.crashes) or self.churn is not None or self.availability is not None
         return self.drop > 0 or down or self.partition is not None
 
     def describe(self) -> str:
@@ -127,4 +130,7 @@ class FailureConfig:
         if self.byzantine:
             attack = str(self.byzantine.attack).replace(",", "/")
             parts.append(f"byz={self.byzantine.fraction:g}:{attack}")
+        if self.availability:
+            a = self.availability
+            parts.append(f"avail={a.fraction:g}:{a.window}/{a.period}")
         return ",".join(parts) or "none"

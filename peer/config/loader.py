@@ -127,8 +127,12 @@ def _check_files(config: PeerConfig) -> None:
         fail("learning.data_path", data, "an existing directory")
 
 
-def config_from_dict(data: Mapping[str, object], *, base_dir: Path | None = None) -> PeerConfig:
-    """Validate a TOML-shaped mapping into a PeerConfig; ``base_dir`` anchors relative paths."""
+def config_from_dict(
+    data: Mapping[str, object], *, base_dir: Path | None = None, check_files: bool = True
+) -> PeerConfig:
+    """Validate a TOML-shaped mapping into a PeerConfig; ``base_dir`` anchors relative paths;
+    ``check_files=False`` leaves out the checks that named files exist (a config written here
+    for another machine)."""
     for name in data:
         if name not in _SECTIONS:
             raise _unknown(name, list(_SECTIONS))
@@ -137,7 +141,8 @@ def config_from_dict(data: Mapping[str, object], *, base_dir: Path | None = None
             raise ConfigError(f"[{name}]: missing; expected a table (see docs/config.md)")
     sections = {name: _section(name, data.get(name, {}), base_dir) for name in _SECTIONS}
     config = PeerConfig(**sections)  # type: ignore[arg-type]
-    _check_files(config)
+    if check_files:
+        _check_files(config)
     return config
 
 

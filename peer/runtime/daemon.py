@@ -18,18 +18,19 @@ from typing import TextIO
 
 import torch
 
+from peer.availability import AvailabilityGate, PresenceAnnouncer, SystemReadings
 from peer.config import PeerConfig
-from peer.faults import FaultPlan
+from peer.extras import PeerExtras
 from peer.faults.inject import Faults
+from peer.metrics import PeerMetrics, serve_metrics
 from peer.runtime.attack import Attacker, poison_labels
 from peer.runtime.learning import LocalLearner, load_learner
 from peer.runtime.neighbours import Neighbourhood, static_neighbourhood
 from peer.runtime.runtime import PeerRuntime
 from peer.runtime.stats import log_line, to_json
 from peer.security.credentials import Credentials, load_credentials
-from peer.snapshots import write_snapshot
 from peer.stopping import StopSignals, until_stopped
-from peer.transport import MqttTransport, Presence, settings_from_config
+from peer.transport import MqttTransport, settings_from_config
 from protocol.attack_names import mixes, resolve_attack
 from protocol.envelope import envelope_bound
 from protocol.errors import ConfigError
@@ -38,26 +39,9 @@ from protocol.signing import SigningKey
 from protocol.spec import Spec
 from protocol.topics import topic
 
-__all__ = ["PeerExtras", "configure_logging", "data_share", "run_peer", "set_threads"]
+__all__ = ["configure_logging", "data_share", "run_peer", "set_threads"]
 
 log = logging.getLogger("rumor.peer")
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class PeerExtras:
-    """What ``rumor up`` asks of a peer beyond its config: a fault plan, model snapshots."""
-
-    faults: FaultPlan | None = None
-    snapshot_dir: Path | None = None
-    snapshot_every: int = 10
-
-    def snapshot(self, round: int, x: torch.Tensor, *, done: bool) -> None:
-        """Write the model after ``round`` if it is a snapshot round, the last, or the round
-        before a planned crash (the simulator keeps a down peer's model as it was)."""
-        held = self.faults is not None and round in self.faults.hold_at
-        if self.snapshot_dir is not None and (done or held or round % self.snapshot_every == 0):
-            self.snapshot_dir.mkdir(parents=True, exist_ok=True)
-            write_snapshot(self.snapshot_dir, round, x)
 
 
 def configure_logging(config: PeerConfig) -> None:
@@ -191,10 +175,13 @@ async def _gossip(
 ) -> None:
     """Connect, run the rounds, and say ``offline`` on the way out (the transport's exit)."""
     ident = config.identity
-    presence = Presence(
+    announcer = PresenceAnnouncer(
         topic=topic("presence", prefix=ident.prefix, swarm=ident.swarm, peer=ident.peer),
-        sign=None if credentials.key is None else presence_signer(config, credentials.key),
+        swarm=ident.swarm,
+        peer=ident.peer,
+        key=credentials.key,
     )
+    gate = availability_gate(config, announcer)
     log.info(
         "%s: data loaded; connecting to %s:%d", ident.peer, config.broker.host, config.broker.port
     )
@@ -202,7 +189,7 @@ async def _gossip(
     # Nothing larger than this model's widest frame is worth reassembling or queueing.
     limit = min(config.limits.max_message_bytes, envelope_bound(learner.num_params))
     settings = dataclasses.replace(settings, max_message_bytes=limit)
-    async with MqttTransport(settings, presence=presence) as transport:
+    async with MqttTransport(settings, presence=announcer.presence()) as transport:
         wait = asyncio.wait_for(transport.state.wait_up(), config.broker.connect_timeout_s)
         try:
             await until_stopped(stop, wait)
@@ -214,23 +201,78 @@ async def _gossip(
             )
         if stop.is_set():
             return
-        stream, extras = outputs
-        faults = None
-        if extras.faults is not None:
-            faults = Faults(extras.faults, me=ident.peer, prefix=ident.prefix, max_bytes=limit)
-        async with PeerRuntime(
-            config,
-            transport,
-            learner,
-            neighbourhood=hood,
-            stop=stop,
-            credentials=credentials,
-            attacker=attacker,
-            faults=faults,
-        ) as runtime:
-            async for stats in runtime.rounds():
-                log.info("%s %s", ident.peer, log_line(stats))
-                extras.snapshot(stats.round, runtime.x, done=stats.done)
-                if stream is not None:
-                    stream.write(to_json(stats, peer=ident.peer, swarm=ident.swarm) + "\n")
-                    stream.flush()
+        metrics = peer_metrics(config, transport, gate)
+        with serve_metrics(config.metrics, metrics):
+            await _rounds(
+                config,
+                transport,
+                learner,
+                hood,
+                stop,
+                outputs,
+                credentials,
+                gate,
+                metrics,
+                attacker,
+            )
+
+
+async def _rounds(
+    config: PeerConfig,
+    transport: MqttTransport,
+    learner: LocalLearner,
+    hood: Neighbourhood | None,
+    stop: asyncio.Event,
+    outputs: tuple[TextIO | None, PeerExtras],
+    credentials: Credentials,
+    gate: AvailabilityGate | None,
+    metrics: PeerMetrics,
+    attacker: Attacker | None,
+) -> None:
+    ident = config.identity
+    stream, extras = outputs
+    faults = None
+    if extras.faults is not None:
+        limit = min(config.limits.max_message_bytes, envelope_bound(learner.num_params))
+        faults = Faults(extras.faults, me=ident.peer, prefix=ident.prefix, max_bytes=limit)
+    async with PeerRuntime(
+        config,
+        transport,
+        learner,
+        neighbourhood=hood,
+        stop=stop,
+        credentials=credentials,
+        gate=gate,
+        attacker=attacker,
+        faults=faults,
+    ) as runtime:
+        async for stats in runtime.rounds():
+            metrics.update(stats)
+            log.info("%s %s", ident.peer, log_line(stats))
+            extras.snapshot(stats.round, runtime.x, done=stats.done)
+            if stream is not None:
+                stream.write(to_json(stats, peer=ident.peer, swarm=ident.swarm) + "\n")
+                stream.flush()
+
+
+def availability_gate(config: PeerConfig, announcer: PresenceAnnouncer) -> AvailabilityGate | None:
+    """The ``[availability]`` gate (None when no condition is set); decides the first presence."""
+    if not config.availability.active:
+        return None
+    gate = AvailabilityGate(config.availability, SystemReadings(), announcer=announcer)
+    if gate.start_paused():
+        log.info("%s starts paused: %s", config.identity.peer, gate.reason())
+    return gate
+
+
+def peer_metrics(
+    config: PeerConfig, transport: MqttTransport, gate: AvailabilityGate | None
+) -> PeerMetrics:
+    """The collector behind ``[metrics]`` (kept up to date whether served or not)."""
+    ident = config.identity
+    return PeerMetrics(
+        peer=ident.peer,
+        swarm=ident.swarm,
+        transport=lambda: transport.stats,
+        paused=None if gate is None else lambda: (gate.paused, gate.pauses),
+    )

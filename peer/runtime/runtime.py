@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Self
 
 import torch
 
+from peer.availability import AvailabilityGate, catch_up_round
 from peer.checkpoint import CheckpointError, CheckpointStore
 from peer.config import PeerConfig
 from peer.runtime.attack import Attacker
@@ -78,17 +79,20 @@ class PeerRuntime:
         neighbourhood: Neighbourhood | None,
         stop: asyncio.Event | None = None,
         credentials: Credentials | None = None,
+        gate: AvailabilityGate | None = None,
         attacker: Attacker | None = None,
         faults: Faults | None = None,
     ) -> None:
         """``neighbourhood`` is the static one, or None for a membership-driven topology;
         ``stop``, when given, is an event that :meth:`stop` sets and others may set too;
         ``credentials``: the key to sign with and the trust list (default: ``[security]``'s);
+        ``gate``: holds each round until ``[availability]`` allows training;
         ``attacker``: publish its forged frames and never mix (``rumor peer --attack``);
         ``faults``: a fault plan's hooks (``rumor peer --faults`` only, :mod:`peer.faults`)."""
         self.attacker = attacker
         self.faults = faults
         self.config = config
+        self.gate = gate
         self.credentials = credentials or load_credentials(config.security)
         self.transport = transport
         self.learner = learner
@@ -294,10 +298,24 @@ class PeerRuntime:
                 await self.faults.before_round(self.round, self._stop, self.transport.state)
                 if self._stop.is_set():
                     break
+            idle = self.inbound.keep_newest  # a paused peer holds one copy per neighbour
+            if self.gate is not None and await self.gate.until_available(
+                self.transport, self._stop, idle=idle
+            ):
+                self._rejoin(total)
+                if self._stop.is_set() or (total is not None and self.round >= total):
+                    break
             stats = await self._one_round(total)
             yield stats
         if total is not None and self.round >= total:
             log.info("%s finished its %d rounds", self.me, total)
+
+    def _rejoin(self, total: int | None) -> None:
+        """After a pause: continue at the live neighbours' round (no one waits while we replay)."""
+        newest = [self.inbound.newest_round(p) for p in self._alive()]
+        self.round = catch_up_round(self.round, newest, total=total)
+        if self.inbound.sync_floor is not None:
+            self.inbound.sync_floor = self.round
 
     async def _one_round(self, total: int | None) -> RoundStats:
         r = self.round

@@ -143,7 +143,7 @@ def add_up_arguments(parser: argparse.ArgumentParser) -> None:
     add(
         "--aggregator",
         default="mean",
-        help="mean (default), clip[:tau=T|b=B], trimmed_mean:b=B or median",
+        help="mean (default), clip[:tau=T|b=B,fade=false], trimmed_mean:b=B or median",
     )
     add(
         "--dp",
