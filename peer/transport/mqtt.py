@@ -26,7 +26,7 @@ from peer.transport.chunks import chunk_base
 from peer.transport.core import TransportCore
 from peer.transport.errors import NotConnectedError, TransportError
 from peer.transport.filters import check_filter, check_topic
-from peer.transport.pipeline import send_window
+from peer.transport.pipeline import WINDOW, send_window
 from peer.transport.ratelimit import RateLimit
 from peer.transport.settings import MqttSettings
 
@@ -89,7 +89,7 @@ class MqttTransport(TransportCore):
                 certfile=None if s.tls_cert is None else str(s.tls_cert),
                 keyfile=None if s.tls_key is None else str(s.tls_key),
             )
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             s.host,
             s.port,
             identifier=s.client_id,
@@ -103,6 +103,9 @@ class MqttTransport(TransportCore):
             max_queued_incoming_messages=s.max_queued,
             logger=self._client_log,
         )
+        # aiomqtt warns above 10 unacknowledged publishes; a chunked frame keeps WINDOW.
+        client.pending_calls_threshold = 2 * WINDOW
+        return client
 
     async def _run(self) -> None:
         attempt = 0
