@@ -34,6 +34,7 @@ import torch
 
 from peer.checkpoint import CheckpointError, CheckpointStore
 from peer.config import PeerConfig
+from peer.runtime.finite import all_finite
 from peer.runtime.gossip import mix_received, wait_for_round
 from peer.runtime.inbound import Inbound
 from peer.runtime.learning import LocalLearner
@@ -287,7 +288,7 @@ class PeerRuntime:
         self._refresh_membership()
         await self._update_subscriptions()
         x, loss = await asyncio.to_thread(self.learner.train, self.x, r)
-        if not bool(torch.isfinite(x).all()):
+        if not all_finite(x):
             log.error("%s: local training diverged in round %d; kept the last model", self.me, r)
             x, loss = self.x, float("nan")
         train = time.perf_counter() - t0
