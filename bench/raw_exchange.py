@@ -46,7 +46,7 @@ async def _side(
             async def subscribe(topic: str) -> None:
                 await client.subscribe(topic, qos=1)
 
-            payloads = (bytes(m.payload) async for m in client.messages)  # type: ignore[arg-type]
+            payloads = (bytes(m.payload) async for m in client.messages)
             return await _rounds(publish, subscribe, payloads, side, size, rounds, tag)
     settings = MqttSettings(
         client_id=f"bench-transport-{tag}-{side}", port=port, max_payload=max_payload or None

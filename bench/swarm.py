@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -68,13 +69,20 @@ def _phases(per_peer: list[list[dict[str, Any]]]) -> dict[str, float]:
     return out
 
 
+def _frame_bytes(per_peer: list[list[dict[str, Any]]], rounds: int) -> int:
+    """Mean bytes a peer published per round (its frames; telemetry adds a few hundred)."""
+    sent = statistics.mean(p[-1]["bytes_out"] for p in per_peer)
+    return max(1, int(sent) // rounds)
+
+
 def _up(argv: list[str], security: str) -> int:
-    flag = {"signed": [], "insecure": ["--insecure"]}[security]
+    flag = {"signed": [], "secure": ["--secure"], "insecure": ["--insecure"]}[security]
     return main(["--log-level", "WARNING", "up", *argv, *flag])
 
 
 def bench(peers: int, args: argparse.Namespace, codec: str, raw_rounds: int = 20) -> dict[str, Any]:
-    """One swarm of ``peers`` with ``codec``, then the raw exchange on the same broker."""
+    """One swarm of ``peers`` with ``codec``, then the raw exchange on the same broker (none
+    with ``--security secure``, whose TLS broker ``rumor up`` starts and stops itself)."""
     argv = ["--peers", str(peers), "--rounds", str(args.rounds), "--model", args.model]
     argv += ["--local-steps", str(args.local_steps), "--codec", codec]
     for item in args.set:
@@ -82,15 +90,20 @@ def bench(peers: int, args: argparse.Namespace, codec: str, raw_rounds: int = 20
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         argv += ["--out", str(out / "run")]
-        with Broker.start_sync(log_dir=out / "broker") as broker:
+        if args.security == "secure":  # rumor up starts its own TLS broker: no raw figure
             start = time.perf_counter()
-            status = _up([*argv, "--broker", broker.address], args.security)
+            status = _up(argv, args.security)
             wall = time.perf_counter() - start
             per_peer = _stats(out / "run", peers)
-            # Mean bytes a peer published per round (its frames; telemetry is a few hundred).
-            sent = statistics.mean(p[-1]["bytes_out"] for p in per_peer)
-            frame = max(1, int(sent) // args.rounds)
-            raw = exchange_s(broker.port, frame, raw_rounds)
+            frame, raw = _frame_bytes(per_peer, args.rounds), math.nan
+        else:
+            with Broker.start_sync(log_dir=out / "broker") as broker:
+                start = time.perf_counter()
+                status = _up([*argv, "--broker", broker.address], args.security)
+                wall = time.perf_counter() - start
+                per_peer = _stats(out / "run", peers)
+                frame = _frame_bytes(per_peer, args.rounds)
+                raw = exchange_s(broker.port, frame, raw_rounds)
     phases = _phases(per_peer)
     return {
         "peers": peers,
@@ -132,9 +145,10 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(
         "--security",
-        choices=["signed", "insecure"],
+        choices=["signed", "secure", "insecure"],
         default="signed",
-        help="rumor up's default (signed frames) or --insecure",
+        help="rumor up's default (signed frames), --secure (its own TLS broker: no raw figure) "
+        "or --insecure",
     )
     args = parser.parse_args(argv)
     floor = _torch_floor_mb()
