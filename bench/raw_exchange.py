@@ -2,9 +2,9 @@
 
 Each client runs in its own process (as each peer does): every round it publishes one payload
 (QoS 1, one MQTT message, awaiting the broker's acknowledgement) and waits for the other's
-payload of that round. The time per round, averaged over both clients, is what moving the same
-bytes costs with nothing but aiomqtt between the process and Mosquitto: the floor of a peer's
-exchange (``bench/swarm.py`` compares against it in the same run).
+payload of that round. The time per round (the median over both clients' rounds) is what moving
+the same bytes costs with nothing but aiomqtt between the process and Mosquitto: the floor of a
+peer's exchange (``bench/swarm.py`` compares against it in the same run).
 
     python bench/raw_exchange.py --port 1883 --size 4000000 --rounds 20
 """
@@ -98,8 +98,9 @@ async def _rounds(
 
 
 def exchange_s(port: int, size: int, rounds: int, *, max_payload: int | None = None) -> float:
-    """Mean seconds per round of two client processes exchanging ``size``-byte payloads (with
-    ``max_payload``, through rumor's transport: see :func:`_side`)."""
+    """Median seconds per round of two client processes exchanging ``size``-byte payloads
+    (with ``max_payload``, through rumor's transport: see :func:`_side`). The median: on a
+    loaded machine a few rounds wait tens of milliseconds for a core."""
     command = [sys.executable, __file__, "--port", str(port), "--size", str(size)]
     command += ["--rounds", str(rounds), "--tag", secrets.token_hex(4)]
     if max_payload is not None:
@@ -115,7 +116,7 @@ def exchange_s(port: int, size: int, rounds: int, *, max_payload: int | None = N
         if proc.returncode != 0:
             raise RuntimeError(f"raw exchange side exited {proc.returncode}")
         times += json.loads(out)
-    return statistics.mean(times)
+    return statistics.median(times)
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -9,8 +9,10 @@ averaged over peers and rounds:
   whatever no phase covers (``other``);
 - ``raw``: two raw aiomqtt clients, one process each, exchanging payloads of the same mean size
   per round (QoS 1, one MQTT message each way) through the same Mosquitto, timed right after the
-  swarm (``bench/raw_exchange.py``), and the ratio of the two: the number that matters on a
-  shared machine, where both slow down together;
+  swarm (``bench/raw_exchange.py``), and the ratio of the two medians (the peers' exchange, the
+  raw rounds'): the number that matters on a shared machine, where both slow down together;
+- the same exchange through rumor's MqttTransport alone, chunked as the peers chunk
+  (``broker.max_payload``): what the transport costs, apart from encoding, signing and mixing;
 - each peer's peak RSS (MiB, ``ru_maxrss``), next to the peak of a process that only imports
   torch, the floor any peer pays.
 
@@ -36,6 +38,7 @@ from raw_exchange import exchange_s
 
 from peer.broker import Broker
 from peer.cli import main
+from peer.config import BrokerConfig
 from protocol.topics import peer_name
 
 EXCHANGE = ("encode", "publish", "wait", "decode", "mix")
@@ -75,12 +78,21 @@ def _frame_bytes(per_peer: list[list[dict[str, Any]]], rounds: int) -> int:
     return max(1, int(sent) // rounds)
 
 
+def _max_payload(args: argparse.Namespace) -> int:
+    """The peers' chunk size: ``--set broker.max_payload=N``, else the config's default."""
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key.strip() == "broker.max_payload":
+            return int(value)
+    return BrokerConfig().max_payload
+
+
 def _up(argv: list[str], security: str) -> int:
     flag = {"signed": [], "secure": ["--secure"], "insecure": ["--insecure"]}[security]
     return main(["--log-level", "WARNING", "up", *argv, *flag])
 
 
-def bench(peers: int, args: argparse.Namespace, codec: str, raw_rounds: int = 20) -> dict[str, Any]:
+def bench(peers: int, args: argparse.Namespace, codec: str, raw_rounds: int = 30) -> dict[str, Any]:
     """One swarm of ``peers`` with ``codec``, then the raw exchange on the same broker (none
     with ``--security secure``, whose TLS broker ``rumor up`` starts and stops itself)."""
     argv = ["--peers", str(peers), "--rounds", str(args.rounds), "--model", args.model]
@@ -95,7 +107,7 @@ def bench(peers: int, args: argparse.Namespace, codec: str, raw_rounds: int = 20
             status = _up(argv, args.security)
             wall = time.perf_counter() - start
             per_peer = _stats(out / "run", peers)
-            frame, raw = _frame_bytes(per_peer, args.rounds), math.nan
+            frame, raw, via = _frame_bytes(per_peer, args.rounds), math.nan, math.nan
         else:
             with Broker.start_sync(log_dir=out / "broker") as broker:
                 start = time.perf_counter()
@@ -104,6 +116,8 @@ def bench(peers: int, args: argparse.Namespace, codec: str, raw_rounds: int = 20
                 per_peer = _stats(out / "run", peers)
                 frame = _frame_bytes(per_peer, args.rounds)
                 raw = exchange_s(broker.port, frame, raw_rounds)
+                # The same exchange through rumor's transport, chunked as the peers chunk.
+                via = exchange_s(broker.port, frame, raw_rounds, max_payload=_max_payload(args))
     phases = _phases(per_peer)
     return {
         "peers": peers,
@@ -113,7 +127,8 @@ def bench(peers: int, args: argparse.Namespace, codec: str, raw_rounds: int = 20
         "round_s": phases,
         "frame_bytes": frame,
         "raw_exchange_s": raw,
-        "ratio": phases["exchange"] / raw,
+        "transport_exchange_s": via,
+        "ratio": phases["exchange_median"] / raw,
         "peak_rss_mb": max(peer[-1]["peak_rss_mb"] for peer in per_peer),
     }
 
@@ -124,10 +139,11 @@ def _print(result: dict[str, Any]) -> None:
     split = " ".join(f"{p} {1000 * phases[p]:.1f}" for p in (*PHASES, "other"))
     print(
         f"N={result['peers']:>2} {result['codec']:<6} frame {result['frame_bytes']} B: exchange "
-        f"{1000 * phases['exchange']:.1f} ms (median {1000 * phases['exchange_median']:.1f}), "
-        f"raw aiomqtt {1000 * result['raw_exchange_s']:.1f} ms "
-        f"-> {result['ratio']:.2f}x; round {1000 * phases['total']:.1f} ms\n"
-        f"      per round (ms): {split}\n"
+        f"median {1000 * phases['exchange_median']:.1f} ms (mean {1000 * phases['exchange']:.1f}); "
+        f"raw aiomqtt {1000 * result['raw_exchange_s']:.1f} ms -> {result['ratio']:.2f}x; "
+        f"rumor's transport alone {1000 * result['transport_exchange_s']:.1f} ms; "
+        f"round {1000 * phases['total']:.1f} ms\n"
+        f"      per round (ms, means): {split}\n"
         f"      peak RSS per peer {result['peak_rss_mb']:.0f} MB; wall {result['wall_s']:.1f} s; "
         f"exit {result['status']}",
         flush=True,
