@@ -85,7 +85,7 @@ async def test_an_mqtt_publish_keeps_several_chunks_unacknowledged(broker: Broke
             finally:
                 spy.flying -= 1
 
-        paho_client.publish = counted  # type: ignore[method-assign]
+        paho_client.publish = counted  # type: ignore[method-assign,assignment]
         await a.publish("rumor/lab/key/a", payload, qos=1, retain=True)
         [message] = await take(b, 1)
     assert message.payload == payload
