@@ -56,7 +56,7 @@ def aggregate(
     if rule.name == "mean":
         return neighbour_sum(weights, copies)
     _check_shapes(x_hat, weights, copies)
-    total = torch.ones(x_hat.shape[:-1], dtype=WIDE)
+    total = torch.ones(x_hat.shape[:-1], dtype=WIDE, device=x_hat.device)
     if rule.name == "clip":
         tau = rule.params.get("tau")
         b = int(rule.params.get("b", 1))
@@ -118,7 +118,7 @@ def clipped(
     radius = (
         clip_radius(distances, b=b)
         if tau is None
-        else torch.full(distances.shape[:-1], tau, dtype=WIDE)
+        else torch.full(distances.shape[:-1], tau, dtype=WIDE, device=distances.device)
     )
     scale = torch.where(
         distances > radius.unsqueeze(-1),

@@ -25,6 +25,7 @@ from protocol.aggregator_names import check_aggregator_spec
 from protocol.defaults import BATCH_SIZE, CONSENSUS_DIM, LEARNING_RATE, LOCAL_STEPS
 from protocol.errors import ConfigError
 from protocol.spec import parse_spec
+from sim.device import check_device_name
 from sim.failures import (
     Byzantine,
     Churn,
@@ -95,6 +96,10 @@ class SimConfig:
     loss: str = "cross_entropy"
     metric: str = "accuracy"
     optimizer: str = "sgd"
+    device: str = "cpu"
+    """Where tensors live: cpu, cuda (cuda:K) or auto (cuda when available); see sim.device."""
+    profile: bool = False
+    """Time each phase of every round (train, compress, mix, ...): see sim.profile."""
     out: Path | None = None
 
     def __post_init__(self) -> None:
@@ -130,6 +135,9 @@ class SimConfig:
             if self.gamma > 1:
                 raise ConfigError(f"gamma must be in (0, 1], got {self.gamma}")
         self.failures.check(self.peers)
+        check_device_name(self.device)
+        if not isinstance(self.profile, bool):
+            raise ConfigError(f"profile must be true or false, got {self.profile!r}")
 
     @property
     def consensus(self) -> bool:

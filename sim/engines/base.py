@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
@@ -13,6 +13,7 @@ from protocol.spec import Spec
 from sim.failure_masks import noise_seed
 from sim.failures import Byzantine
 from sim.plan import RoundPlan
+from sim.profile import PhaseTimer
 from sim.training import Trainer
 
 __all__ = ["Engine", "EngineContext", "attacked"]
@@ -30,6 +31,8 @@ class EngineContext:
     byzantine: Byzantine | None = None
     aggregator: Spec = MEAN
     """The aggregation rule (:func:`protocol.aggregation.aggregate`)."""
+    timer: PhaseTimer = field(default_factory=PhaseTimer)
+    """Wall time per phase of a round (off unless profiling)."""
 
 
 class Engine(Protocol):
@@ -58,5 +61,5 @@ def attacked(
     if attack.attack == "signflip":
         return -attack.scale * x
     gen = torch.Generator().manual_seed(noise_seed(seed, round=round, peer=peer))
-    noise = torch.randn(x.shape, generator=gen, dtype=torch.float64).to(x.dtype)
+    noise = torch.randn(x.shape, generator=gen, dtype=torch.float64).to(x.device, x.dtype)
     return x + attack.scale * noise

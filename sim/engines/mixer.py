@@ -28,9 +28,12 @@ from sim.plan import RoundPlan
 __all__ = ["Slot", "SparseMixer", "edge_weights", "slots"]
 
 
-def edge_weights(plan: RoundPlan, dtype: torch.dtype) -> torch.Tensor:
+def edge_weights(
+    plan: RoundPlan, dtype: torch.dtype, device: torch.device | None = None
+) -> torch.Tensor:
     """The plan's edge weights [E] as peers mix them (:func:`protocol.mixing.mix_weights`)."""
-    return mix_weights(torch.tensor(plan.weight), dtype)  # a copy: plans may be read-only
+    weight = mix_weights(torch.tensor(plan.weight), dtype)  # a copy: plans may be read-only
+    return weight if device is None else weight.to(device)
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,7 @@ class SparseMixer:
     and its float64 buffers while the shape does."""
 
     def __init__(self) -> None:
-        self._key: tuple[npt.NDArray[np.int64], bytes, torch.dtype] | None = None
+        self._key: tuple[npt.NDArray[np.int64], bytes, torch.dtype, torch.device] | None = None
         self._slots: list[Slot] = []
         self._buffers: dict[str, torch.Tensor] = {}
 
@@ -98,25 +101,35 @@ class SparseMixer:
         """Mix ``x`` [N, P] in place with the public copies of the edges the plan mixes
         (Byzantine receivers mix none); rows that mix nothing are left exactly as they were."""
         use = plan.mix & ~plan.byzantine[plan.dst]
-        slots_ = self._slots_for(plan, use, x.dtype)
+        slots_ = self._slots_for(plan, use, x.dtype, x.device)
         if not slots_:
             return
-        gathered = self._buffer("gathered", x.shape, x.dtype)
-        term = self._buffer("term", x.shape, WIDE)
-        mixed = self._buffer("mixed", x.shape, WIDE)
-        total = torch.zeros(x.shape[0], dtype=WIDE)
-        # neighbour_sum's operations, one slot (k) at a time for all receivers
+        gathered = self._buffer("gathered", x.shape, x.dtype, x.device)
+        term = self._buffer("term", x.shape, WIDE, x.device)
+        mixed = self._buffer("mixed", x.shape, WIDE, x.device)
+        total = self._buffer("total", x.shape[:1], WIDE, x.device)
+        # neighbour_sum's operations, one slot (k) at a time for all receivers. A float32
+        # copy times its float64 weight is exact in float64, so ``addcmul_`` (product, then
+        # one rounded addition, fused or not) adds the very same term as neighbour_sum does;
+        # float64 copies (the consensus task) take the product and the sum one at a time.
+        fused = x_hat.dtype == torch.float32
         for k, slot in enumerate(slots_):
             r = len(slot.senders)
             torch.index_select(x_hat, 0, slot.senders, out=gathered[:r])
-            term[:r].copy_(gathered[:r])
-            term[:r].mul_(slot.weight)
-            if k == 0:  # each receiver's sum starts from its first term, as in neighbour_sum
-                mixed.index_copy_(0, slot.receivers, term[:r])
-                total.index_copy_(0, slot.receivers, slot.weight.squeeze(-1))
-            elif slot.every:
+            if k > 0 and slot.every and fused:
+                mixed.addcmul_(gathered, slot.weight)
+                total.add_(slot.weight.squeeze(-1))
+                continue
+            start = k == 0 and slot.every  # the sum starts from the first term, in place
+            target = mixed if start else term[:r]
+            torch.mul(gathered[:r], slot.weight, out=target)  # widened inside: exact
+            if slot.every and k > 0:
                 mixed.add_(term)
                 total.add_(slot.weight.squeeze(-1))
+            elif k == 0:  # each receiver's sum starts from its first term, as in neighbour_sum
+                if not slot.every:
+                    mixed.index_copy_(0, slot.receivers, term[:r])
+                total.index_copy_(0, slot.receivers, slot.weight.squeeze(-1))
             else:
                 mixed.index_add_(0, slot.receivers, term[:r])
                 total.index_add_(0, slot.receivers, slot.weight.squeeze(-1))
@@ -126,19 +139,40 @@ class SparseMixer:
         rows = slots_[0].receivers
         x[rows] = choco_update(x[rows], x_hat[rows], mixed[rows], total[rows], gamma=gamma)
 
-    def _buffer(self, name: str, shape: torch.Size, dtype: torch.dtype) -> torch.Tensor:
+    def _buffer(
+        self, name: str, shape: torch.Size, dtype: torch.dtype, device: torch.device
+    ) -> torch.Tensor:
         buffer = self._buffers.get(name)
-        if buffer is None or buffer.shape != shape or buffer.dtype != dtype:
-            buffer = self._buffers[name] = torch.empty(shape, dtype=dtype)
+        if (
+            buffer is None
+            or buffer.shape != shape
+            or buffer.dtype != dtype
+            or buffer.device != device
+        ):
+            buffer = self._buffers[name] = torch.empty(shape, dtype=dtype, device=device)
         return buffer
 
     def _slots_for(
-        self, plan: RoundPlan, use: npt.NDArray[np.bool_], dtype: torch.dtype
+        self,
+        plan: RoundPlan,
+        use: npt.NDArray[np.bool_],
+        dtype: torch.dtype,
+        device: torch.device,
     ) -> list[Slot]:
+        """The slots of this round, on ``device``: built again only when the edges or the
+        mask change, so a static run copies them to the device once."""
         # the planner hands out the same src array for as long as the schedule's edges last
-        key = (plan.src, np.packbits(use).tobytes(), dtype)
+        key = (plan.src, np.packbits(use).tobytes(), dtype, device)
         if self._key is None or key[0] is not self._key[0] or key[1:] != self._key[1:]:
             weight = edge_weights(plan, dtype)
-            self._slots = slots(np.flatnonzero(use), plan, weight, len(plan.alive))
+            self._slots = [
+                Slot(
+                    receivers=s.receivers.to(device),
+                    senders=s.senders.to(device),
+                    weight=s.weight.to(device),
+                    every=s.every,
+                )
+                for s in slots(np.flatnonzero(use), plan, weight, len(plan.alive))
+            ]
             self._key = key
         return self._slots
