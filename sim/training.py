@@ -86,6 +86,7 @@ class Trainer:
             rows = {k: v[int(peers[0])] for k, v in state.items()}  # views: updated in place
         else:
             rows = state if every else {k: v[ids] for k, v in state.items()}
+        limit = None if (steps == self.steps).all() else torch.from_numpy(steps).to(ids.device)
         new, loss = local_sgd(
             self.model,
             params,
@@ -96,7 +97,7 @@ class Trainer:
             lr=self.lr,
             seed=self.seed,
             round=round,
-            steps_per_peer=None if (steps == self.steps).all() else torch.from_numpy(steps).to(ids.device),
+            steps_per_peer=limit,
             indices=self.indices(round) if every else self.indices(round)[ids],
             inplace=inplace,
             recipe=self._recipe(),

@@ -120,7 +120,9 @@ def local_sgd(
         indices = batch_indices(data.sizes.cpu(), steps, batch_size, seed=seed, round=round)
         indices = indices.to(ids.device)[ids]
     indices = indices.to(ids.device)
-    limit = None if steps_per_peer is None else steps_per_peer.reshape(n).to(ids.device, torch.int64)
+    limit = None
+    if steps_per_peer is not None:
+        limit = steps_per_peer.reshape(n).to(ids.device, torch.int64)
     recipe = recipe if recipe is not None else Recipe(optimizer=optimizer_from_spec("sgd", lr=lr))
     if opt_state is None:
         opt_state = recipe.optimizer.init_state(rows)
