@@ -27,7 +27,7 @@ from sim.device import device_sync, resolve_device
 from sim.engines import EngineContext, make_engine
 from sim.evaluation import Evaluator
 from sim.failure_masks import FailureModel
-from sim.metrics import SwarmRoundStats, consensus_distance, metric_prefix
+from sim.metrics import SwarmRoundStats, consensus_distance, finite, metric_prefix
 from sim.plan import Planner
 from sim.profile import PhaseTimer
 from sim.tasks import SimTask, load_task
@@ -126,7 +126,7 @@ class Simulation:
                 delivered += int(sizes[plan.src[plan.delivered]].sum())
                 done = index + 1
                 x = self.engine.params()
-                diverged = not bool(torch.isfinite(x).all())
+                diverged = not finite(x)
                 evaluate = diverged or done % config.eval_every == 0 or done == config.rounds
                 wall = time.perf_counter() - start
                 losses = loss.cpu().numpy()

@@ -104,35 +104,37 @@ class SparseMixer:
         slots_ = self._slots_for(plan, use, x.dtype, x.device)
         if not slots_:
             return
-        gathered = self._buffer("gathered", x.shape, x.dtype, x.device)
+        wide = self._buffer("wide", x.shape, WIDE, x.device)
         term = self._buffer("term", x.shape, WIDE, x.device)
         mixed = self._buffer("mixed", x.shape, WIDE, x.device)
         total = self._buffer("total", x.shape[:1], WIDE, x.device)
+        wide.copy_(x_hat)  # widened once (exactly), then gathered per slot in float64
         # neighbour_sum's operations, one slot (k) at a time for all receivers. A float32
         # copy times its float64 weight is exact in float64, so ``addcmul_`` (product, then
         # one rounded addition, fused or not) adds the very same term as neighbour_sum does;
         # float64 copies (the consensus task) take the product and the sum one at a time.
         fused = x_hat.dtype == torch.float32
         for k, slot in enumerate(slots_):
-            r = len(slot.senders)
-            torch.index_select(x_hat, 0, slot.senders, out=gathered[:r])
-            if k > 0 and slot.every and fused:
-                mixed.addcmul_(gathered, slot.weight)
-                total.add_(slot.weight.squeeze(-1))
-                continue
-            start = k == 0 and slot.every  # the sum starts from the first term, in place
-            target = mixed if start else term[:r]
-            torch.mul(gathered[:r], slot.weight, out=target)  # widened inside: exact
-            if slot.every and k > 0:
-                mixed.add_(term)
-                total.add_(slot.weight.squeeze(-1))
-            elif k == 0:  # each receiver's sum starts from its first term, as in neighbour_sum
-                if not slot.every:
-                    mixed.index_copy_(0, slot.receivers, term[:r])
-                total.index_copy_(0, slot.receivers, slot.weight.squeeze(-1))
+            r, weight = len(slot.senders), slot.weight.squeeze(-1)
+            start = k == 0 and slot.every  # every receiver's sum starts here, in place
+            torch.index_select(wide, 0, slot.senders, out=mixed if start else term[:r])
+            if start:
+                mixed.mul_(slot.weight)
+                total.copy_(weight)
+            elif k > 0 and slot.every and fused:
+                mixed.addcmul_(term, slot.weight)
+                total.add_(weight)
             else:
-                mixed.index_add_(0, slot.receivers, term[:r])
-                total.index_add_(0, slot.receivers, slot.weight.squeeze(-1))
+                term[:r].mul_(slot.weight)
+                if k == 0:  # each receiver's sum starts from its first term (neighbour_sum)
+                    mixed.index_copy_(0, slot.receivers, term[:r])
+                    total.index_copy_(0, slot.receivers, weight)
+                elif slot.every:
+                    mixed.add_(term)
+                    total.add_(weight)
+                else:
+                    mixed.index_add_(0, slot.receivers, term[:r])
+                    total.index_add_(0, slot.receivers, weight)
         if slots_[0].every:  # every peer mixes something
             choco_update(x, x_hat, mixed, total, gamma=gamma, scratch=term, out=x)
             return
