@@ -77,3 +77,16 @@ def test_cuda_matches_cpu_within_float_tolerance(case: dict[str, object]) -> Non
     torch.testing.assert_close(cuda_x, cpu_x, rtol=1e-4, atol=1e-5)
     assert cuda_stats.bytes_sent == cpu_stats.bytes_sent
     assert cuda_stats.alive == cpu_stats.alive
+
+
+@pytest.mark.skipif(CUDA, reason="this machine has CUDA")
+def test_sweep_refuses_cuda_without_cuda_before_any_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "sweep"
+    args = ["sweep", "--task", "consensus", "--topologies", "ring", "--rounds", "2"]
+    with pytest.raises(SystemExit) as exit_info:
+        peer.cli.main([*args, "--device", "cuda", "--out", str(out), "--quiet"])
+    assert exit_info.value.code == 2
+    assert "no CUDA device is available" in capsys.readouterr().err
+    assert not out.exists()
