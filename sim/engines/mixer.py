@@ -27,6 +27,10 @@ from sim.plan import RoundPlan
 
 __all__ = ["Slot", "SparseMixer", "edge_weights", "slots"]
 
+_BLOCK_BYTES = 1 << 22
+"""Float64 bytes of one block of receivers' sums when every peer mixes the same number of
+messages: large swarms are mixed block by block, so the sums stay in cache."""
+
 
 def edge_weights(
     plan: RoundPlan, dtype: torch.dtype, device: torch.device | None = None
@@ -104,6 +108,10 @@ class SparseMixer:
         slots_ = self._slots_for(plan, use, x.dtype, x.device)
         if not slots_:
             return
+        block = max(1, _BLOCK_BYTES // (8 * x.shape[1]))
+        if all(slot.every for slot in slots_) and x.shape[0] > block and x.dtype == torch.float32:
+            self._mix_blocks(x, x_hat, slots_, block, gamma=gamma)
+            return
         wide = self._buffer("wide", x.shape, WIDE, x.device)
         term = self._buffer("term", x.shape, WIDE, x.device)
         mixed = self._buffer("mixed", x.shape, WIDE, x.device)
@@ -140,6 +148,34 @@ class SparseMixer:
             return
         rows = slots_[0].receivers
         x[rows] = choco_update(x[rows], x_hat[rows], mixed[rows], total[rows], gamma=gamma)
+
+    def _mix_blocks(
+        self, x: torch.Tensor, x_hat: torch.Tensor, slots_: list[Slot], rows: int, *, gamma: float
+    ) -> None:
+        """:meth:`mix` when every receiver mixes one message per slot, ``rows`` receivers at a
+        time: each element goes through the very same operations, in cache."""
+        n, p = x.shape
+        gathered = self._buffer("block_gathered", torch.Size((rows, p)), x.dtype, x.device)
+        term = self._buffer("block_term", torch.Size((rows, p)), WIDE, x.device)
+        mixed = self._buffer("block_mixed", torch.Size((rows, p)), WIDE, x.device)
+        total = self._buffer("block_total", torch.Size((rows,)), WIDE, x.device)
+        for lo in range(0, n, rows):
+            hi = min(n, lo + rows)
+            b = hi - lo
+            for k, slot in enumerate(slots_):
+                weight = slot.weight[lo:hi]
+                torch.index_select(x_hat, 0, slot.senders[lo:hi], out=gathered[:b])
+                if k == 0:  # the sum starts from the first term
+                    mixed[:b].copy_(gathered[:b]).mul_(weight)
+                    total[:b].copy_(weight.squeeze(-1))
+                    continue
+                term[:b].copy_(gathered[:b])
+                mixed[:b].addcmul_(term[:b], weight)  # exact product: see mix
+                total[:b].add_(weight.squeeze(-1))
+            part = x[lo:hi]
+            choco_update(
+                part, x_hat[lo:hi], mixed[:b], total[:b], gamma=gamma, scratch=term[:b], out=part
+            )
 
     def _buffer(
         self, name: str, shape: torch.Size, dtype: torch.dtype, device: torch.device
