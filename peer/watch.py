@@ -11,6 +11,8 @@ single table after ``--duration`` seconds (default 2) of listening.
 'p1'
 >>> view.rows()["p1"]["state"], view.rows()["p1"]["round"]
 ('offline', 3)
+>>> view.update("rumor/lab/presence/p2", b"paused"), view.rows()["p2"]["state"]
+('p2', 'paused')
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ _COLUMNS = (  # telemetry key, table heading, cell format
     ("bytes_out", "MB out", "{:>9}"),
     ("bytes_in", "MB in", "{:>9}"),
     ("rejected_total", "rejected", "{:>8}"),
+    ("dp_epsilon", "epsilon", "{:>8}"),  # differential privacy spent ("-": off)
 )
 _MEGABYTES = frozenset({"bytes_out", "bytes_in"})
 
@@ -108,7 +111,9 @@ class SwarmView:
                 state = decode_presence(payload, swarm=swarm, peer=peer, trust=None)
             except ProtocolError:
                 return None
-            self._row(peer)["state"] = "online" if state.online else "offline"
+            self._row(peer)["state"] = (
+                ("paused" if state.paused else "online") if state.online else "offline"
+            )
             return peer
         data = _telemetry(payload)
         if data is None:
@@ -185,6 +190,8 @@ def _node_order(peer: str) -> tuple[str, int, str]:
 def _table_cell(key: str, value: object) -> str:
     if key in _MEGABYTES and isinstance(value, int | float) and not isinstance(value, bool):
         return f"{value / 1e6:.1f}"
+    if key == "dp_epsilon" and isinstance(value, float):
+        return f"{value:.4g}"
     return _cell(value)
 
 

@@ -8,11 +8,15 @@ each: [N, P], [N, K], [N, K, P]. The daemon, the loop engine and the vector engi
 :func:`aggregate`, on the public copies CHOCO maintains.
 
 - ``mean``: today's weighted mixing, :func:`protocol.mixing.neighbour_sum` itself (same bits).
-- ``clip[:tau=T | b=B]``: self-centred clipping (ClippedGossip, He, Karimireddy and Jaggi 2022):
-  ``x_hat + sum_k w_k clip(x_hat_k - x_hat, tau)``, where ``clip(v, tau)`` scales ``v`` down to
-  norm ``tau``. Without ``tau`` the radius adapts each round: the (B+1)-th largest neighbour
-  distance (B = 1 by default: the second largest, the reference code's rule), so the B farthest
-  neighbours are clipped.
+- ``clip[:tau=T | b=B][,fade=false]``: self-centred clipping (ClippedGossip, He, Karimireddy and
+  Jaggi 2022): ``x_hat + sum_k w_k clip(x_hat_k - x_hat, tau)``, where ``clip(v, tau)`` scales
+  ``v`` down to norm ``tau``. The radius ``tau`` is fixed, or adapts each round: with ``b=B`` the
+  (B+1)-th largest neighbour distance (``b=1``, the second largest, is the reference code's
+  rule); by default the largest distance within :data:`OUTLIER_SPREAD` times the median one.
+  By default a neighbour beyond the radius *fades*: it pulls ``w_k tau^2 / d_k`` instead of
+  clipping's ``w_k tau``, never more, and less the farther it is (``fade=false``: the paper's
+  clipping). Why: a far attacker clipped to ``tau`` still pulls ``w_k tau`` in the same
+  direction every round, a steady bias that docs/robustness.md measures.
 - ``trimmed_mean:b=B``: per coordinate over the peer's own copy and its K neighbours', drop the
   B largest and B smallest values and average the rest (B is capped at K // 2, so at least one
   value remains).
@@ -38,6 +42,10 @@ __all__ = ["MEAN", "aggregate", "clip_radius", "clipped", "coordinate_median", "
 MEAN = Spec("mean")
 """The default rule: today's weighted mixing."""
 
+OUTLIER_SPREAD = 2.0
+"""``clip``'s adaptive radius: a neighbour farther than this many times the median neighbour
+distance is an outlier, clipped to the farthest neighbour that is not."""
+
 
 def aggregate(
     rule: Spec, x_hat: Vector, weights: torch.Tensor, copies: torch.Tensor
@@ -48,8 +56,10 @@ def aggregate(
     >>> copies = torch.tensor([[1.0], [100.0]])
     >>> aggregate(Spec("mean"), x_hat, w, copies)
     (tensor([25.2500], dtype=torch.float64), tensor(0.5000, dtype=torch.float64))
-    >>> aggregate(Spec("clip", {"tau": 2.0}), x_hat, w, copies)
+    >>> aggregate(Spec("clip", {"tau": 2.0, "fade": False}), x_hat, w, copies)
     (tensor([0.7500], dtype=torch.float64), tensor(1., dtype=torch.float64))
+    >>> aggregate(Spec("clip", {"tau": 2.0}), x_hat, w, copies)  # the far one fades
+    (tensor([0.2600], dtype=torch.float64), tensor(1., dtype=torch.float64))
     >>> aggregate(Spec("median"), x_hat, w, copies)[0]
     tensor([1.], dtype=torch.float64)
     """
@@ -59,8 +69,18 @@ def aggregate(
     total = torch.ones(x_hat.shape[:-1], dtype=WIDE, device=x_hat.device)
     if rule.name == "clip":
         tau = rule.params.get("tau")
-        b = int(rule.params.get("b", 1))
-        return clipped(x_hat, weights, copies, tau=None if tau is None else float(tau), b=b), total
+        b = rule.params.get("b")
+        return (
+            clipped(
+                x_hat,
+                weights,
+                copies,
+                tau=None if tau is None else float(tau),
+                b=None if b is None else int(b),
+                fade=bool(rule.params.get("fade", True)),
+            ),
+            total,
+        )
     if rule.name == "trimmed_mean":
         return trimmed_mean(_with_self(x_hat, copies), b=int(rule.params["b"])), total
     if rule.name == "median":
@@ -90,27 +110,52 @@ def _with_self(x_hat: Vector, copies: torch.Tensor) -> torch.Tensor:
     return torch.cat([x_hat.unsqueeze(-2).to(copies.dtype), copies], dim=-2)
 
 
-def clip_radius(distances: torch.Tensor, *, b: int) -> torch.Tensor:
-    """The adaptive radius: the (b+1)-th largest of each row's distances [..., K] (the smallest
-    when K <= b).
+def clip_radius(
+    distances: torch.Tensor, *, b: int | None = None, spread: float = OUTLIER_SPREAD
+) -> torch.Tensor:
+    """The adaptive radius of each row of neighbour distances [..., K].
+
+    ``b`` given: the (b+1)-th largest distance (the smallest when K <= b), so the ``b`` farthest
+    neighbours are clipped. ``b`` None: the largest distance within ``spread`` times the median
+    (the lower median when K is even), so every neighbour farther than that is clipped to the
+    farthest one that is not. The median is an honest distance as long as most neighbours are
+    honest, whatever the others send.
 
     >>> clip_radius(torch.tensor([[3.0, 1.0, 2.0]]), b=1)
     tensor([2.])
+    >>> clip_radius(torch.tensor([[1.0, 1.5, 2.5, 90.0, 1e6]]))
+    tensor([2.5000])
     """
     k = distances.shape[-1]
     ranked = torch.sort(distances, dim=-1, descending=True).values
-    return ranked[..., min(b, k - 1)]
+    if b is not None:
+        return ranked[..., min(b, k - 1)]
+    median = ranked[..., k // 2]
+    inside = torch.where(ranked <= spread * median.unsqueeze(-1), ranked, 0.0)
+    return inside.max(dim=-1).values
 
 
 def clipped(
-    x_hat: Vector, weights: torch.Tensor, copies: torch.Tensor, *, tau: float | None, b: int = 1
+    x_hat: Vector,
+    weights: torch.Tensor,
+    copies: torch.Tensor,
+    *,
+    tau: float | None,
+    b: int | None = None,
+    fade: bool = True,
 ) -> torch.Tensor:
-    """``x_hat + sum_k w_k clip(copies_k - x_hat, tau)`` in float64, summed in order k.
+    """``x_hat + sum_k w_k s_k (copies_k - x_hat)`` in float64, summed in order k, where the
+    scale ``s_k`` is 1 within the radius; beyond it, ``tau / d_k`` (clipping: the pull is
+    ``w_k tau``) or, with ``fade``, ``(tau / d_k)^2`` (the pull ``w_k tau^2 / d_k`` shrinks as
+    the neighbour gets farther, and never exceeds clipping's).
 
     ``tau`` None: :func:`clip_radius` of the neighbour distances with ``b``.
 
-    >>> clipped(torch.zeros(2), torch.ones(1).double(), torch.tensor([[3.0, 4.0]]), tau=1.0)
+    >>> one = torch.ones(1).double()
+    >>> clipped(torch.zeros(2), one, torch.tensor([[3.0, 4.0]]), tau=1.0, fade=False)
     tensor([0.6000, 0.8000], dtype=torch.float64)
+    >>> clipped(torch.zeros(2), one, torch.tensor([[3.0, 4.0]]), tau=1.0)
+    tensor([0.1200, 0.1600], dtype=torch.float64)
     """
     centre = x_hat.to(WIDE)
     diffs = copies.to(WIDE) - centre.unsqueeze(-2)
@@ -120,11 +165,8 @@ def clipped(
         if tau is None
         else torch.full(distances.shape[:-1], tau, dtype=WIDE, device=distances.device)
     )
-    scale = torch.where(
-        distances > radius.unsqueeze(-1),
-        radius.unsqueeze(-1) / torch.where(distances > 0, distances, 1.0),
-        1.0,
-    )
+    shrink = radius.unsqueeze(-1) / torch.where(distances > 0, distances, 1.0)
+    scale = torch.where(distances > radius.unsqueeze(-1), shrink * shrink if fade else shrink, 1.0)
     factors = weights.to(WIDE) * scale  # [..., K]
     out = centre.clone()
     for k in range(copies.shape[-2]):

@@ -33,9 +33,14 @@ def _check_b(name: str, b: Param) -> None:
         raise ConfigError(f"{name}: b={b} out of range; expected an integer >= 1")
 
 
+def _check_fade(name: str, fade: Param) -> None:
+    if not isinstance(fade, bool):
+        raise ConfigError(f"{name}: fade={fade!r} is not true or false")
+
+
 AGGREGATOR_PARAMS: ParamChecks = {
     "mean": {},
-    "clip": {"tau": _check_tau, "b": _check_b},
+    "clip": {"tau": _check_tau, "b": _check_b, "fade": _check_fade},
     "trimmed_mean": {"b": _check_b},
     "median": {},
 }
@@ -46,7 +51,8 @@ def check_aggregator_spec(spec: Spec | str) -> Spec:
     """The parsed spec if it names a known rule with valid parameters; else ConfigError.
 
     ``trimmed_mean`` needs ``b``; ``clip`` takes either a fixed radius ``tau`` or ``b``, the
-    number of neighbours its adaptive radius assumes may be Byzantine (default 1).
+    number of farthest neighbours its adaptive radius clips (default: those farther than twice
+    the median distance), and ``fade`` (default true: far neighbours' pull fades).
     """
     parsed = check_named_spec(spec, AGGREGATOR_PARAMS, kind="aggregator")
     if parsed.name == "trimmed_mean" and "b" not in parsed.params:

@@ -8,13 +8,22 @@ carry the same epoch, and a receiver believes a presence only if its ``(epoch, s
 the last one it believed from that peer (``offline`` after ``online`` within an epoch). So an old
 signed ``offline`` replayed later announces nothing.
 
+A connected peer outside its availability window says ``paused`` (unsigned: the bytes ``paused``;
+signed: state ``"paused"``): it stays connected and in the membership, but trains and publishes no
+frames, so no one waits for it. Within one epoch a peer may go paused and back many times: each
+change carries a larger ``seq`` (an optional key, 0 when absent), and a signed presence is ordered
+by ``(epoch, offline, seq)``, so the will's ``offline`` still comes last.
+
 >>> from protocol.signing import SigningKey, Trust
 >>> key = SigningKey.from_seed(bytes(32))
 >>> data = encode_presence(swarm="lab", sender="a", online=True, epoch=7, key=key)
 >>> decode_presence(data, swarm="lab", peer="a", trust=Trust({"a": key.public_bytes()}))
-PresenceState(online=True, epoch=7)
+PresenceState(online=True, epoch=7, paused=False, seq=0)
 >>> decode_presence(b"offline", swarm="lab", peer="a", trust=None)
-PresenceState(online=False, epoch=None)
+PresenceState(online=False, epoch=None, paused=False, seq=0)
+>>> data = encode_presence(swarm="lab", sender="a", online=True, epoch=7, key=key, paused=True)
+>>> decode_presence(data, swarm="lab", peer="a", trust=Trust({"a": key.public_bytes()})).paused
+True
 """
 
 from __future__ import annotations
@@ -40,6 +49,7 @@ __all__ = [
     "MAX_PRESENCE_BYTES",
     "OFFLINE",
     "ONLINE",
+    "PAUSED",
     "PresenceState",
     "decode_presence",
     "encode_presence",
@@ -47,6 +57,7 @@ __all__ = [
 
 ONLINE: Final = b"online"
 OFFLINE: Final = b"offline"
+PAUSED: Final = b"paused"
 MAX_PRESENCE_BYTES: Final = 512
 
 
@@ -55,27 +66,42 @@ class PresenceState:
     online: bool
     epoch: int | None
     """The sender's connection epoch; None for an unsigned presence."""
+    paused: bool = False
+    """Connected but outside its availability window: not training, not to be waited for."""
+    seq: int = 0
+    """Orders the sender's changes between online and paused within one epoch."""
 
     def after(self, other: PresenceState | None) -> bool:
         """Whether this presence is newer than ``other`` (signed ones are ordered by epoch)."""
         if other is None or self.epoch is None or other.epoch is None:
             return True
-        return (self.epoch, not self.online) > (other.epoch, not other.online)
+        return (self.epoch, not self.online, self.seq) > (other.epoch, not other.online, other.seq)
 
 
 def encode_presence(
-    *, swarm: str, sender: PeerId, online: bool, epoch: int, key: SigningKey | None
+    *,
+    swarm: str,
+    sender: PeerId,
+    online: bool,
+    epoch: int,
+    key: SigningKey | None,
+    paused: bool = False,
+    seq: int = 0,
 ) -> bytes:
-    """The presence payload; plain ``online``/``offline`` when ``key`` is None."""
+    """The presence payload; plain ``online``/``paused``/``offline`` when ``key`` is None.
+    ``paused`` matters only when ``online``."""
+    state = ("paused" if paused else "online") if online else "offline"
     if key is None:
-        return ONLINE if online else OFFLINE
-    fields = {
+        return state.encode()
+    fields: dict[str, object] = {
         "v": 1,
         "swarm": swarm,
         "sender": sender,
-        "state": "online" if online else "offline",
+        "state": state,
         "epoch": epoch,
     }
+    if seq:
+        fields["seq"] = seq
     unsigned: bytes = msgpack.packb(fields, use_bin_type=True)
     return attach(unsigned, key.sign(PRESENCE_DOMAIN, unsigned))
 
@@ -85,16 +111,17 @@ def decode_presence(data: bytes, *, swarm: str, peer: PeerId, trust: Trust | Non
 
     The signature is checked (when ``trust`` is given) before the map is decoded.
     """
-    if data in (ONLINE, OFFLINE):
+    if data in (ONLINE, OFFLINE, PAUSED):
         if trust is not None and trust.required:
             raise Unsigned(f"presence of {peer!r} is unsigned; signatures are required")
-        return PresenceState(online=data == ONLINE, epoch=None)
+        return PresenceState(online=data != OFFLINE, epoch=None, paused=data == PAUSED)
     if len(data) > MAX_PRESENCE_BYTES:
         raise OversizedMessage(f"presence of {len(data)} bytes; the limit is {MAX_PRESENCE_BYTES}")
     unsigned, _ = detach(data)
     if trust is None:
         # Nothing is verified, so the epoch is anyone's claim: it must not order anything.
-        return PresenceState(online=_fields(unsigned, swarm=swarm, peer=peer).online, epoch=None)
+        state = _fields(unsigned, swarm=swarm, peer=peer)
+        return PresenceState(online=state.online, epoch=None, paused=state.paused)
     trust.verify_signed(peer, PRESENCE_DOMAIN, data)
     return _fields(unsigned, swarm=swarm, peer=peer)
 
@@ -115,6 +142,12 @@ def _fields(unsigned: bytes, *, swarm: str, peer: PeerId) -> PresenceState:
             f"presence on the topic of {peer!r} names {short(fields['sender'])}; expected its own"
         )
     state = require(fields, "state")
-    if state not in ("online", "offline"):
+    if state not in ("online", "offline", "paused"):
         raise MalformedMessage(f"presence of {peer!r}: state {short(state)}")
-    return PresenceState(online=state == "online", epoch=get_int(fields, "epoch", hi=MAX_INT))
+    seq = get_int(fields, "seq", hi=MAX_INT) if "seq" in fields else 0
+    return PresenceState(
+        online=state != "offline",
+        epoch=get_int(fields, "epoch", hi=MAX_INT),
+        paused=state == "paused",
+        seq=seq,
+    )

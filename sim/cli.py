@@ -39,6 +39,8 @@ examples:
       --partition dirichlet:alpha=0.1 --lr 0.05 --eval-every 20 --out runs/torus
   rumor sim --task synthetic --peers 1024 --topology random_regular:d=4 --codec sign \\
       --drop 0.1 --crash 3@50-120 --churn up=40,down=10 --stragglers 0.2:steps=0
+  rumor sim --task fmnist --model logreg --local-steps 10 --rounds 50 \
+      --dp clip=0.1,sigma=1   # local differential privacy; epsilon per peer at the end
   rumor sim --config run.toml --seed 3 --out runs/seed3   # CLI flags override the file
 
 failure formats:
@@ -47,7 +49,10 @@ failure formats:
   --churn up=U,down=D[,fraction=F]  geometric up/down periods with mean U and D rounds
   --partition-window START-END[:fraction=F]  cut peers 0..F*N-1 from the rest in [START, END)
   --stragglers FRACTION[:steps=S]  a fixed set of peers does S local steps (default half)
-  --byzantine FRACTION[:attack=signflip|noise,scale=S]  peers that publish attacked models
+  --byzantine FRACTION[:attack=A,key=value]  a seeded set of attacking peers; A is one of
+      signflip[:scale=S], noise[:scale=S], alie[:z=Z], ipm[:eps=E], dissensus[:eps=E],
+      labelflip (docs/robustness.md), e.g. --byzantine 0.125:attack=alie,z=1.5
+  --availability FRACTION[:period=P,window=W]  peers that train W rounds in every P (paused)
 """
 
 
@@ -89,6 +94,11 @@ def _print_result(result: RunResult) -> None:
     print(_final_line(config, result.records[-1], summary["spectral_gap"], higher=higher))
     if summary["spectral_gap"] is None and summary["spectral_gap_note"] is not None:
         print(f"spectral gap not reported: {summary['spectral_gap_note']}")
+    from sim.privacy_report import privacy_line
+
+    privacy = privacy_line(summary.get("privacy"))
+    if privacy is not None:
+        print(privacy)
     contraction = result.summary.get("contraction")
     if isinstance(contraction, dict) and contraction.get("measured") is not None:
         predicted = contraction.get("predicted")

@@ -51,8 +51,14 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     add("--gamma", type=float, help="CHOCO consensus step (default: the codec's safe default)")
     add(
         "--aggregator",
-        help="how a peer combines its neighbours' copies: mean (default), clip[:tau=T|b=B], "
-        "trimmed_mean:b=B or median",
+        help="how a peer combines its neighbours' copies: mean (default), "
+        "clip[:tau=T|b=B,fade=false], trimmed_mean:b=B or median",
+    )
+    add(
+        "--dp",
+        metavar="clip=C,sigma=S[,delta=D]",
+        help="local differential privacy: clip each update to L2 norm C, add Gaussian noise of "
+        "std S*C per coordinate, report epsilon at delta (default 1e-5); see docs/privacy.md",
     )
     add("--keyframe-interval", type=int, help="every K-th frame is a raw keyframe (default 10)")
     add("--local-steps", type=int, help=f"SGD steps per round (default {LOCAL_STEPS})")
@@ -88,7 +94,16 @@ def add_failure_arguments(parser: argparse.ArgumentParser) -> None:
     add("--churn", metavar="up=U,down=D", help="on/off churn with mean durations in rounds")
     add("--partition-window", metavar="START-END", help="cut the network in two for a window")
     add("--stragglers", metavar="FRACTION[:steps=S]", help="a fraction doing fewer local steps")
-    add("--byzantine", metavar="FRACTION[:attack=A]", help="peers publishing attacked models")
+    add(
+        "--byzantine",
+        metavar="FRACTION[:attack=A,...]",
+        help="attacking peers: signflip, noise, alie, ipm, dissensus or labelflip",
+    )
+    add(
+        "--availability",
+        metavar="FRACTION[:period=P,window=W]",
+        help="a fraction of peers that train only W rounds in every P (default 8 in 24)",
+    )
 
 
 def check_threads(threads: int | None) -> None:

@@ -24,7 +24,9 @@ from typing import Literal, TypeAlias
 from protocol.aggregator_names import check_aggregator_spec
 from protocol.defaults import BATCH_SIZE, CONSENSUS_DIM, LEARNING_RATE, LOCAL_STEPS
 from protocol.errors import ConfigError
+from protocol.privacy_params import DpParams, parse_dp
 from protocol.spec import parse_spec
+from sim.availability import Availability
 from sim.device import check_device_name
 from sim.failures import (
     Byzantine,
@@ -78,7 +80,9 @@ class SimConfig:
     codec: str = "raw"
     gamma: float | None = None
     aggregator: str = "mean"
-    """mean, clip[:tau=T|b=B], trimmed_mean:b=B or median (protocol.aggregation)."""
+    """mean, clip[:tau=T|b=B,fade=false], trimmed_mean:b=B or median (protocol.aggregation)."""
+    dp: str | None = None
+    """Local differential privacy ``clip=C,sigma=S[,delta=D]`` (protocol.privacy); None: off."""
     keyframe_interval: int = 10
     """As the daemon's default (peer.config): under message loss a stale copy waits this long."""
     local_steps: int = LOCAL_STEPS
@@ -130,6 +134,8 @@ class SimConfig:
         for name in ("topology", "partition", "codec", "optimizer"):
             parse_spec(getattr(self, name))  # raises ConfigError naming the bad text
         check_aggregator_spec(self.aggregator)
+        if self.dp is not None and self.privacy is not None and self.task == "consensus":
+            raise ConfigError("--dp needs a task with a model to train; consensus has none")
         if self.gamma is not None:
             _positive_float(self.gamma, "gamma")
             if self.gamma > 1:
@@ -138,6 +144,15 @@ class SimConfig:
         check_device_name(self.device)
         if not isinstance(self.profile, bool):
             raise ConfigError(f"profile must be true or false, got {self.profile!r}")
+
+    @property
+    def privacy(self) -> DpParams | None:
+        """The parsed ``dp`` setting (ConfigError naming ``--dp`` if it is bad)."""
+        if self.dp is None:
+            return None
+        if not isinstance(self.dp, str):
+            raise ConfigError(f"dp must be a string clip=C,sigma=S[,delta=D], got {self.dp!r}")
+        return parse_dp(self.dp)
 
     @property
     def consensus(self) -> bool:
@@ -160,7 +175,7 @@ def _as_list(value: TomlValue, name: str) -> list[str]:
 
 def failures_from_mapping(values: Mapping[str, TomlValue]) -> FailureConfig:
     """Failure settings from CLI-style strings: drop, crash, churn, partition_window, ..."""
-    allowed = {"drop", "crash", "churn", "partition_window", "stragglers", "byzantine"}
+    allowed = set(_FAILURE_KEYS)
     unknown = sorted(set(values) - allowed)
     if unknown:
         raise ConfigError(f"unknown failure setting(s) {', '.join(unknown)}; accepted: {allowed}")
@@ -175,6 +190,7 @@ def failures_from_mapping(values: Mapping[str, TomlValue]) -> FailureConfig:
     crash = values.get("crash")
     churn, window = text("churn"), text("partition_window")
     stragglers, byzantine = text("stragglers"), text("byzantine")
+    availability = text("availability")
     return FailureConfig(
         drop=float(drop),
         crashes=tuple(Crash.parse(c) for c in ([] if crash is None else _as_list(crash, "crash"))),
@@ -182,10 +198,19 @@ def failures_from_mapping(values: Mapping[str, TomlValue]) -> FailureConfig:
         partition=None if window is None else PartitionWindow.parse(window),
         stragglers=None if stragglers is None else Stragglers.parse(stragglers),
         byzantine=None if byzantine is None else Byzantine.parse(byzantine),
+        availability=None if availability is None else Availability.parse(availability),
     )
 
 
-_FAILURE_KEYS = ("drop", "crash", "churn", "partition_window", "stragglers", "byzantine")
+_FAILURE_KEYS = (
+    "drop",
+    "crash",
+    "churn",
+    "partition_window",
+    "stragglers",
+    "byzantine",
+    "availability",
+)
 
 
 def load_toml(path: Path) -> dict[str, TomlValue]:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from sim.availability import availability_schedule
 from sim.failures import Churn, Crash, FailureConfig, PartitionWindow
 
 __all__ = [
@@ -18,7 +19,6 @@ __all__ = [
     "churn_schedule",
     "crash_alive",
     "drop_mask",
-    "noise_seed",
     "partition_cut",
     "peer_subset",
     "round_rng",
@@ -28,7 +28,8 @@ BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
 
 # Distinct streams so that, say, enabling churn does not change which messages are dropped.
-_STREAM = {"drop": 1, "churn": 2, "stragglers": 3, "byzantine": 4, "noise": 5}
+# Stream 5 is the noise attack's (protocol.attacks.attack_seed).
+_STREAM = {"drop": 1, "churn": 2, "stragglers": 3, "byzantine": 4}
 
 
 def round_rng(seed: int, stream: str, round: int = 0) -> np.random.Generator:
@@ -39,17 +40,6 @@ def round_rng(seed: int, stream: str, round: int = 0) -> np.random.Generator:
     """
     sequence = np.random.SeedSequence([seed, _STREAM[stream], round])
     return np.random.Generator(np.random.PCG64(sequence))
-
-
-def noise_seed(seed: int, *, round: int, peer: int) -> int:
-    """A 64-bit seed for the noise a Byzantine ``peer`` publishes in ``round``: distinct streams
-    for every (seed, round, peer), however many peers and rounds.
-
-    >>> noise_seed(0, round=1, peer=0) != noise_seed(0, round=0, peer=65_537)
-    True
-    """
-    sequence = np.random.SeedSequence([seed, _STREAM["noise"], round, peer])
-    return int(sequence.generate_state(1, np.uint64)[0])
 
 
 def drop_mask(p: float, n_edges: int, *, seed: int, round: int) -> BoolArray:
@@ -134,6 +124,11 @@ class FailureModel:
         self._churn = (
             None if config.churn is None else churn_schedule(config.churn, peers, rounds, seed=seed)
         )
+        self._available = (
+            None
+            if config.availability is None
+            else availability_schedule(config.availability, peers, rounds, seed=seed)
+        )
         self._steps = np.full(peers, local_steps, dtype=np.int64)
         if config.stragglers is not None:
             slow = peer_subset(config.stragglers.fraction, peers, rng=round_rng(seed, "stragglers"))
@@ -143,12 +138,20 @@ class FailureModel:
         if config.byzantine is not None:
             rng = round_rng(seed, "byzantine")
             self.byzantine = peer_subset(config.byzantine.fraction, peers, rng=rng)
+        self.forgers: BoolArray = (
+            self.byzantine
+            if config.byzantine is None or not config.byzantine.mixes
+            else np.zeros(peers, dtype=bool)
+        )
+        """The attackers that publish forged models and mix nothing (all but labelflip's)."""
 
     def alive(self, round: int) -> BoolArray:
         """Peers that are up this round: they train, publish and mix."""
         alive = crash_alive(self.config.crashes, self.peers, round=round)
         if self._churn is not None and round < len(self._churn):
             alive &= self._churn[round]
+        if self._available is not None and round < len(self._available):
+            alive &= self._available[round]
         return alive
 
     def lost(self, src: IntArray, dst: IntArray, *, round: int) -> BoolArray:

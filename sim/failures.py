@@ -13,8 +13,10 @@ CLI and TOML formats (one spec syntax, the project's ``name:key=value`` family):
   0..floor(F*N)-1 and the rest is cut (by index, so on a ring or torus the groups are contiguous).
 - stragglers ``FRACTION[:steps=S]``: a fixed, seeded set of peers does S local steps per round
   (default half of the configured steps, rounded down).
-- byzantine ``FRACTION[:attack=signflip|noise,scale=S]``: a fixed, seeded set of peers publishes
-  ``-S * x`` or ``x + S * noise`` instead of its model and never mixes in what it receives.
+- byzantine ``FRACTION[:attack=A,key=value,...]``: a fixed, seeded set of peers attacks with A,
+  one of :mod:`protocol.attacks` (signflip, noise, alie, ipm, dissensus, labelflip, with their
+  parameters): it publishes the attack instead of its model and never mixes in what it receives,
+  except under labelflip, where it follows the protocol but trains on flipped labels.
 
 The masks these settings produce per round are in :mod:`sim.failure_masks`.
 
@@ -26,13 +28,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Literal
 
+from protocol.attack_names import check_attack_spec, mixes
 from protocol.errors import ConfigError
-from protocol.spec import parse_spec
+from protocol.spec import Spec, parse_spec
+from sim.availability import Availability
 
 __all__ = [
-    "Attack",
     "Byzantine",
     "Churn",
     "Crash",
@@ -40,8 +42,6 @@ __all__ = [
     "PartitionWindow",
     "Stragglers",
 ]
-
-Attack = Literal["signflip", "noise"]
 
 _CRASH = re.compile(r"^(\d+)@(\d+)(?:-(\d+))?$")
 _WINDOW = re.compile(r"^(\d+)-(\d+)$")
@@ -149,30 +149,38 @@ class Stragglers:
 
 @dataclass(frozen=True, kw_only=True)
 class Byzantine:
+    """A seeded set of attacking peers and their attack (:mod:`protocol.attacks`)."""
+
     fraction: float
-    attack: Attack = "signflip"
-    scale: float = 1.0
+    attack: Spec = field(default_factory=lambda: Spec("signflip"))
 
     def __post_init__(self) -> None:
         _fraction(self.fraction, "byzantine fraction")
-        if self.attack not in ("signflip", "noise"):
-            raise ConfigError(f"byzantine: attack must be signflip or noise, got {self.attack!r}")
+        check_attack_spec(self.attack)
+
+    @property
+    def mixes(self) -> bool:
+        """Whether the attackers still mix what they receive (labelflip does)."""
+        return mixes(self.attack)
 
     @classmethod
     def parse(cls, text: str) -> Byzantine:
+        """``FRACTION[:attack=A,key=value,...]``: the keys besides ``attack`` are A's.
+
+        >>> Byzantine.parse("0.1:attack=alie,z=2")
+        Byzantine(fraction=0.1, attack=Spec(name='alie', params={'z': 2}))
+        """
         head, _, rest = text.strip().partition(":")
-        spec = parse_spec("byzantine:" + rest)
-        spec.expect("attack", "scale")
-        attack = str(spec.params.get("attack", "signflip"))
-        scale = spec.params.get("scale", 1.0)
+        params = dict(parse_spec("byzantine:" + rest).params)
+        name = params.pop("attack", "signflip")
         try:
             fraction = float(head)
-            scale = float(scale)
         except ValueError as exc:
-            raise ConfigError(f"invalid byzantine {text!r}; expected FRACTION[:attack=A]") from exc
-        if attack not in ("signflip", "noise"):
-            raise ConfigError(f"byzantine: attack must be signflip or noise, got {attack!r}")
-        return cls(fraction=_fraction(fraction, "byzantine fraction"), attack=attack, scale=scale)  # type: ignore[arg-type]
+            raise ConfigError(
+                f"invalid byzantine {text!r}; expected FRACTION[:attack=A,key=value,...]"
+            ) from exc
+        attack = check_attack_spec(Spec(str(name), params))
+        return cls(fraction=_fraction(fraction, "byzantine fraction"), attack=attack)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -185,6 +193,8 @@ class FailureConfig:
     partition: PartitionWindow | None = None
     stragglers: Stragglers | None = None
     byzantine: Byzantine | None = None
+    availability: Availability | None = None
+    """Peers that train only inside a daily window (:mod:`sim.availability`)."""
 
     def __post_init__(self) -> None:
         _fraction(self.drop, "drop probability")
@@ -198,7 +208,7 @@ class FailureConfig:
     @property
     def lossy(self) -> bool:
         """Whether any message can go missing, so CHOCO copies can fall out of sync."""
-        down = bool(self.crashes) or self.churn is not None
+        down = bool(self.crashes) or self.churn is not None or self.availability is not None
         return self.drop > 0 or down or self.partition is not None
 
     def describe(self) -> str:
@@ -212,5 +222,9 @@ class FailureConfig:
         if self.stragglers:
             parts.append(f"stragglers={self.stragglers.fraction:g}")
         if self.byzantine:
-            parts.append(f"byz={self.byzantine.fraction:g}:{self.byzantine.attack}")
+            attack = str(self.byzantine.attack).replace(",", "/")
+            parts.append(f"byz={self.byzantine.fraction:g}:{attack}")
+        if self.availability:
+            a = self.availability
+            parts.append(f"avail={a.fraction:g}:{a.window}/{a.period}")
         return ",".join(parts) or "none"

@@ -56,7 +56,8 @@ class RoundPlan:
     mix: BoolArray
     """[E] delivered and the receiver's copy of the sender is in sync: these edges are mixed."""
     byzantine: BoolArray
-    """[N] peers that publish an attacked model and ignore what they receive."""
+    """[N] peers that publish a forged model and ignore what they receive (the attackers,
+    except data poisoners, which follow the protocol)."""
 
 
 def peer_frame_seeds(seed: int, seqs: IntArray) -> list[int]:
@@ -113,7 +114,7 @@ class Planner:
             seeds=peer_frame_seeds(self.seed, seqs),
             delivered=delivered,
             mix=delivered & ~stale,
-            byzantine=self.failures.byzantine & alive,
+            byzantine=self.failures.forgers & alive,
         )
 
     def _rejoin_with_keyframes(self, alive: BoolArray, src: IntArray, dst: IntArray) -> None:

@@ -60,6 +60,11 @@ def _summary(
             "higher_is_better": sim.higher_is_better,
         },
     }
+    dp = sim.config.privacy
+    if dp is not None and sim.accountant is not None:
+        from sim.privacy_report import privacy_summary
+
+        summary["privacy"] = privacy_summary(dp, sim.accountant)
     if sim.config.task == "consensus":  # every round is recorded: the rate can be read off
         distances = [r["consensus_distance"] for r in records]
         summary["contraction"] = {
@@ -124,11 +129,18 @@ def _profile(sim: Simulation) -> dict[str, object] | None:
     return sim.timer.summary() if sim.timer.enabled else None
 
 
+def _with_epsilon(sim: Simulation, record: Record) -> Record:
+    """``dp_epsilon``: the largest epsilon of any peer so far, when the run has DP."""
+    if sim.accountant is not None:
+        record["dp_epsilon"] = sim.accountant.max_epsilon()
+    return record
+
+
 def _collect(
     sim: Simulation, on_round: Callable[[SwarmRoundStats], None] | None, writer: RunWriter | None
 ) -> tuple[list[Record], int | None]:
     prefix = sim.metric_prefix
-    records: list[Record] = [sim.initial_stats().to_json(prefix=prefix)]
+    records: list[Record] = [_with_epsilon(sim, sim.initial_stats().to_json(prefix=prefix))]
     diverged = None
     if writer is not None:
         writer.add_round(records[0])
@@ -139,7 +151,7 @@ def _collect(
             on_round(stats)
         if not stats.evaluated:
             continue
-        record = stats.to_json(prefix=prefix)
+        record = _with_epsilon(sim, stats.to_json(prefix=prefix))
         records.append(record)
         if writer is not None:
             writer.add_round(record)

@@ -21,10 +21,13 @@ from protocol.aggregator_names import check_aggregator_spec
 from protocol.codecs import codec_from_spec, default_gamma
 from protocol.errors import ConfigError
 from protocol.fingerprint import fingerprint
+from protocol.privacy_accounting import PrivacyAccountant
 from protocol.spec import parse_spec
+from sim import attackers
 from sim.config import SimConfig
 from sim.device import device_sync, resolve_device
 from sim.engines import EngineContext, make_engine
+from sim.engines.privacy import trained
 from sim.evaluation import Evaluator
 from sim.failure_masks import FailureModel
 from sim.metrics import SwarmRoundStats, consensus_distance, finite, metric_prefix
@@ -71,16 +74,26 @@ class Simulation:
         )
         x0 = self.task.init_params
         self.num_params = x0.shape[1]
+        byzantine = attackers.resolve(config.failures.byzantine, self.failures.byzantine)
+        if byzantine is not None and byzantine.attack.name == "labelflip":
+            attackers.poison_labels(self.task.trainer, self.failures.byzantine, task=config.task)
         context = EngineContext(
             trainer=self.task.trainer,
             codec=self.codec,
             gamma=self.gamma,
             seed=config.seed,
-            byzantine=config.failures.byzantine,
+            byzantine=byzantine,
             aggregator=check_aggregator_spec(config.aggregator),
+            privacy=config.privacy,
             timer=self.timer,
         )
+        self.context = context
         self.engine = make_engine(config.engine, context, x0)
+        dp = config.privacy
+        self.accountant = (
+            None if dp is None else PrivacyAccountant(config.peers, sigma=dp.sigma, delta=dp.delta)
+        )
+        """Rounds each peer trained (so released a noised update) and its epsilon; None: no DP."""
         self.evaluator = Evaluator(self.task)
         metric = self.task.recipe.metric
         self.metric_name, self.higher_is_better = metric.name, metric.higher_is_better
@@ -94,7 +107,8 @@ class Simulation:
             codec=self.codec.spec,
             # The daemon's meta: samples always, the local loss when there is a model to train.
             meta={"samples": config.batch_size * config.local_steps}
-            | ({} if self.task.model is None else {"loss": 0.0}),
+            # (under DP the daemon keeps its training loss, a function of its data, to itself)
+            | ({} if self.task.model is None or config.dp is not None else {"loss": 0.0}),
         )
 
     def initial_stats(self) -> SwarmRoundStats:
@@ -119,6 +133,8 @@ class Simulation:
             with timer.phase("engine"):  # the vector engine splits it into its own phases
                 loss = self.engine.step(plan)
             with timer.phase("bookkeeping"):
+                if self.accountant is not None:
+                    self.accountant.record(trained(self.context, plan))
                 sizes = self.traffic.frame_sizes(
                     round=index, seqs=plan.seqs, publish=plan.alive, key=plan.keyframe
                 )

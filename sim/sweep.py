@@ -45,6 +45,8 @@ class RunRow:
     """The round where some parameter stopped being finite (the run stopped there)."""
     wall_s: float
     metric: str = "accuracy"
+    dp_epsilon: float | None = None
+    """The largest epsilon any peer spent (runs with ``--dp``; docs/privacy.md)."""
 
     @property
     def setting(self) -> tuple[str, str, str]:
@@ -130,6 +132,7 @@ def _row(settings: SweepSettings, config: SimConfig, result: RunResult) -> RunRo
         diverged=result.diverged,
         wall_s=float(str(result.summary["wall_s"])),
         metric=str(metric["name"]),
+        dp_epsilon=None if final.get("dp_epsilon") is None else float(final["dp_epsilon"] or 0.0),
     )
 
 

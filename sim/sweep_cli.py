@@ -41,7 +41,8 @@ examples:
 
 Lists are comma-separated (a codec's own parameters stay with it); a codec may carry gamma=G.
 Failure settings are separated by ';', their parts by '+': none, drop=P, crash=3@50-120,
-churn=up=20/down=5 (use '/' inside), partition_window=50-100, stragglers=0.25, byzantine=0.1.
+churn=up=20/down=5 (use '/' inside), partition_window=50-100, stragglers=0.25, byzantine=0.1,
+byzantine=0.125:attack=alie/z=1.5.
 """
 
 _SWEEP_ONLY = {"topologies", "codecs", "failures", "seeds", "target_acc", "target_distance", "out"}

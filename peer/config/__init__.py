@@ -13,6 +13,7 @@ Traceback (most recent call last):
 protocol.errors.ConfigError: gossip.round_timeout_s = -1.0: expected a finite number > 0
 """
 
+from peer.config.fleet import AvailabilityConfig, MetricsConfig
 from peer.config.loader import (
     apply_overrides,
     config_from_dict,
@@ -35,6 +36,7 @@ from peer.config.sections import (
 from peer.config.security import SecurityConfig
 
 __all__ = [
+    "AvailabilityConfig",
     "BrokerConfig",
     "GossipConfig",
     "IdentityConfig",
@@ -42,6 +44,7 @@ __all__ = [
     "LimitsConfig",
     "LogLevel",
     "LoggingConfig",
+    "MetricsConfig",
     "PeerConfig",
     "SecurityConfig",
     "StorageConfig",

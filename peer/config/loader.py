@@ -127,8 +127,12 @@ def _check_files(config: PeerConfig) -> None:
         fail("learning.data_path", data, "an existing directory")
 
 
-def config_from_dict(data: Mapping[str, object], *, base_dir: Path | None = None) -> PeerConfig:
-    """Validate a TOML-shaped mapping into a PeerConfig; ``base_dir`` anchors relative paths."""
+def config_from_dict(
+    data: Mapping[str, object], *, base_dir: Path | None = None, check_files: bool = True
+) -> PeerConfig:
+    """Validate a TOML-shaped mapping into a PeerConfig; ``base_dir`` anchors relative paths;
+    ``check_files=False`` leaves out the checks that named files exist (a config written here
+    for another machine)."""
     for name in data:
         if name not in _SECTIONS:
             raise _unknown(name, list(_SECTIONS))
@@ -137,7 +141,8 @@ def config_from_dict(data: Mapping[str, object], *, base_dir: Path | None = None
             raise ConfigError(f"[{name}]: missing; expected a table (see docs/config.md)")
     sections = {name: _section(name, data.get(name, {}), base_dir) for name in _SECTIONS}
     config = PeerConfig(**sections)  # type: ignore[arg-type]
-    _check_files(config)
+    if check_files:
+        _check_files(config)
     return config
 
 
@@ -203,6 +208,10 @@ def _toml_value(value: object) -> str:
     return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
+_SECRETS = frozenset({"broker.password", "privacy.seed"})
+"""Keys printed only with ``show_secrets``: whoever knows the noise seed can remove the noise."""
+
+
 def to_toml(config: PeerConfig, *, show_secrets: bool = False) -> str:
     """The effective config as TOML that :func:`load_config` reads back to an equal config."""
     lines: list[str] = []
@@ -211,8 +220,8 @@ def to_toml(config: PeerConfig, *, show_secrets: bool = False) -> str:
         for name, value in values.items():
             if value is None:
                 continue
-            if name == "password" and not show_secrets:
-                lines.append("# password = (set; hidden)")
+            if f"{section}.{name}" in _SECRETS and not show_secrets:
+                lines.append(f"# {name} = (set; hidden)")
                 continue
             lines.append(f"{name} = {_toml_value(value)}")
         lines.append("")

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal, NoReturn, TypeAlias
 
+from peer.config.fleet import AvailabilityConfig, MetricsConfig
+from peer.config.privacy import PrivacyConfig
 from peer.config.security import SecurityConfig
 from peer.tasks.plugin import LOSSES, METRICS, data_ref, is_plugin, parse_plugin
 from peer.tasks.specs import check_model_spec, check_partition_spec, check_task
@@ -260,7 +262,8 @@ class GossipConfig(_Section):
     gamma: float | None = None
     """CHOCO consensus step size; None: the codec's default."""
     aggregator: str = "mean"
-    """How neighbours' copies are combined: mean, clip[:tau=T|b=B], trimmed_mean:b=B, median."""
+    """How neighbours' copies are combined: mean, clip[:tau=T|b=B,fade=false],
+    trimmed_mean:b=B, median."""
     keyframe_interval: int = 10
     rounds: int | None = None
     """Rounds to run; None: until stopped."""
@@ -325,6 +328,9 @@ class PeerConfig:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
+    availability: AvailabilityConfig = field(default_factory=AvailabilityConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
 
     def __post_init__(self) -> None:
         """This peer's share of the data: ``learning.partition_index`` of ``learning.peers``."""

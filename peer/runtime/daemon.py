@@ -18,18 +18,23 @@ from typing import TextIO
 
 import torch
 
+from peer.availability import AvailabilityGate, PresenceAnnouncer, SystemReadings
 from peer.config import PeerConfig
+from peer.metrics import PeerMetrics, serve_metrics
+from peer.runtime.attack import Attacker, poison_labels
 from peer.runtime.learning import LocalLearner, load_learner
 from peer.runtime.neighbours import Neighbourhood, static_neighbourhood
 from peer.runtime.runtime import PeerRuntime
 from peer.runtime.stats import log_line, to_json
 from peer.security.credentials import Credentials, load_credentials
 from peer.stopping import StopSignals, until_stopped
-from peer.transport import MqttTransport, Presence, settings_from_config
+from peer.transport import MqttTransport, settings_from_config
+from protocol.attack_names import mixes, resolve_attack
 from protocol.envelope import envelope_bound
 from protocol.errors import ConfigError
 from protocol.presence import encode_presence
 from protocol.signing import SigningKey
+from protocol.spec import Spec
 from protocol.topics import topic
 
 __all__ = ["configure_logging", "data_share", "run_peer", "set_threads"]
@@ -74,11 +79,16 @@ def data_share(config: PeerConfig, hood: Neighbourhood | None) -> tuple[int, int
 
 
 async def run_peer(
-    config: PeerConfig, *, stats_file: Path | None = None, signals: StopSignals | None = None
+    config: PeerConfig,
+    *,
+    stats_file: Path | None = None,
+    signals: StopSignals | None = None,
+    attack: Spec | None = None,
 ) -> int:
     """Run the daemon until its rounds are done or a signal stops it; return the exit status.
 
-    ``signals``: the handlers the command installed on its first line (installed here if None).
+    ``signals``: the handlers the command installed on its first line (installed here if None);
+    ``attack``: make this peer attack its swarm (:mod:`peer.runtime.attack`).
     """
     stop = (signals or StopSignals.install()).event()
     ident = config.identity
@@ -94,7 +104,10 @@ async def run_peer(
         load = asyncio.to_thread(load_learner, config, index=index, peers=peers)
         learner = await until_stopped(stop, load)
         if learner is not None:
-            await _gossip(config, learner, hood, stop, stream, credentials)
+            attacker = None
+            if attack is not None:
+                learner, attacker = _compromise(learner, attack, peers=peers)
+            await _gossip(config, learner, hood, stop, stream, credentials, attacker)
     finally:
         if stream is not None:
             stream.close()
@@ -108,6 +121,17 @@ def set_threads(config: PeerConfig) -> None:
     if config.learning.threads > 0:
         torch.set_num_threads(config.learning.threads)
     log.info("%s: torch intra-op threads %d", config.identity.peer, torch.get_num_threads())
+
+
+def _compromise(
+    learner: LocalLearner, attack: Spec, *, peers: int
+) -> tuple[LocalLearner, Attacker | None]:
+    """The learner and attacker of a peer running ``attack`` (one attacker among ``peers``
+    unless the spec says more, e.g. ALIE's z)."""
+    if not mixes(attack):
+        resolved = resolve_attack(attack, peers=peers, attackers=1)
+        return learner, Attacker(attack=resolved, seed=learner.seed, index=learner.index)
+    return poison_labels(learner), None
 
 
 def presence_signer(config: PeerConfig, key: SigningKey) -> Callable[[bool, int], bytes]:
@@ -138,13 +162,17 @@ async def _gossip(
     stop: asyncio.Event,
     stream: TextIO | None,
     credentials: Credentials,
+    attacker: Attacker | None,
 ) -> None:
     """Connect, run the rounds, and say ``offline`` on the way out (the transport's exit)."""
     ident = config.identity
-    presence = Presence(
+    announcer = PresenceAnnouncer(
         topic=topic("presence", prefix=ident.prefix, swarm=ident.swarm, peer=ident.peer),
-        sign=None if credentials.key is None else presence_signer(config, credentials.key),
+        swarm=ident.swarm,
+        peer=ident.peer,
+        key=credentials.key,
     )
+    gate = availability_gate(config, announcer)
     log.info(
         "%s: data loaded; connecting to %s:%d", ident.peer, config.broker.host, config.broker.port
     )
@@ -152,7 +180,7 @@ async def _gossip(
     # Nothing larger than this model's widest frame is worth reassembling or queueing.
     limit = min(config.limits.max_message_bytes, envelope_bound(learner.num_params))
     settings = dataclasses.replace(settings, max_message_bytes=limit)
-    async with MqttTransport(settings, presence=presence) as transport:
+    async with MqttTransport(settings, presence=announcer.presence()) as transport:
         wait = asyncio.wait_for(transport.state.wait_up(), config.broker.connect_timeout_s)
         try:
             await until_stopped(stop, wait)
@@ -164,11 +192,62 @@ async def _gossip(
             )
         if stop.is_set():
             return
-        async with PeerRuntime(
-            config, transport, learner, neighbourhood=hood, stop=stop, credentials=credentials
-        ) as runtime:
-            async for stats in runtime.rounds():
-                log.info("%s %s", ident.peer, log_line(stats))
-                if stream is not None:
-                    stream.write(to_json(stats, peer=ident.peer, swarm=ident.swarm) + "\n")
-                    stream.flush()
+        metrics = peer_metrics(config, transport, gate)
+        with serve_metrics(config.metrics, metrics):
+            await _rounds(
+                config, transport, learner, hood, stop, stream, credentials, gate, metrics, attacker
+            )
+
+
+async def _rounds(
+    config: PeerConfig,
+    transport: MqttTransport,
+    learner: LocalLearner,
+    hood: Neighbourhood | None,
+    stop: asyncio.Event,
+    stream: TextIO | None,
+    credentials: Credentials,
+    gate: AvailabilityGate | None,
+    metrics: PeerMetrics,
+    attacker: Attacker | None,
+) -> None:
+    ident = config.identity
+    async with PeerRuntime(
+        config,
+        transport,
+        learner,
+        neighbourhood=hood,
+        stop=stop,
+        credentials=credentials,
+        gate=gate,
+        attacker=attacker,
+    ) as runtime:
+        async for stats in runtime.rounds():
+            metrics.update(stats)
+            log.info("%s %s", ident.peer, log_line(stats))
+            if stream is not None:
+                stream.write(to_json(stats, peer=ident.peer, swarm=ident.swarm) + "\n")
+                stream.flush()
+
+
+def availability_gate(config: PeerConfig, announcer: PresenceAnnouncer) -> AvailabilityGate | None:
+    """The ``[availability]`` gate (None when no condition is set); decides the first presence."""
+    if not config.availability.active:
+        return None
+    gate = AvailabilityGate(config.availability, SystemReadings(), announcer=announcer)
+    if gate.start_paused():
+        log.info("%s starts paused: %s", config.identity.peer, gate.reason())
+    return gate
+
+
+def peer_metrics(
+    config: PeerConfig, transport: MqttTransport, gate: AvailabilityGate | None
+) -> PeerMetrics:
+    """The collector behind ``[metrics]`` (kept up to date whether served or not)."""
+    ident = config.identity
+    return PeerMetrics(
+        peer=ident.peer,
+        swarm=ident.swarm,
+        transport=lambda: transport.stats,
+        paused=None if gate is None else lambda: (gate.paused, gate.pauses),
+    )

@@ -171,8 +171,21 @@ class Inbound:
             # snapshots already taken stay: they are its frames of rounds it did send (a
             # peer that finishes says offline right after its last frame).
             self.receiver.forget(peer)
-        self.liveness.presence(peer, online=online)
+        self.liveness.presence(peer, online=online, paused=state.paused)
         self.changed.set()
+
+    def keep_newest(self) -> None:
+        """Forget every snapshot but each sender's newest (a paused peer mixes none, and must
+        not hold up to :data:`MAX_SNAPSHOTS_PER_SENDER` copies per neighbour for hours)."""
+        for held in self._copies.values():
+            newest = max(held, default=None)
+            for r in [r for r in held if r != newest]:
+                del held[r]
+        self._late.clear()
+
+    def newest_round(self, peer: PeerId) -> int | None:
+        """The round of the newest copy held from ``peer``, if any."""
+        return max(self._copies.get(peer, ()), default=None)
 
     def has_round(self, peer: PeerId, round: int) -> bool:
         """Whether a copy sent in ``round`` or later has arrived from ``peer``."""

@@ -19,6 +19,8 @@ costs at most the grace, not ``round_timeout_s`` every round.
 True
 >>> live.presence("b", online=False, now=7.0); live.alive("b", now=7.0)
 False
+>>> live.presence("c", online=True, paused=True, now=7.0); live.alive("c"), sorted(live.announced())
+(False, ['c'])
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class Liveness:
         self.start_grace(now=now)
         self._last: dict[PeerId, float] = {}
         self._online: dict[PeerId, bool] = {}
+        self._paused: set[PeerId] = set()
 
     def start_grace(self, *, now: float | None = None) -> None:
         """(Re)start the grace for neighbours never heard from: when this peer's rounds begin."""
@@ -52,14 +55,21 @@ class Liveness:
         """Something arrived from ``peer``."""
         self._last[peer] = time.monotonic() if now is None else now
 
-    def presence(self, peer: PeerId, *, online: bool, now: float | None = None) -> None:
-        """A presence message from ``peer``; ``online`` also counts as hearing from it."""
+    def presence(
+        self, peer: PeerId, *, online: bool, paused: bool = False, now: float | None = None
+    ) -> None:
+        """A presence message from ``peer``; ``online`` also counts as hearing from it. A
+        ``paused`` peer stays announced (membership) but is not alive: no one waits for it."""
         self._online[peer] = online
+        if online and paused:
+            self._paused.add(peer)
+        else:
+            self._paused.discard(peer)
         if online:
             self.heard(peer, now=now)
 
     def alive(self, peer: PeerId, *, now: float | None = None) -> bool:
-        if not self._online.get(peer, True):
+        if not self._online.get(peer, True) or peer in self._paused:
             return False
         now = time.monotonic() if now is None else now
         last = self._last.get(peer)
@@ -72,5 +82,6 @@ class Liveness:
         return frozenset(p for p in peers if self.alive(p, now=now))
 
     def announced(self) -> frozenset[PeerId]:
-        """Peers whose last presence message said ``online`` (for membership-driven graphs)."""
+        """Peers whose last presence message said ``online`` or ``paused`` (for
+        membership-driven graphs: a paused peer keeps its place)."""
         return frozenset(p for p, online in self._online.items() if online)

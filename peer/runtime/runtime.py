@@ -29,13 +29,16 @@ from typing import Self
 
 import torch
 
+from peer.availability import AvailabilityGate, catch_up_round
 from peer.checkpoint import CheckpointError, CheckpointStore
 from peer.config import PeerConfig
+from peer.runtime.attack import Attacker
 from peer.runtime.gossip import mix_received, wait_for_round
 from peer.runtime.inbound import Inbound
 from peer.runtime.learning import LocalLearner
 from peer.runtime.liveness import Liveness
 from peer.runtime.neighbours import Neighbourhood, membership_neighbourhood
+from peer.runtime.privacy import PeerPrivacy
 from peer.runtime.rejections import Rejections
 from peer.runtime.resume import restore, snapshot, state_problem
 from peer.runtime.stats import RoundStats, Timings, to_json
@@ -73,11 +76,17 @@ class PeerRuntime:
         neighbourhood: Neighbourhood | None,
         stop: asyncio.Event | None = None,
         credentials: Credentials | None = None,
+        gate: AvailabilityGate | None = None,
+        attacker: Attacker | None = None,
     ) -> None:
         """``neighbourhood`` is the static one, or None for a membership-driven topology;
         ``stop``, when given, is an event that :meth:`stop` sets and others may set too;
-        ``credentials``: the key to sign with and the trust list (default: ``[security]``'s)."""
+        ``credentials``: the key to sign with and the trust list (default: ``[security]``'s);
+        ``gate``: holds each round until ``[availability]`` allows training;
+        ``attacker``: publish its forged frames and never mix (``rumor peer --attack``)."""
+        self.attacker = attacker
         self.config = config
+        self.gate = gate
         self.credentials = credentials or load_credentials(config.security)
         self.transport = transport
         self.learner = learner
@@ -89,6 +98,10 @@ class PeerRuntime:
         self.gamma = default_gamma(self.codec.spec) if gossip.gamma is None else gossip.gamma
         self.aggregator = check_aggregator_spec(gossip.aggregator)
         self.stable_seed = sender_seed(config.learning.seed, learner.index)
+        dp = config.privacy.params
+        self.privacy = (
+            None if dp is None else PeerPrivacy(dp, index=learner.index, seed=config.privacy.seed)
+        )
         self.round = 0
         self.x = learner.start.clone()
         self.sender = ChocoSender(
@@ -132,6 +145,8 @@ class PeerRuntime:
 
     async def __aenter__(self) -> Self:
         self._restore()
+        if self.privacy is not None and self.round > 0:
+            self.privacy.resumed(self.round, checkpoint_every=self.config.storage.checkpoint_every)
         if self.config.gossip.mode == "sync":
             self.inbound.sync_floor = self.round
         group = await self._stack.enter_async_context(asyncio.TaskGroup())
@@ -270,10 +285,24 @@ class PeerRuntime:
         total = self.config.gossip.rounds
         self.liveness.start_grace()
         while not self._stop.is_set() and (total is None or self.round < total):
+            idle = self.inbound.keep_newest  # a paused peer holds one copy per neighbour
+            if self.gate is not None and await self.gate.until_available(
+                self.transport, self._stop, idle=idle
+            ):
+                self._rejoin(total)
+                if self._stop.is_set() or (total is not None and self.round >= total):
+                    break
             stats = await self._one_round(total)
             yield stats
         if total is not None and self.round >= total:
             log.info("%s finished its %d rounds", self.me, total)
+
+    def _rejoin(self, total: int | None) -> None:
+        """After a pause: continue at the live neighbours' round (no one waits while we replay)."""
+        newest = [self.inbound.newest_round(p) for p in self._alive()]
+        self.round = catch_up_round(self.round, newest, total=total)
+        if self.inbound.sync_floor is not None:
+            self.inbound.sync_floor = self.round
 
     async def _one_round(self, total: int | None) -> RoundStats:
         r = self.round
@@ -284,10 +313,15 @@ class PeerRuntime:
         if not bool(torch.isfinite(x).all()):
             log.error("%s: local training diverged in round %d; kept the last model", self.me, r)
             x, loss = self.x, float("nan")
+        if self.privacy is not None:
+            if x is not self.x:  # trained on its data: noise once
+                x = self.privacy.release(self.x, x, round=r)
+            loss = float("nan")  # a loss on private data: neither in frames nor in telemetry
         t1 = time.perf_counter()
         if self._receivers_may_have_lost_track():
             self.sender.force_keyframe()
-        payload, key = self._encode(x, r, loss)
+        out = x if self.attacker is None else self.attacker.forge(x, r)
+        payload, key = self._encode(out, r, loss)
         t2 = time.perf_counter()
         await self._publish(self._topic("key" if key else "delta", self.me), payload, key)
         t3 = time.perf_counter()
@@ -326,6 +360,7 @@ class PeerRuntime:
                 total=time.perf_counter() - t0,
             ),
             peak_rss_mb=peak_rss_mb(),
+            dp_epsilon=None if self.privacy is None else self.privacy.epsilon,
             done=total is not None and self.round >= total,
         )
         await self._telemetry(stats)
@@ -393,6 +428,12 @@ class PeerRuntime:
     def _mix(self, x: torch.Tensor, r: int, alive: frozenset[PeerId]) -> int:
         """Mix ``x`` with the neighbours' copies; set ``self.x``; return how many were mixed."""
         gossip = self.config.gossip
+        staleness = None if gossip.mode == "sync" else gossip.staleness_bound
+        if self.attacker is not None:
+            self.x = x
+            return self.attacker.receive(
+                self.inbound, r, weights=self.hood.weights, alive=alive, staleness=staleness
+            )
         self.x, mixed = mix_received(
             x,
             self.sender.x_hat,
@@ -400,7 +441,7 @@ class PeerRuntime:
             weights=self.hood.weights,
             inbound=self.inbound,
             alive=alive,
-            staleness=None if gossip.mode == "sync" else gossip.staleness_bound,
+            staleness=staleness,
             gamma=self.gamma,
             aggregator=self.aggregator,
         )

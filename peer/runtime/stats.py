@@ -69,6 +69,8 @@ class RoundStats:
     timings: Timings = field(default_factory=Timings)
     peak_rss_mb: float = 0.0
     """The process's peak resident memory so far (0 where the platform does not say)."""
+    dp_epsilon: float | None = None
+    """Differential privacy spent so far (epsilon at ``privacy.delta``); None: DP is off."""
     done: bool = False
     """The last round of the run."""
     metric: str = "accuracy"

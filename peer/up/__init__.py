@@ -26,10 +26,11 @@ from peer.config import PeerConfig, to_toml
 from peer.tasks.plugin import metric_key
 from peer.up.material import prepare
 from peer.up.procs import PeerProcess, kill_all, launch, stop_all
-from peer.up.report import peer_rows, render_table, write_summary
+from peer.up.report import attack_summary, peer_rows, render_table, write_summary
 from peer.up.settings import UpConfig, add_up_arguments, peer_configs, up_config, validate_swarm
 from peer.up.shutdown import Shutdown
 from peer.watch import SwarmView, watch_swarm
+from protocol.privacy_params import parse_dp
 
 __all__ = ["UpConfig", "add_up_arguments", "run_up"]
 
@@ -70,10 +71,14 @@ def _run(up: UpConfig, shutdown: Shutdown) -> int:
             host, port = broker.host, broker.port
         else:
             host, port = up.broker
-        for config in peer_configs(up, host=host, port=port, sections=sections):
+        if up.byzantine is not None:
+            up.byzantine.record(up.out)
+            print(f"rumor up: {', '.join(up.byzantine.names)} attack with {up.byzantine.attack}")
+        for j, config in enumerate(peer_configs(up, host=host, port=port, sections=sections)):
             if shutdown.requested:
                 break
-            peers.append(_launch(up, config))
+            extra = () if up.byzantine is None else up.byzantine.args_for(j)
+            peers.append(_launch(up, config, extra))
         how = {"signed": "signed frames", "secure": "TLS + signed frames"}.get(up.security, "")
         print(
             f"rumor up: {up.peers} peers on {host}:{port}, swarm {up.swarm!r}, out {up.out}"
@@ -91,7 +96,7 @@ def _run(up: UpConfig, shutdown: Shutdown) -> int:
     return _report(up, peers, host, port, interrupted=shutdown.requested, start=start)
 
 
-def _launch(up: UpConfig, config: PeerConfig) -> PeerProcess:
+def _launch(up: UpConfig, config: PeerConfig, extra: tuple[str, ...]) -> PeerProcess:
     folder = up.out / config.identity.peer
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "peer.toml"
@@ -100,13 +105,14 @@ def _launch(up: UpConfig, config: PeerConfig) -> PeerProcess:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as stream:
         stream.write(to_toml(config, show_secrets=True))
-    return launch(config.identity.peer, path, folder)
+    return launch(config.identity.peer, path, folder, extra=extra)
 
 
 def _report(
     up: UpConfig, peers: list[PeerProcess], host: str, port: int, *, interrupted: bool, start: float
 ) -> int:
-    rows = peer_rows(peers)
+    attackers = frozenset(() if up.byzantine is None else up.byzantine.names)
+    rows = peer_rows(peers, attackers=attackers)
     print(render_table(rows))
     write_summary(
         up.out / "summary.json",
@@ -122,7 +128,9 @@ def _report(
             "model": up.model,
             "metric": up.metric,
             "partition": up.partition,
-        },
+        }
+        | attack_summary(rows, None if up.byzantine is None else str(up.byzantine.attack))
+        | ({} if up.dp is None else {"privacy": parse_dp(up.dp).to_dict()}),
     )
     if up.task != "consensus" or up.data is not None:
         from peer.export_cli import export_peers  # imports torch: only now

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -39,8 +40,16 @@ class PeerProcess:
         return self.process.poll() is None
 
 
-def launch(name: str, config: Path, directory: Path, *, log_level: str = "INFO") -> PeerProcess:
-    """Start one peer process writing its log and stats into ``directory``."""
+def launch(
+    name: str,
+    config: Path,
+    directory: Path,
+    *,
+    log_level: str = "INFO",
+    extra: Sequence[str] = (),
+) -> PeerProcess:
+    """Start one peer process writing its log and stats into ``directory``; ``extra``: more
+    ``rumor peer`` arguments (``--attack SPEC``)."""
     stats, logfile = directory / "stats.jsonl", directory / "peer.log"
     stats.unlink(missing_ok=True)
     env = dict(os.environ)  # each peer's torch threads: learning.threads in its config
@@ -55,6 +64,7 @@ def launch(name: str, config: Path, directory: Path, *, log_level: str = "INFO")
         str(config),
         "--stats-file",
         str(stats),
+        *extra,
     ]
     # Blocked across the exec: a stop that comes before the peer has installed its handlers
     # waits for them (peer.stopping) instead of killing it with no offline and no checkpoint.

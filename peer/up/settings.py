@@ -9,10 +9,12 @@ from pathlib import Path
 
 from peer.config import PeerConfig, apply_overrides, config_from_dict
 from peer.tasks.plugin import is_plugin
+from peer.up.byzantine import SwarmAttack, parse_swarm_attack
 from peer.up.material import Sections, Security
 from peer.watch import parse_address
 from protocol.defaults import BATCH_SIZE, LEARNING_RATE, LOCAL_STEPS
 from protocol.errors import ConfigError
+from protocol.privacy_params import parse_dp
 from protocol.topics import peer_name
 
 __all__ = [
@@ -48,6 +50,8 @@ class UpConfig:
     optimizer: str = "sgd"
     codec: str = "raw"
     aggregator: str = "mean"
+    dp: str | None = None
+    """Local differential privacy ``clip=C,sigma=S[,delta=D]`` for every peer ([privacy])."""
     mode: str = "sync"
     round_timeout_s: float = 10.0
     max_packet_size: int | None = None
@@ -58,6 +62,8 @@ class UpConfig:
     """signed (default): every peer signs, signatures required; secure: TLS with client
     certificates and per-peer ACL too; insecure: neither."""
     overrides: tuple[str, ...] = field(default_factory=tuple)
+    byzantine: SwarmAttack | None = None
+    """Peers started with ``rumor peer --attack`` (robustness tests)."""
 
     def __post_init__(self) -> None:
         if self.peers < 2:
@@ -69,6 +75,11 @@ class UpConfig:
                 "--secure with --broker: --secure starts its own TLS broker; for an external "
                 "one, generate the material with rumor secure init"
             )
+        attack = None if self.byzantine is None else self.byzantine.attack.name
+        if attack == "labelflip" and self.task == "consensus" and self.data is None:
+            raise ConfigError("--byzantine: labelflip needs class labels; consensus has none")
+        if self.dp is not None:
+            parse_dp(self.dp)  # a ConfigError naming --dp, before anything starts
         if self.threads is not None and self.threads < 0:
             raise ConfigError(f"--threads {self.threads}: expected 0 (torch's default) or more")
 
@@ -122,7 +133,13 @@ def add_up_arguments(parser: argparse.ArgumentParser) -> None:
     add(
         "--aggregator",
         default="mean",
-        help="mean (default), clip[:tau=T|b=B], trimmed_mean:b=B or median",
+        help="mean (default), clip[:tau=T|b=B,fade=false], trimmed_mean:b=B or median",
+    )
+    add(
+        "--dp",
+        metavar="clip=C,sigma=S[,delta=D]",
+        help="local differential privacy on every peer: clip each update to L2 norm C, add "
+        "Gaussian noise of std S*C; epsilon per peer in the table (docs/privacy.md)",
     )
     add(
         "--threads",
@@ -148,6 +165,12 @@ def add_up_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_const",
         const="insecure",
         help="no signatures (by default every peer signs and requires signatures)",
+    )
+    add(
+        "--byzantine",
+        metavar="K[:attack=A,...]",
+        help="robustness tests: K peers, chosen by --seed, attack the swarm with A: signflip "
+        "(default), noise, alie, ipm, dissensus or labelflip (docs/robustness.md)",
     )
     add(
         "--set",
@@ -180,12 +203,16 @@ def up_config(args: argparse.Namespace) -> UpConfig:
         optimizer=args.optimizer,
         codec=args.codec,
         aggregator=args.aggregator,
+        dp=args.dp,
         mode=args.mode,
         round_timeout_s=args.round_timeout,
         max_packet_size=args.max_packet_size,
         threads=args.threads,
         security=args.security,
         overrides=tuple(args.overrides),
+        byzantine=None
+        if args.byzantine is None
+        else parse_swarm_attack(args.byzantine, peers=args.peers, seed=args.seed),
     )
 
 
@@ -226,6 +253,8 @@ def peer_configs(
             },
             "storage": {"checkpoint_dir": str((up.out / name / "checkpoints").resolve())},
         }
+        if up.dp is not None:  # no seed: each peer draws a secret one
+            data["privacy"] = parse_dp(up.dp).to_dict()
         if up.max_packet_size is not None:
             # Room for the MQTT fixed header, topic and properties around each chunk.
             data["broker"] = {**data["broker"], "max_payload": max(256, up.max_packet_size - 512)}  # type: ignore[dict-item]

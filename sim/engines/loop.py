@@ -11,9 +11,10 @@ import torch
 
 from protocol.aggregation import aggregate
 from protocol.mixing import choco_update
-from sim.engines.base import EngineContext, attacked
+from sim.engines.base import EngineContext, forged_frames
 from sim.engines.choco import publish_one
 from sim.engines.mixer import edge_weights
+from sim.engines.privacy import privatize_peer
 from sim.plan import RoundPlan
 
 __all__ = ["LoopEngine"]
@@ -36,12 +37,9 @@ class LoopEngine:
         loss = torch.full((len(self.x),), float("nan"))
         for peer in np.flatnonzero(plan.alive).tolist():
             loss[peer] = self._train(peer, plan)
+        forged = self._forged(plan)
         for peer in np.flatnonzero(plan.alive).tolist():
-            target = self.x[peer]
-            if self.ctx.byzantine is not None and plan.byzantine[peer]:
-                target = attacked(
-                    target, self.ctx.byzantine, seed=self.ctx.seed, round=plan.round, peer=peer
-                )
+            target = forged.get(peer, self.x[peer])
             self.x_hat[peer] = publish_one(
                 self.x_hat[peer], target, plan, peer=peer, codec=self.ctx.codec
             )
@@ -63,10 +61,24 @@ class LoopEngine:
             )
         return loss
 
+    def _forged(self, plan: RoundPlan) -> dict[int, torch.Tensor]:
+        """The attackers' frames, from the copies as they were before anyone published."""
+        if self.ctx.byzantine is None:
+            return {}
+        return forged_frames(
+            plan,
+            self.ctx.byzantine.attack,
+            seed=self.ctx.seed,
+            own=lambda peer: self.x[peer],
+            copy=lambda peer: self.x_hat[peer],
+        )
+
     def _train(self, peer: int, plan: RoundPlan) -> float:
         trainer = self.ctx.trainer
         steps = plan.steps[peer : peer + 1]
         if trainer is None or steps[0] == 0:
             return float("nan")
-        self.x[peer], loss = trainer.train(self.x[peer], np.array([peer]), steps, round=plan.round)
+        before = self.x[peer]
+        after, loss = trainer.train(before, np.array([peer]), steps, round=plan.round)
+        self.x[peer] = privatize_peer(self.ctx, before, after, plan, peer)
         return float(loss.reshape(-1)[0])

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from sim.engines.base import EngineContext, attacked
+from sim.engines.base import EngineContext, forged_frames
 from sim.engines.choco import publish_batch
 from sim.engines.mixer import SparseMixer
+from sim.engines.privacy import privatize_trained
 from sim.engines.robust import robust_mix
 from sim.plan import RoundPlan
 
@@ -32,7 +33,10 @@ class VectorEngine:
     def step(self, plan: RoundPlan) -> torch.Tensor:
         timer = self.ctx.timer
         with timer.phase("train"):
+            before = None if self.ctx.privacy is None else self.x.clone()
             loss = self._train(plan)
+            if before is not None:
+                privatize_trained(self.ctx, before, self.x, plan)
         with timer.phase("compress"):
             publish_batch(self.x_hat, self._targets(plan), plan, self.ctx.codec)
         with timer.phase("mix"):
@@ -62,13 +66,18 @@ class VectorEngine:
         return loss
 
     def _targets(self, plan: RoundPlan) -> torch.Tensor:
-        """What each peer publishes: its model, or the attack for Byzantine peers."""
+        """What each peer publishes: its model, or the attack for forging peers."""
         attack = self.ctx.byzantine
         if attack is None or not plan.byzantine.any():
             return self.x
+        frames = forged_frames(
+            plan,
+            attack.attack,
+            seed=self.ctx.seed,
+            own=lambda peer: self.x[peer],
+            copy=lambda peer: self.x_hat[peer],
+        )
         targets = self.x.clone()
-        for peer in np.flatnonzero(plan.byzantine).tolist():
-            targets[peer] = attacked(
-                self.x[peer], attack, seed=self.ctx.seed, round=plan.round, peer=peer
-            )
+        for peer, frame in frames.items():
+            targets[peer] = frame
         return targets

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from protocol.aggregation import aggregate, clip_radius, clipped
+from protocol.aggregation import MEAN, aggregate, clip_radius, clipped
 from protocol.aggregator_names import check_aggregator_spec
 from protocol.errors import ConfigError
 from protocol.mixing import choco_update, mix_weights, neighbour_sum
@@ -59,7 +59,7 @@ def test_clip_bounds_each_neighbours_pull_by_its_weight_times_tau() -> None:
     x_hat = torch.zeros(3)
     copies = torch.tensor([[0.1, 0.0, 0.0], [1e6, -1e6, 1e6]])
     weights = torch.tensor([0.25, 0.25], dtype=torch.float64)
-    out = clipped(x_hat, weights, copies, tau=0.2)
+    out = clipped(x_hat, weights, copies, tau=0.2, fade=False)
     assert float(out.norm()) <= 0.25 * 0.1 + 0.25 * 0.2 + 1e-12
     torch.testing.assert_close(
         out[0], torch.tensor(0.025 + 0.25 * 0.2 / 3**0.5, dtype=torch.float64)
@@ -72,8 +72,50 @@ def test_the_adaptive_radius_clips_the_b_farthest_neighbours() -> None:
     assert clip_radius(torch.tensor([4.0]), b=1).item() == 4.0  # one neighbour: its own distance
     x_hat = torch.zeros(1)
     copies = torch.tensor([[1.0], [2.0], [-100.0]])
-    out = clipped(x_hat, torch.full((3,), 0.25, dtype=torch.float64), copies, tau=None)
+    weights = torch.full((3,), 0.25, dtype=torch.float64)
+    out = clipped(x_hat, weights, copies, tau=None, b=1, fade=False)
     assert out.item() == pytest.approx(0.25 * (1 + 2 - 2))
+
+
+def test_the_default_radius_is_the_farthest_neighbour_within_twice_the_median() -> None:
+    distances = torch.tensor([[1.0, 1.5, 2.5, 90.0, 1e6], [1.0, 1.1, 1.2, 1.3, 1.4]])
+    assert clip_radius(distances).tolist() == pytest.approx([2.5, 1.4])
+    # an even count uses the lower median: [1, 2, 3, 100] -> median 2, radius 3
+    assert clip_radius(torch.tensor([100.0, 1.0, 3.0, 2.0])).item() == 3.0
+
+
+def test_attackers_in_a_minority_cannot_stretch_the_default_radius() -> None:
+    gen = torch.Generator().manual_seed(3)
+    for _ in range(200):
+        honest = torch.rand(4, generator=gen) * 3
+        attackers = torch.rand(3, generator=gen) * 1e6  # any values: 3 of 7 neighbours
+        distances = torch.cat([honest, attackers])[torch.randperm(7, generator=gen)]
+        assert clip_radius(distances).item() <= 2.0 * honest.max().item()
+
+
+def test_without_outliers_clip_is_the_weighted_mean() -> None:
+    gen = torch.Generator().manual_seed(5)
+    x_hat = torch.randn(8, generator=gen)
+    copies = x_hat + 0.1 * torch.randn(4, 8, generator=gen)  # similar neighbours: no outlier
+    weights = torch.full((4,), 0.2, dtype=torch.float64)
+    mean = choco_update(x_hat, x_hat, *aggregate(MEAN, x_hat, weights, copies), gamma=1.0)
+    clip = choco_update(
+        x_hat, x_hat, *aggregate(parse_spec("clip"), x_hat, weights, copies), gamma=1.0
+    )
+    torch.testing.assert_close(clip, mean, rtol=0, atol=1e-6)
+
+
+def test_a_fading_neighbour_pulls_less_the_farther_it_is_and_never_more_than_clipping() -> None:
+    x_hat, weight = torch.zeros(1), torch.ones(1).double()
+    pulls = []
+    for far in (2.0, 10.0, 1000.0):
+        copies = torch.tensor([[far]])
+        faded = clipped(x_hat, weight, copies, tau=1.0).item()
+        clip = clipped(x_hat, weight, copies, tau=1.0, fade=False).item()
+        assert clip == pytest.approx(1.0)  # clipping: always the full radius
+        assert faded == pytest.approx(1.0 / far)  # tau^2 / d
+        pulls.append(faded)
+    assert pulls == sorted(pulls, reverse=True)
 
 
 @pytest.mark.parametrize("rule", ["trimmed_mean:b=1", "median"])
@@ -107,6 +149,7 @@ def test_shapes_are_checked() -> None:
         ("clip:tau=inf", "clip: tau=inf out of range"),
         ("clip:tau=x", "clip: tau='x' is not a number"),
         ("clip:tau=1,b=1", "not both"),
+        ("clip:fade=2", "clip: fade=2 is not true or false"),
         ("trimmed_mean", "trimmed_mean: needs b=B"),
         ("trimmed_mean:b=1.5", "b=1.5 is not an integer"),
         ("median:b=1", "median: unknown parameter"),

@@ -45,6 +45,7 @@ def _one_line_error(
         (["--failures", "none;"], ["--failures ''", "empty setting"]),
         (["--failures", ";"], ["--failures ';'"]),
         (["--failures", "crash=x"], ["--failures 'crash=x'", "invalid crash"]),
+        (["--failures", "byzantine=0.1:attack=ipm/eps=0"], ["ipm: eps=0 out of range"]),
         (["--target-acc", "0.5"], ["--target-acc needs a task with a model"]),
         (["--target-acc", "nan", "--task", "synthetic"], ["--target-acc must be in (0, 1]"]),
         (["--target-distance", "2"], ["--target-distance must be in (0, 1)"]),
@@ -82,6 +83,9 @@ def test_bad_sweep_flags_are_one_line_errors_before_any_work(
             ["--topology", "exponential:directed=true"],
             "topology 'exponential:directed=true' is a directed graph",
         ),
+        (["--byzantine", "0.1:attack=lie"], "unknown attack 'lie'"),
+        (["--byzantine", "0.1:attack=alie,eps=1"], "alie: unknown parameter(s) eps; accepted: z"),
+        (["--byzantine", "0.25:attack=labelflip"], "labelflip needs a task with training data"),
     ],
 )
 def test_bad_sim_numbers_are_one_line_errors(

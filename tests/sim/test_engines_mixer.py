@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -128,11 +129,14 @@ def test_large_regular_swarms_mixed_block_by_block_give_the_same_bits(
     x, x_hat = torch.randn(edges.n, P, generator=g) * scale, torch.randn(edges.n, P, generator=g)
     expected = _reference(x, x_hat, plan, 0.6)
     monkeypatch.setattr(mixer_module, "_BLOCK_BYTES", 8 * P * rows)
-    blocks = []
+    blocks: list[int] = []
     real = SparseMixer._mix_blocks
-    monkeypatch.setattr(
-        SparseMixer, "_mix_blocks", lambda self, *a, **k: blocks.append(1) or real(self, *a, **k)
-    )
+
+    def counted(self: SparseMixer, *args: Any, **kwargs: Any) -> None:
+        blocks.append(1)
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(SparseMixer, "_mix_blocks", counted)
     got = x.clone()
     SparseMixer().mix(got, x_hat, plan, gamma=0.6)
     assert blocks == ([1] if rows < 40 else [])

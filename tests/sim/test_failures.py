@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from protocol.attacks import published
 from protocol.errors import ConfigError
+from protocol.spec import Spec
 from sim.config import failures_from_mapping
-from sim.engines.base import attacked
 from sim.failure_masks import FailureModel, churn_schedule, drop_mask
 from sim.failures import Byzantine, Churn, Crash, FailureConfig, PartitionWindow, Stragglers
 
@@ -21,8 +22,9 @@ def test_parsers_read_the_documented_formats() -> None:
     )
     assert Stragglers.parse("0.3:steps=1") == Stragglers(fraction=0.3, steps=1)
     assert Byzantine.parse("0.1:attack=noise,scale=2") == Byzantine(
-        fraction=0.1, attack="noise", scale=2.0
+        fraction=0.1, attack=Spec("noise", {"scale": 2})
     )
+    assert Byzantine.parse("0.2") == Byzantine(fraction=0.2, attack=Spec("signflip"))
 
 
 @pytest.mark.parametrize(
@@ -35,7 +37,13 @@ def test_parsers_read_the_documented_formats() -> None:
         ({"churn": "up=0.5,down=3"}, ">= 1 round"),
         ({"partition_window": "9-3"}, "START < END"),
         ({"stragglers": "half"}, "expected FRACTION"),
-        ({"byzantine": "0.1:attack=lie"}, "signflip or noise"),
+        ({"byzantine": "0.1:attack=lie"}, "unknown attack 'lie'; expected one of signflip"),
+        ({"byzantine": "0.1:attack=ipm,scale=2"}, "ipm: unknown parameter.*scale; accepted: eps"),
+        ({"byzantine": "0.1:attack=alie,z=inf"}, "alie: z=inf out of range"),
+        ({"byzantine": "0.1:attack=dissensus,eps=0"}, "dissensus: eps=0 out of range"),
+        ({"byzantine": "0.1:attack=noise,scale=x"}, "noise: scale='x' is not a number"),
+        ({"byzantine": "lots:attack=ipm"}, "invalid byzantine 'lots:attack=ipm'"),
+        ({"byzantine": "1.5:attack=ipm"}, "byzantine fraction must be a number in"),
         ({"jitter": 3}, "unknown failure setting"),
     ],
 )
@@ -85,9 +93,9 @@ def test_failure_model_masks() -> None:
 def test_byzantine_noise_is_distinct_for_every_round_and_peer() -> None:
     """Noise comes from the failure model's own "noise" stream: past 65,537 peers the old
     ``(seed * 1_000_003 + round) * 65_537 + peer`` seed repeated other peers' noise."""
-    attack = Byzantine(fraction=0.1, attack="noise", scale=1.0)
-    x = torch.zeros(8)
-    first = attacked(x, attack, seed=0, round=1, peer=0)
-    assert not torch.equal(first, attacked(x, attack, seed=0, round=0, peer=65_537))
-    assert torch.equal(first, attacked(x, attack, seed=0, round=1, peer=0))
-    assert not torch.equal(first, attacked(x, attack, seed=1, round=1, peer=0))
+    attack, x = Spec("noise"), torch.zeros(8)
+    none = torch.zeros(0, 8)
+    first = published(attack, x, none, seed=0, round=1, peer=0)
+    assert not torch.equal(first, published(attack, x, none, seed=0, round=0, peer=65_537))
+    assert torch.equal(first, published(attack, x, none, seed=0, round=1, peer=0))
+    assert not torch.equal(first, published(attack, x, none, seed=1, round=1, peer=0))

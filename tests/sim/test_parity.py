@@ -38,6 +38,7 @@ FAILURES: dict[str, dict[str, object]] = {
     "partition": {"partition_window": "4-14"},
     "stragglers": {"stragglers": "0.5:steps=1"},
     "byzantine": {"byzantine": "0.25:attack=noise,scale=0.5"},
+    "availability": {"availability": "0.5:period=6,window=2"},
 }
 
 
