@@ -58,6 +58,8 @@ CASES = [
     {"task": "synthetic", "model": "mlp:hidden=8", "codec": "sign", "byzantine": "0.125"},
     {"task": "synthetic", "aggregator": "trimmed_mean:b=1", "crash": "2@3-6"},
     {"task": "consensus", "codec": "int8"},
+    {"task": "synthetic", "byzantine": "0.125:attack=noise", "aggregator": "clip"},
+    {"task": "synthetic", "dp": "clip=1,sigma=0.1", "stragglers": "0.25:steps=0"},
 ]
 
 
