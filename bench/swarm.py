@@ -1,35 +1,48 @@
-"""Benchmark: N real peers over a local Mosquitto (``rumor up``), against the raw broker.
+"""Benchmark: N real peers over a local Mosquitto (``rumor up``), against raw aiomqtt on it.
 
-For each N it runs ``rumor up`` (Fashion-MNIST, MLP, ring) and reports, per round (the first,
-which waits for peers still starting, left out) and averaged over peers: the time spent
-training, encoding, publishing, waiting for neighbours, decoding and mixing; the MB/s the broker
-delivered to peers; and each peer's peak RSS (MiB, from ``ru_maxrss``), next to the peak of a
-process that only imports torch, the floor any peer pays. In the same run it times a raw aiomqtt
-publish/subscribe of the same payload size, so gossip throughput reads as a fraction of what the
-broker can move.
+For each codec and each N it runs ``rumor up`` (Fashion-MNIST, ring, sync) on a broker of its
+own and reports, per round (round 1, which waits for peers still starting, left out) and
+averaged over peers and rounds:
 
-    python bench/swarm.py --peers 4 8 16 --rounds 10
+- the exchange: encode, publish, wait for the neighbours' frames, decode and mix (the phases of
+  each peer's stats), next to training, evaluation (every ``learning.eval_every`` rounds) and
+  whatever no phase covers (``other``);
+- ``raw``: two raw aiomqtt clients, one process each, exchanging payloads of the same mean size
+  per round (QoS 1, one MQTT message each way) through the same Mosquitto, timed right after the
+  swarm (``bench/raw_exchange.py``), and the ratio of the two medians (the peers' exchange, the
+  raw rounds'): the number that matters on a shared machine, where both slow down together;
+- the same exchange through rumor's MqttTransport alone, chunked as the peers chunk
+  (``broker.max_payload``): what the transport costs, apart from encoding, signing and mixing;
+- each peer's peak RSS (MiB, ``ru_maxrss``), next to the peak of a process that only imports
+  torch, the floor any peer pays.
+
+    python bench/swarm.py --peers 2 4 8 16 --model mlp:hidden=1258 --codecs raw fp16 int8 sign
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
+import math
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-import aiomqtt
+sys.path.insert(0, str(Path(__file__).parent))
+
+from raw_exchange import exchange_s
 
 from peer.broker import Broker
 from peer.cli import main
+from peer.config import BrokerConfig
 from protocol.topics import peer_name
 
-PHASES = ("train", "encode", "publish", "wait", "decode", "mix", "total")
+EXCHANGE = ("encode", "publish", "wait", "decode", "mix")
+PHASES = ("train", *EXCHANGE, "evaluate", "checkpoint")
 
 
 def _torch_floor_mb() -> float:
@@ -39,7 +52,7 @@ def _torch_floor_mb() -> float:
     return int(out.stdout) / 1024
 
 
-def _stats(run: Path, peers: int) -> list[list[dict[str, object]]]:
+def _stats(run: Path, peers: int) -> list[list[dict[str, Any]]]:
     out = []
     for j in range(peers):
         path = run / peer_name(j) / "stats.jsonl"
@@ -47,23 +60,31 @@ def _stats(run: Path, peers: int) -> list[list[dict[str, object]]]:
     return out
 
 
-async def _raw_mbps(port: int, size: int, count: int) -> float:
-    """MB/s of ``count`` QoS 1 messages of ``size`` bytes from one client to another."""
-    payload = bytes(size)
-    async with (
-        aiomqtt.Client("127.0.0.1", port, identifier="bench-sub") as sub,
-        aiomqtt.Client("127.0.0.1", port, identifier="bench-pub") as pub,
-    ):
-        await sub.subscribe("bench/raw", qos=1)
-        start = time.perf_counter()
-        for _ in range(count):
-            await pub.publish("bench/raw", payload, qos=1)
-        got = 0
-        async for _ in sub.messages:
-            got += 1
-            if got == count:
-                break
-        return size * count / (time.perf_counter() - start) / 1e6
+def _phases(per_peer: list[list[dict[str, Any]]]) -> dict[str, float]:
+    """Mean seconds per round of each phase, the exchange, and what no phase covers."""
+    # Round 1 waits for neighbours still starting (gossip.startup_grace_s): a start-up cost.
+    rows = [s["timings"] for peer in per_peer for s in peer[1:]]
+    out = {p: statistics.mean(r.get(p, 0.0) for r in rows) for p in PHASES}
+    out["exchange"] = sum(out[p] for p in EXCHANGE)
+    out["exchange_median"] = statistics.median(sum(r[p] for p in EXCHANGE) for r in rows)
+    out["total"] = statistics.mean(r["total"] for r in rows)
+    out["other"] = out["total"] - sum(out[p] for p in PHASES)
+    return out
+
+
+def _frame_bytes(per_peer: list[list[dict[str, Any]]], rounds: int) -> int:
+    """Mean bytes a peer published per round (its frames; telemetry adds a few hundred)."""
+    sent = statistics.mean(p[-1]["bytes_out"] for p in per_peer)
+    return max(1, int(sent) // rounds)
+
+
+def _max_payload(args: argparse.Namespace) -> int:
+    """The peers' chunk size: ``--set broker.max_payload=N``, else the config's default."""
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key.strip() == "broker.max_payload":
+            return int(value)
+    return BrokerConfig().max_payload
 
 
 def _up(argv: list[str], security: str) -> int:
@@ -71,84 +92,90 @@ def _up(argv: list[str], security: str) -> int:
     return main(["--log-level", "WARNING", "up", *argv, *flag])
 
 
-def bench(
-    peers: int, rounds: int, model: str, steps: int, security: str = "signed"
-) -> dict[str, object]:
-    """``security``: rumor up's default (signed), --secure (its own TLS broker; no raw figure)
-    or --insecure."""
-    argv = ["--peers", str(peers), "--rounds", str(rounds), "--model", model]
-    argv += ["--local-steps", str(steps)]
+def bench(peers: int, args: argparse.Namespace, codec: str, raw_rounds: int = 30) -> dict[str, Any]:
+    """One swarm of ``peers`` with ``codec``, then the raw exchange on the same broker (none
+    with ``--security secure``, whose TLS broker ``rumor up`` starts and stops itself)."""
+    argv = ["--peers", str(peers), "--rounds", str(args.rounds), "--model", args.model]
+    argv += ["--local-steps", str(args.local_steps), "--codec", codec]
+    for item in args.set:
+        argv += ["--set", item]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         argv += ["--out", str(out / "run")]
-        start = time.perf_counter()
-        if security == "secure":
-            status = _up(argv, security)
+        if args.security == "secure":  # rumor up starts its own TLS broker: no raw figure
+            start = time.perf_counter()
+            status = _up(argv, args.security)
             wall = time.perf_counter() - start
             per_peer = _stats(out / "run", peers)
-            frame = max(1, per_peer[0][-1]["bytes_out"] // rounds)  # type: ignore[operator]
-            raw = 0.0
+            frame, raw, via = _frame_bytes(per_peer, args.rounds), math.nan, math.nan
         else:
             with Broker.start_sync(log_dir=out / "broker") as broker:
-                status = _up([*argv, "--broker", broker.address], security)
+                start = time.perf_counter()
+                status = _up([*argv, "--broker", broker.address], args.security)
                 wall = time.perf_counter() - start
                 per_peer = _stats(out / "run", peers)
-                frame = max(1, per_peer[0][-1]["bytes_out"] // rounds)  # type: ignore[operator]
-                raw = asyncio.run(_raw_mbps(broker.port, frame, 200))
-    # Round 1 waits for neighbours still starting (gossip.startup_grace_s): a start-up cost,
-    # counted in the whole run's figure, not in a round's.
-    rows = [s for peer in per_peer for s in peer[1:]]
-    phases = {p: statistics.mean(r["timings"][p] for r in rows) for p in PHASES}  # type: ignore[index]
-    delivered = sum(peer[-1]["bytes_in"] for peer in per_peer)  # type: ignore[misc]
+                frame = _frame_bytes(per_peer, args.rounds)
+                raw = exchange_s(broker.port, frame, raw_rounds)
+                # The same exchange through rumor's transport, chunked as the peers chunk.
+                via = exchange_s(broker.port, frame, raw_rounds, max_payload=_max_payload(args))
+    phases = _phases(per_peer)
     return {
         "peers": peers,
+        "codec": codec,
         "status": status,
         "wall_s": wall,
         "round_s": phases,
         "frame_bytes": frame,
-        "delivered_mb_s": delivered / 1e6 / max(wall, 1e-9),
-        # Peers run their rounds side by side: what the broker delivered per round of rounds.
-        "gossip_mb_s": delivered / 1e6 / max(rounds * phases["total"], 1e-9),
-        "raw_mb_s": raw,
-        "peak_rss_mb": max(peer[-1]["peak_rss_mb"] for peer in per_peer),  # type: ignore[type-var]
+        "raw_exchange_s": raw,
+        "transport_exchange_s": via,
+        "ratio": phases["exchange_median"] / raw,
+        "peak_rss_mb": max(peer[-1]["peak_rss_mb"] for peer in per_peer),
     }
 
 
-def _print(result: dict[str, object]) -> None:
+def _print(result: dict[str, Any]) -> None:
     phases = result["round_s"]
     assert isinstance(phases, dict)
-    split = " ".join(f"{p} {1000 * phases[p]:.1f}" for p in PHASES)
+    split = " ".join(f"{p} {1000 * phases[p]:.1f}" for p in (*PHASES, "other"))
     print(
-        f"N={result['peers']:>2}  per round (ms): {split}\n"
-        f"      gossip through the broker {result['gossip_mb_s']:.1f} MB/s during rounds "
-        f"({result['delivered_mb_s']:.1f} over the whole run, start-up included); raw aiomqtt "
-        f"{result['raw_mb_s']:.1f} MB/s at {result['frame_bytes']} B; peak RSS per peer "
-        f"{result['peak_rss_mb']:.0f} MB; wall {result['wall_s']:.1f} s"
+        f"N={result['peers']:>2} {result['codec']:<6} frame {result['frame_bytes']} B: exchange "
+        f"median {1000 * phases['exchange_median']:.1f} ms (mean {1000 * phases['exchange']:.1f}); "
+        f"raw aiomqtt {1000 * result['raw_exchange_s']:.1f} ms -> {result['ratio']:.2f}x; "
+        f"rumor's transport alone {1000 * result['transport_exchange_s']:.1f} ms; "
+        f"round {1000 * phases['total']:.1f} ms\n"
+        f"      per round (ms, means): {split}\n"
+        f"      peak RSS per peer {result['peak_rss_mb']:.0f} MB; wall {result['wall_s']:.1f} s; "
+        f"exit {result['status']}",
+        flush=True,
     )
 
 
 def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--peers", type=int, nargs="+", default=[4, 8, 16])
-    parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--model", default="mlp")
-    parser.add_argument("--local-steps", type=int, default=10)
+    parser.add_argument("--peers", type=int, nargs="+", default=[2, 4, 8, 16])
+    parser.add_argument("--codecs", nargs="+", default=["raw"])
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--model", default="mlp:hidden=1258", help="1,000,120 parameters")
+    parser.add_argument("--local-steps", type=int, default=1)
+    parser.add_argument("--set", action="append", default=[], help="rumor up --set, repeatable")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(
         "--security",
         choices=["signed", "secure", "insecure"],
         default="signed",
-        help="rumor up's default (signed frames), --secure (TLS too) or --insecure",
+        help="rumor up's default (signed frames), --secure (its own TLS broker: no raw figure) "
+        "or --insecure",
     )
     args = parser.parse_args(argv)
     floor = _torch_floor_mb()
-    print(f"a process that only imports torch peaks at {floor:.0f} MB")
-    results: list[dict[str, object]] = []
-    for n in args.peers:
-        result = bench(n, args.rounds, args.model, args.local_steps, args.security)
-        result["torch_floor_mb"] = floor
-        _print(result)
-        results.append(result)
+    print(f"a process that only imports torch peaks at {floor:.0f} MB", flush=True)
+    results: list[dict[str, Any]] = []
+    for codec in args.codecs:
+        for n in args.peers:
+            result = bench(n, args, codec)
+            result["torch_floor_mb"] = floor
+            _print(result)
+            results.append(result)
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

@@ -220,6 +220,8 @@ class LearningConfig(_Section):
     seed: int = 0
     threads: int = 0
     """torch's intra-op threads in this peer's process; 0: torch's default (one per core)."""
+    eval_every: int = 10
+    """Rounds between evaluations on the held-out set; the last round is always evaluated."""
 
     def __post_init__(self) -> None:
         self._spec("task", check_task)
@@ -250,6 +252,7 @@ class LearningConfig(_Section):
         self._positive("lr")
         self._require(self.seed >= 0, "seed", "an int >= 0")
         self._require(self.threads >= 0, "threads", "an int >= 0 (0: torch's default)")
+        self._require(self.eval_every >= 1, "eval_every", "an int >= 1 (rounds)")
 
 
 @dataclass(frozen=True, kw_only=True)

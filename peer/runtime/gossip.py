@@ -15,6 +15,7 @@ from collections.abc import Callable, Coroutine, Mapping
 
 import torch
 
+from peer.runtime.finite import all_finite
 from peer.runtime.inbound import Inbound
 from protocol.aggregation import MEAN, aggregate
 from protocol.mixing import choco_update, mix_weights
@@ -102,9 +103,11 @@ def mix_received(
         return x, 0
     # In node order (the order of ``weights``), as the simulator sums: the same bits.
     weights_used = mix_weights(torch.tensor(used_weights, dtype=torch.float64), x.dtype)
-    mixed, total = aggregate(aggregator, x_hat, weights_used, torch.stack(copies))
+    # One neighbour (a ring of two, a path's end): a view, not a copy of its vector.
+    stacked = copies[0].unsqueeze(0) if len(copies) == 1 else torch.stack(copies)
+    mixed, total = aggregate(aggregator, x_hat, weights_used, stacked)
     new = choco_update(x, x_hat, mixed, total, gamma=gamma)
-    if not bool(torch.isfinite(new).all()):
+    if not all_finite(new):
         log.error("mixing round %d gave non-finite values; kept the local model", round)
         return x, len(copies)
     return new, len(copies)

@@ -32,6 +32,7 @@ from typing import Protocol
 import torch
 
 from peer.config import PeerConfig
+from peer.runtime.finite import all_finite
 from peer.tasks import (
     Dataset,
     PeerData,
@@ -162,7 +163,7 @@ class LocalLearner:
             recipe=self.recipe,
             opt_state=state,
         )
-        if bool(torch.isfinite(new).all()):  # a diverged step is dropped, its state with it
+        if all_finite(new):  # a diverged step is dropped, its state with it
             for k, v in state.items():
                 self.opt_state[k].copy_(v)
         return new, float(loss)

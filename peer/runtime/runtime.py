@@ -10,9 +10,12 @@
 One round, in the simulator's order: train (worker thread) -> encode -> publish -> receive
 (sync: wait for this round's frames from the live in-neighbours, up to
 ``gossip.round_timeout_s``; async: no barrier) -> mix with what arrived (missing weight stays
-with the peer). A background task owned by the runtime's TaskGroup feeds every received message
-to :class:`~peer.runtime.inbound.Inbound`. :meth:`PeerRuntime.stop` ends the loop after the
-current round; leaving the context writes a final checkpoint.
+with the peer); then, every ``learning.eval_every`` rounds and in the last one (a stop request
+that comes during a round makes it the last), the held-out evaluation (worker thread). The
+metric in the other rounds' stats is the last one measured. A background task owned by the
+runtime's TaskGroup feeds every received message to :class:`~peer.runtime.inbound.Inbound`.
+:meth:`PeerRuntime.stop` ends the loop after the current round; leaving the context writes a
+final checkpoint.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from peer.availability import AvailabilityGate, catch_up_round
 from peer.checkpoint import CheckpointError, CheckpointStore
 from peer.config import PeerConfig
 from peer.runtime.attack import Attacker
+from peer.runtime.finite import all_finite
 from peer.runtime.gossip import mix_received, wait_for_round
 from peer.runtime.inbound import Inbound
 from peer.runtime.learning import LocalLearner
@@ -129,6 +133,9 @@ class PeerRuntime:
         """Checkpoints skipped: the state failed the sanity check, or the write failed."""
         self.timeouts = 0
         """Sync rounds whose barrier ended at ``round_timeout_s`` with frames missing."""
+        self._accuracy: float | None = None
+        self._evaluated_at: int | None = None
+        """The round the metric was last measured after (``learning.eval_every``)."""
         self._resync = False
         """Set when receivers may have lost track of our frames: the next one is a keyframe."""
         self._connects_seen = 0
@@ -310,35 +317,77 @@ class PeerRuntime:
         self._refresh_membership()
         await self._update_subscriptions()
         x, loss = await asyncio.to_thread(self.learner.train, self.x, r)
-        if not bool(torch.isfinite(x).all()):
+        if not all_finite(x):
             log.error("%s: local training diverged in round %d; kept the last model", self.me, r)
             x, loss = self.x, float("nan")
         if self.privacy is not None:
             if x is not self.x:  # trained on its data: noise once
                 x = self.privacy.release(self.x, x, round=r)
             loss = float("nan")  # a loss on private data: neither in frames nor in telemetry
+        train = time.perf_counter() - t0
+        alive, received, exchange = await self._exchange(x, r, loss)
+        self.round = r + 1
+        done = total is not None and self.round >= total
+        evaluate = checkpoint = 0.0
+        # Always at the end: the last round, or the one a stop request ends the loop after.
+        if self.round % self.config.learning.eval_every == 0 or done or self.stopping:
+            t1 = time.perf_counter()
+            self._accuracy = await asyncio.to_thread(self.learner.accuracy, self.x)
+            self._evaluated_at = self.round
+            evaluate = time.perf_counter() - t1
+        if self._store is not None and self.round % self.config.storage.checkpoint_every == 0:
+            t2 = time.perf_counter()
+            await asyncio.to_thread(self._checkpoint)
+            checkpoint = time.perf_counter() - t2
+        timings = Timings(
+            train=train,
+            **exchange,
+            evaluate=evaluate,
+            checkpoint=checkpoint,
+            total=time.perf_counter() - t0,
+        )
+        stats = self._round_stats(loss, alive, received, timings, done=done)
+        await self._telemetry(stats)
+        return stats
+
+    async def _exchange(
+        self, x: torch.Tensor, r: int, loss: float
+    ) -> tuple[frozenset[PeerId], int, dict[str, float]]:
+        """Encode, publish, wait, mix: (alive, mixed, seconds per phase). Frames handled on the
+        event loop while publishing or waiting count as ``decode``, not as either."""
         t1 = time.perf_counter()
         if self._receivers_may_have_lost_track():
             self.sender.force_keyframe()
         out = x if self.attacker is None else self.attacker.forge(x, r)
         payload, key = self._encode(out, r, loss)
         t2 = time.perf_counter()
-        await self._publish(self._topic("key" if key else "delta", self.me), payload, key)
-        t3 = time.perf_counter()
         self.inbound.decode_s = 0.0
+        await self._publish(self._topic("key" if key else "delta", self.me), payload, key)
+        del payload  # the frame's bytes are not needed while waiting
+        t3 = time.perf_counter()
+        decode_publish = self.inbound.decode_s
         alive = await self._wait(r)
         t4 = time.perf_counter()
+        decode = self.inbound.decode_s
         received = self._mix(x, r, alive)
         t5 = time.perf_counter()
-        self.round = r + 1
-        accuracy = await asyncio.to_thread(self.learner.accuracy, self.x)
-        if self._store is not None and self.round % self.config.storage.checkpoint_every == 0:
-            await asyncio.to_thread(self._checkpoint)
-        decode = self.inbound.decode_s
-        stats = RoundStats(
+        phases = {
+            "encode": t2 - t1,
+            "publish": max(0.0, t3 - t2 - decode_publish),
+            "wait": max(0.0, t4 - t3 - (decode - decode_publish)),
+            "decode": decode,
+            "mix": t5 - t4,
+        }
+        return alive, received, phases
+
+    def _round_stats(
+        self, loss: float, alive: frozenset[PeerId], received: int, timings: Timings, *, done: bool
+    ) -> RoundStats:
+        return RoundStats(
             round=self.round,
             train_loss=loss,
-            accuracy=accuracy,
+            accuracy=self._accuracy,
+            evaluated_at=self._evaluated_at,
             metric=self.learner.metric_name,
             higher_is_better=self.learner.higher_is_better,
             neighbours=len(self.hood.weights),
@@ -350,21 +399,11 @@ class PeerRuntime:
             ignored=dict(sorted(self.inbound.ignored.counts.items())),
             timeouts=self.timeouts,
             publish_failed=self.publish_failed,
-            timings=Timings(
-                train=t1 - t0,
-                encode=t2 - t1,
-                publish=t3 - t2,
-                wait=max(0.0, t4 - t3 - decode),
-                decode=decode,
-                mix=t5 - t4,
-                total=time.perf_counter() - t0,
-            ),
+            timings=timings,
             peak_rss_mb=peak_rss_mb(),
             dp_epsilon=None if self.privacy is None else self.privacy.epsilon,
-            done=total is not None and self.round >= total,
+            done=done,
         )
-        await self._telemetry(stats)
-        return stats
 
     def _rejected(self) -> dict[str, int]:
         counts = self.rejections.counts + self.transport.stats.rejected

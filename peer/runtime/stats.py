@@ -27,16 +27,31 @@ __all__ = ["RoundStats", "Timings", "log_line", "to_json"]
 
 @dataclass(frozen=True, kw_only=True)
 class Timings:
-    """Seconds spent in each phase of one round."""
+    """Seconds spent in each phase of one round.
+
+    The exchange is ``encode + publish + wait + decode + mix``: these five add up to the wall
+    time from the end of training to the end of mixing (:attr:`exchange`).
+    """
 
     train: float = 0.0
     encode: float = 0.0
     publish: float = 0.0
+    """Publishing this round's frame, until the broker acknowledged its last chunk."""
     wait: float = 0.0
+    """The sync barrier: waiting for the neighbours' frames of this round."""
     decode: float = 0.0
-    """Validating and applying received frames during this round (on the event loop)."""
+    """Validating and applying received frames while publishing or waiting (on the event loop);
+    taken out of ``publish`` and ``wait``."""
     mix: float = 0.0
+    evaluate: float = 0.0
+    """The held-out evaluation (only in rounds that evaluate: ``learning.eval_every``)."""
+    checkpoint: float = 0.0
     total: float = 0.0
+
+    @property
+    def exchange(self) -> float:
+        """Encode, publish, wait, decode and mix: the round's gossip."""
+        return self.encode + self.publish + self.wait + self.decode + self.mix
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,7 +63,8 @@ class RoundStats:
     """Mean training loss of this round's local steps (None or NaN when it took none)."""
     accuracy: float | None
     """The metric on this peer's test set (accuracy unless ``metric`` says otherwise; None: the
-    task has none)."""
+    task has none, or no round was evaluated yet), as last measured: in round
+    ``evaluated_at``."""
     neighbours: int
     """In-neighbours in the graph this round."""
     alive: int
@@ -73,6 +89,9 @@ class RoundStats:
     """Differential privacy spent so far (epsilon at ``privacy.delta``); None: DP is off."""
     done: bool = False
     """The last round of the run."""
+    evaluated_at: int | None = None
+    """The round (counted as ``round`` is) whose model ``accuracy`` was measured on: every
+    ``learning.eval_every`` rounds and the last one; None before the first evaluation."""
     metric: str = "accuracy"
     higher_is_better: bool = True
 

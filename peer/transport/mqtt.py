@@ -16,15 +16,17 @@ import contextlib
 import logging
 import random
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from types import TracebackType
 
 import aiomqtt
 
 from peer.transport.base import Presence
+from peer.transport.chunks import chunk_base
 from peer.transport.core import TransportCore
 from peer.transport.errors import NotConnectedError, TransportError
 from peer.transport.filters import check_filter, check_topic
+from peer.transport.pipeline import WINDOW, send_window
 from peer.transport.ratelimit import RateLimit
 from peer.transport.settings import MqttSettings
 
@@ -71,7 +73,7 @@ class MqttTransport(TransportCore):
         if client is not None and self._state.is_up and self._presence and announce:
             # A clean close says so; the will is only for a peer that vanishes.
             with contextlib.suppress(TransportError):
-                await self._send(client, self._presence.topic, announce[1], 1, True)
+                await self._send(client, [(self._presence.topic, announce[1])], 1, True)
         await self._close()  # the client's own exit sends DISCONNECT: no will
 
     def _new_client(self) -> aiomqtt.Client:
@@ -87,7 +89,7 @@ class MqttTransport(TransportCore):
                 certfile=None if s.tls_cert is None else str(s.tls_cert),
                 keyfile=None if s.tls_key is None else str(s.tls_key),
             )
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             s.host,
             s.port,
             identifier=s.client_id,
@@ -101,6 +103,9 @@ class MqttTransport(TransportCore):
             max_queued_incoming_messages=s.max_queued,
             logger=self._client_log,
         )
+        # aiomqtt warns above 10 unacknowledged publishes; a chunked frame keeps WINDOW.
+        client.pending_calls_threshold = 2 * WINDOW
+        return client
 
     async def _run(self) -> None:
         attempt = 0
@@ -171,24 +176,33 @@ class MqttTransport(TransportCore):
     async def publish(
         self, topic: str, payload: bytes, *, qos: int = 0, retain: bool = False
     ) -> None:
-        """Publish ``payload`` (chunked if over ``max_payload``); NotConnectedError while down."""
+        """Publish ``payload`` (chunked if over ``max_payload``, the chunks pipelined: see
+        :mod:`peer.transport.pipeline`); NotConnectedError while down."""
         check_topic(topic)
         client = self._client
         if client is None or not self._state.is_up:
             raise NotConnectedError(f"not connected to the broker; dropped a publish on {topic}")
-        for part_topic, part in self._chunks.outgoing(topic, payload):
-            await self._send(client, part_topic, part, qos, retain)
-            self._stats.bytes_out += len(part)
+        parts = self._chunks.outgoing(topic, payload)
+        await self._send(client, parts, qos, retain)
+        self._stats.bytes_out += sum(len(part) for _, part in parts)
         self._stats.messages_out += 1
 
     async def _send(
-        self, client: aiomqtt.Client, topic: str, payload: bytes, qos: int, retain: bool
+        self,
+        client: aiomqtt.Client,
+        parts: Sequence[tuple[str, bytes]],
+        qos: int,
+        retain: bool,
     ) -> None:
-        """One MQTT publish that gives up as soon as the link drops, not at the timeout."""
+        """Publish ``parts`` in order (a window of them in flight), giving up as soon as the
+        link drops, not at the timeout."""
         timeout = self._settings.publish_timeout_s
-        publish = asyncio.ensure_future(
-            client.publish(topic, payload, qos=qos, retain=retain, timeout=timeout)
-        )
+
+        async def one(part_topic: str, part: bytes) -> None:
+            await client.publish(part_topic, part, qos=qos, retain=retain, timeout=timeout)
+
+        topic = chunk_base(parts[0][0]) or parts[0][0]
+        publish = asyncio.ensure_future(send_window(one, parts))
         lost = asyncio.ensure_future(self._state.wait_down())
         try:
             await asyncio.wait({publish, lost}, return_when=asyncio.FIRST_COMPLETED)

@@ -219,6 +219,7 @@ ERRORS = [
     ),
     ('[logging]\nlevel = "debug"', "logging.level = 'debug': expected one of 'DEBUG'"),
     ("[storage]\ncheckpoint_every = 0", "storage.checkpoint_every = 0: expected an int >= 1"),
+    ("[learning]\neval_every = 0", "learning.eval_every = 0: expected an int >= 1 (rounds)"),
     ("[limits]\nmax_message_bytes = 10", "limits.max_message_bytes = 10: expected an int >= 1024"),
     ('[identity]\npeer = "a/b"', "identity.peer = 'a/b': expected a single MQTT topic level"),
     ("gossip = 3", "gossip = 3: expected a table [gossip]"),

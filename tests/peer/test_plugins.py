@@ -147,6 +147,7 @@ async def test_a_regression_daemon_reports_mse_in_telemetry_and_the_up_table() -
         "lr": 0.02,
         "local_steps": 4,
         "batch_size": 8,
+        "eval_every": 1,  # the first round's metric too
     }
     configs = [peer_config(i, 2, family="complete", rounds=6, learning=learning) for i in range(2)]
     results = await run_memory_swarm(configs)
