@@ -66,7 +66,7 @@ def aggregate(
     if rule.name == "mean":
         return neighbour_sum(weights, copies)
     _check_shapes(x_hat, weights, copies)
-    total = torch.ones(x_hat.shape[:-1], dtype=WIDE)
+    total = torch.ones(x_hat.shape[:-1], dtype=WIDE, device=x_hat.device)
     if rule.name == "clip":
         tau = rule.params.get("tau")
         b = rule.params.get("b")
@@ -163,7 +163,7 @@ def clipped(
     radius = (
         clip_radius(distances, b=b)
         if tau is None
-        else torch.full(distances.shape[:-1], tau, dtype=WIDE)
+        else torch.full(distances.shape[:-1], tau, dtype=WIDE, device=distances.device)
     )
     shrink = radius.unsqueeze(-1) / torch.where(distances > 0, distances, 1.0)
     scale = torch.where(distances > radius.unsqueeze(-1), shrink * shrink if fade else shrink, 1.0)

@@ -115,7 +115,7 @@ def noise(x: Vector, *, scale: float, seed: int) -> Vector:
     (True, True)
     """
     gen = torch.Generator().manual_seed(seed)
-    draw = torch.randn(x.shape, generator=gen, dtype=torch.float64).to(x.dtype)
+    draw = torch.randn(x.shape, generator=gen, dtype=torch.float64).to(x.device, x.dtype)
     return x + scale * draw
 
 

@@ -68,17 +68,21 @@ __all__ = [
 _RAW = RawCodec()
 
 
-def next_public_copy(x: Vector, x_hat: Vector, codec: Codec, *, seed: Seeds) -> Vector:
+def next_public_copy(
+    x: Vector, x_hat: Vector, codec: Codec, *, seed: Seeds, out: Vector | None = None
+) -> Vector:
     """A sender's public copy after its next frame: ``x_hat + Q(x - x_hat)``, [P] or [N, P].
 
     What :meth:`ChocoSender.step` computes through the frame's bytes (the codec contract makes
     ``compress`` equal ``from_bytes(to_bytes(...))``), for the simulator, which builds no bytes.
-    ``seed`` is the frame's codec seed (:func:`frame_seed`), one per row for a batch.
+    ``seed`` is the frame's codec seed (:func:`frame_seed`), one per row for a batch. ``out``
+    (x_hat's shape and dtype, may be ``x_hat`` itself) receives the result without allocating.
 
     >>> next_public_copy(torch.tensor([1.5, 2.0]), torch.zeros(2), RawCodec(), seed=0)
     tensor([1.5000, 2.0000])
     """
-    return x_hat + codec.compress(x - x_hat, seed=seed).to(x_hat.dtype)
+    delta = codec.compress(x - x_hat, seed=seed).to(x_hat.dtype)
+    return x_hat + delta if out is None else torch.add(x_hat, delta, out=out)
 
 
 class ChocoSender:

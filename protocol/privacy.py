@@ -82,7 +82,7 @@ def privatize(
     noise drawn from ``seed`` (:func:`dp_seed`); computed in float64, returned in
     ``after``'s dtype."""
     update = clip_update(after.to(torch.float64) - before.to(torch.float64), params.clip)
-    noise = gaussian_noise(update.numel(), params.noise_std, seed)
+    noise = gaussian_noise(update.numel(), params.noise_std, seed).to(update.device)
     return (before.to(torch.float64) + update + noise).to(after.dtype)
 
 

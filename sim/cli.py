@@ -74,6 +74,10 @@ def _run_sim(args: argparse.Namespace) -> int:
     with Progress(config.rounds, enabled=False if args.quiet else None) as bar:
         result = run_and_report(config, on_round=lambda s: bar.update(s.round, _describe(s, label)))
     _print_result(result)
+    if result.profile is not None:
+        from sim.profile import format_profile
+
+        print(format_profile(result.profile))
     if result.diverged is not None:
         print(
             f"rumor sim: diverged at round {result.diverged}: some parameters are no longer "
@@ -150,6 +154,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--seed", type=int, help="seed for data, init, failures (default 0)")
     parser.add_argument("--codec", help="raw, fp16, int8, sign, topk:fraction=F, randk:fraction=F")
     add_failure_arguments(parser)
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        default=None,
+        help="time each phase of a round (failures, train, compress, mix, bookkeeping, "
+        "evaluate); printed at the end and written to OUT/profile.json",
+    )
     parser.add_argument("--out", type=Path, help="write rounds.jsonl, summary.json, plots here")
     parser.set_defaults(handler=_run_sim)
     register_sweep(subparsers)

@@ -72,6 +72,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     add("--eval-every", type=int, help="evaluate on the test set every E rounds (default 10)")
     add("--dim", type=int, help=f"vector length of the consensus task (default {CONSENSUS_DIM})")
     add("--data-path", help="directory with the IDX files (mnist; overrides fmnist's)")
+    add(
+        "--device",
+        help="cpu (default), cuda[:K] or auto (cuda when available): where the peers' data, "
+        "models and mixing live",
+    )
     add("--quiet", action="store_true", help="no progress bar")
     add(
         "--threads",

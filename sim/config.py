@@ -27,6 +27,7 @@ from protocol.errors import ConfigError
 from protocol.privacy_params import DpParams, parse_dp
 from protocol.spec import parse_spec
 from sim.availability import Availability
+from sim.device import check_device_name
 from sim.failures import (
     Byzantine,
     Churn,
@@ -99,6 +100,10 @@ class SimConfig:
     loss: str = "cross_entropy"
     metric: str = "accuracy"
     optimizer: str = "sgd"
+    device: str = "cpu"
+    """Where tensors live: cpu, cuda (cuda:K) or auto (cuda when available); see sim.device."""
+    profile: bool = False
+    """Time each phase of every round (train, compress, mix, ...): see sim.profile."""
     out: Path | None = None
 
     def __post_init__(self) -> None:
@@ -136,6 +141,9 @@ class SimConfig:
             if self.gamma > 1:
                 raise ConfigError(f"gamma must be in (0, 1], got {self.gamma}")
         self.failures.check(self.peers)
+        check_device_name(self.device)
+        if not isinstance(self.profile, bool):
+            raise ConfigError(f"profile must be true or false, got {self.profile!r}")
 
     @property
     def privacy(self) -> DpParams | None:

@@ -59,7 +59,7 @@ class Evaluator:
 
     def _honest(self, metric: torch.Tensor, honest: npt.NDArray[np.bool_]) -> dict[str, float]:
         """The metric over the honest ones of the evaluated peers (``honest``: their mask)."""
-        kept = metric[torch.from_numpy(honest)]
+        kept = metric[torch.from_numpy(honest).to(metric.device)]
         if len(kept) == 0:
             return {}
         higher = self.task.recipe.metric.higher_is_better

@@ -19,6 +19,7 @@ from peer.tasks.plugin import metric_key
 __all__ = [
     "SwarmRoundStats",
     "consensus_distance",
+    "finite",
     "finite_or_none",
     "fitted_contraction",
     "metric_prefix",
@@ -69,6 +70,21 @@ def fitted_contraction(
     rounds, values = zip(*window, strict=True)
     slope = np.polyfit(rounds, np.log(values), 1)[0]
     return math.exp(float(slope))
+
+
+def finite(x: torch.Tensor) -> bool:
+    """Whether every entry of ``x`` is finite, by one float64 sum (a single pass, no mask):
+    float32 or float16 entries cannot overflow a float64 sum, and any NaN or infinity makes the
+    sum non-finite. Float64 entries are checked entry by entry (their sum could overflow).
+
+    >>> finite(torch.tensor([3e38, 3e38])), finite(torch.tensor([1.0, float("nan")]))
+    (True, False)
+    >>> finite(torch.tensor([float("inf"), -float("inf")]))
+    False
+    """
+    if x.dtype == torch.float64:
+        return bool(torch.isfinite(x).all())
+    return math.isfinite(float(x.sum(dtype=torch.float64)))
 
 
 def finite_or_none(value: float | None) -> float | None:

@@ -27,7 +27,7 @@ def average_state(model: Model, x: torch.Tensor) -> dict[str, torch.Tensor]:
     >>> state["fc1.weight"].tolist(), state["fc1.bias"].tolist()
     ([[1.0, 1.0], [1.0, 1.0]], [1.0, 1.0])
     """
-    mean = x.detach().to(torch.float64).mean(0).to(torch.float32)
+    mean = x.detach().to(torch.float64).mean(0).to("cpu", torch.float32)
     module = model.module if isinstance(model, ModuleModel) else torch_module(model)
     return state_dict_from_vector(module, mean)
 

@@ -34,6 +34,8 @@ class RunResult:
     """The round after which some parameter was no longer finite (the run stopped there)."""
     out: Path | None = None
     plots: list[Path] = field(default_factory=list)
+    profile: dict[str, object] | None = None
+    """Wall time per phase (:meth:`sim.profile.PhaseTimer.summary`) when profiling."""
 
 
 def _summary(
@@ -84,11 +86,20 @@ def run_and_report(
     if config.out is None:
         records, diverged = _collect(sim, on_round, None)
         summary = _summary(sim, records, time.perf_counter() - start, diverged)
-        return RunResult(config=config, records=records, summary=summary, diverged=diverged)
+        return RunResult(
+            config=config,
+            records=records,
+            summary=summary,
+            diverged=diverged,
+            profile=_profile(sim),
+        )
     with RunWriter(config.out) as writer:
         records, diverged = _collect(sim, on_round, writer)
         summary = _summary(sim, records, time.perf_counter() - start, diverged)
         write_json(writer.path("summary.json"), summary)
+        profile = _profile(sim)
+        if profile is not None:
+            write_json(writer.path("profile.json"), profile)
         if sim.task.model is not None:
             from sim.model_file import write_average_model
 
@@ -110,7 +121,12 @@ def run_and_report(
         diverged=diverged,
         out=out,
         plots=[out / p.name for p in drawn],
+        profile=profile,
     )
+
+
+def _profile(sim: Simulation) -> dict[str, object] | None:
+    return sim.timer.summary() if sim.timer.enabled else None
 
 
 def _with_epsilon(sim: Simulation, record: Record) -> Record:

@@ -19,17 +19,20 @@ import torch
 
 from protocol.aggregator_names import check_aggregator_spec
 from protocol.codecs import codec_from_spec, default_gamma
+from protocol.errors import ConfigError
 from protocol.fingerprint import fingerprint
 from protocol.privacy_accounting import PrivacyAccountant
 from protocol.spec import parse_spec
 from sim import attackers
 from sim.config import SimConfig
+from sim.device import device_sync, resolve_device
 from sim.engines import EngineContext, make_engine
 from sim.engines.privacy import trained
 from sim.evaluation import Evaluator
 from sim.failure_masks import FailureModel
-from sim.metrics import SwarmRoundStats, consensus_distance, metric_prefix
+from sim.metrics import SwarmRoundStats, consensus_distance, finite, metric_prefix
 from sim.plan import Planner
+from sim.profile import PhaseTimer
 from sim.tasks import SimTask, load_task
 from sim.topo import Topology, make_topology
 from sim.traffic import Traffic
@@ -44,10 +47,18 @@ class Simulation:
 
     def __init__(self, config: SimConfig) -> None:
         self.config = config
+        self.device = resolve_device(config.device)
+        if config.engine == "loop" and self.device.type != "cpu":
+            if config.device != "auto":
+                raise ConfigError("the loop engine (the reference) runs on cpu only")
+            self.device = torch.device("cpu")
+        sync = (lambda: device_sync(self.device)) if self.device.type == "cuda" else None
+        self.timer = PhaseTimer(enabled=config.profile, sync=sync)
+        """Wall time per phase of each round (enabled by ``profile``)."""
         self.codec = codec_from_spec(parse_spec(config.codec))
         self.gamma = default_gamma(self.codec.spec) if config.gamma is None else config.gamma
         self.topology: Topology = make_topology(config.topology, config.peers, seed=config.seed)
-        self.task: SimTask = load_task(config)
+        self.task: SimTask = load_task(config).to(self.device)
         self.failures = FailureModel(
             config.failures,
             peers=config.peers,
@@ -74,6 +85,7 @@ class Simulation:
             byzantine=byzantine,
             aggregator=check_aggregator_spec(config.aggregator),
             privacy=config.privacy,
+            timer=self.timer,
         )
         self.context = context
         self.engine = make_engine(config.engine, context, x0)
@@ -114,24 +126,30 @@ class Simulation:
         config = self.config
         sent = delivered = 0
         start = time.perf_counter()
+        timer = self.timer
         for index in range(config.rounds):
-            plan = self.planner.plan(index, self.topology.edges_at(index))
-            loss = self.engine.step(plan)
-            if self.accountant is not None:
-                self.accountant.record(trained(self.context, plan))
-            sizes = self.traffic.frame_sizes(
-                round=index, seqs=plan.seqs, publish=plan.alive, key=plan.keyframe
-            )
-            sent += int(sizes.sum())
-            delivered += int(sizes[plan.src[plan.delivered]].sum())
-            done = index + 1
-            x = self.engine.params()
-            diverged = not bool(torch.isfinite(x).all())
-            evaluate = diverged or done % config.eval_every == 0 or done == config.rounds
-            wall = time.perf_counter() - start
-            stats = self._stats(
-                done, x, plan.alive, loss.numpy(), sent, delivered, wall, evaluate=evaluate
-            )
+            with timer.phase("failures"):
+                plan = self.planner.plan(index, self.topology.edges_at(index))
+            with timer.phase("engine"):  # the vector engine splits it into its own phases
+                loss = self.engine.step(plan)
+            with timer.phase("bookkeeping"):
+                if self.accountant is not None:
+                    self.accountant.record(trained(self.context, plan))
+                sizes = self.traffic.frame_sizes(
+                    round=index, seqs=plan.seqs, publish=plan.alive, key=plan.keyframe
+                )
+                sent += int(sizes.sum())
+                delivered += int(sizes[plan.src[plan.delivered]].sum())
+                done = index + 1
+                x = self.engine.params()
+                diverged = not finite(x)
+                evaluate = diverged or done % config.eval_every == 0 or done == config.rounds
+                wall = time.perf_counter() - start
+                losses = loss.cpu().numpy()
+                stats = self._stats(
+                    done, x, plan.alive, losses, sent, delivered, wall, evaluate=evaluate
+                )
+            timer.rounds += 1
             yield dataclasses.replace(stats, diverged=True) if diverged else stats
             if diverged:
                 log.info("run diverged at round %d: parameters are no longer finite", done)
@@ -155,7 +173,8 @@ class Simulation:
         if evaluate and self.evaluator.has_accuracy:
             byzantine = self.failures.byzantine
             honest = ~byzantine if byzantine.any() else None
-            fields = self.evaluator.evaluate(x, alive, honest)
+            with self.timer.phase("evaluate"):
+                fields = self.evaluator.evaluate(x, alive, honest)
         return SwarmRoundStats(
             round=done,
             evaluated=evaluated,

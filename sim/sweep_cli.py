@@ -102,6 +102,9 @@ def _run_sweep(args: argparse.Namespace) -> int:
 
     apply_threads(args.threads)
     grid = settings.grid()
+    from sim.device import resolve_device
+
+    resolve_device(grid[0].device)  # --device cuda without CUDA fails now, before any run
     rounds = grid[0].rounds
     writer = None if args.out is None else RunWriter(args.out)  # a bad --out fails now
     with writer or contextlib.nullcontext():

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from peer.tasks import Dataset, TaskSpec, build_task
+from peer.tasks import Dataset, PeerData, TaskSpec, build_task
 from peer.tasks.recipe import Recipe
 from peer.tasks.task import Model
 from sim.config import SimConfig
@@ -29,6 +30,30 @@ class SimTask:
     """Per-peer test sets (data plug-ins): peer i is evaluated on its own."""
     report: dict[str, float] = field(default_factory=dict)
     """Partition summary: per-peer sizes and label skew, for summary.json."""
+
+    def to(self, device: torch.device) -> SimTask:
+        """This task with its data, test sets and starting models on ``device`` (itself if
+        they are there already)."""
+        if self.init_params.device == device:
+            return self
+        trainer = self.trainer
+        if trainer is not None:
+            data = trainer.data
+            moved = PeerData(
+                data.x.to(device), data.y.to(device), data.offsets.to(device), data.num_classes
+            )
+            trainer = dataclasses.replace(trainer, data=moved)
+        return dataclasses.replace(
+            self,
+            init_params=self.init_params.to(device),
+            test=None if self.test is None else _dataset_to(self.test, device),
+            trainer=trainer,
+            tests=None if self.tests is None else tuple(_dataset_to(t, device) for t in self.tests),
+        )
+
+
+def _dataset_to(data: Dataset, device: torch.device) -> Dataset:
+    return Dataset(data.x.to(device), data.y.to(device), data.num_classes)
 
 
 def load_task(config: SimConfig) -> SimTask:

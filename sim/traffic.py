@@ -89,7 +89,10 @@ class Traffic:
             ],
             axis=1,
         )
-        combos, first, inverse = np.unique(groups, axis=0, return_index=True, return_inverse=True)
+        # one integer per row (each column < 2**16): a 1-D unique is ~20x faster than axis=0
+        codes = groups @ (np.int64(1) << np.arange(48, -1, -16, dtype=np.int64))
+        _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+        combos = groups[first]
         per_combo = np.empty(len(combos), dtype=np.int64)
         for index, row in enumerate(first.tolist()):
             peer = int(peers[row])

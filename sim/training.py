@@ -37,6 +37,7 @@ class Trainer:
     recipe: Recipe | None = None
     _block: tuple[int, torch.Tensor] | None = field(default=None, repr=False)
     _state: OptState | None = field(default=None, repr=False)
+    _sizes: torch.Tensor | None = field(default=None, repr=False)
 
     def _recipe(self) -> Recipe:
         return self.recipe if self.recipe is not None else Recipe.from_specs(lr=self.lr)
@@ -44,17 +45,21 @@ class Trainer:
     def opt_state(self) -> OptState:
         """Every peer's optimizer state ([N, P] tensors and the [N] step counts)."""
         if self._state is None:
-            shape = torch.empty(self.data.num_peers, self.model.num_params)
+            shape = torch.empty(
+                self.data.num_peers, self.model.num_params, device=self.data.x.device
+            )
             self._state = self._recipe().optimizer.init_state(shape)
         return self._state
 
     def indices(self, round: int) -> torch.Tensor:
         """This round's [N, steps, B] sample block (drawn once per round, shared by all peers)."""
         if self._block is None or self._block[0] != round:
+            if self._sizes is None:
+                self._sizes = self.data.sizes.cpu()  # drawn on the host, as on every device
             block = batch_indices(
-                self.data.sizes, self.steps, self.batch_size, seed=self.seed, round=round
+                self._sizes, self.steps, self.batch_size, seed=self.seed, round=round
             )
-            self._block = (round, block)
+            self._block = (round, block.to(self.data.x.device))
         return self._block[1]
 
     def train(
@@ -72,15 +77,16 @@ class Trainer:
         loss per peer [len(peers)] (NaN where a peer took no step).
         """
         if self.steps == 0 or not steps.any():
-            return params, torch.full((len(peers),), float("nan"))
+            return params, torch.full((len(peers),), float("nan"), device=params.device)
         every = len(peers) == self.data.num_peers and bool((peers == np.arange(len(peers))).all())
-        ids = torch.from_numpy(peers)
+        ids = torch.from_numpy(peers).to(params.device)
         state = self.opt_state()
         rows: OptState
         if params.dim() == 1:
             rows = {k: v[int(peers[0])] for k, v in state.items()}  # views: updated in place
         else:
             rows = state if every else {k: v[ids] for k, v in state.items()}
+        limit = None if (steps == self.steps).all() else torch.from_numpy(steps).to(ids.device)
         new, loss = local_sgd(
             self.model,
             params,
@@ -91,8 +97,8 @@ class Trainer:
             lr=self.lr,
             seed=self.seed,
             round=round,
-            steps_per_peer=None if (steps == self.steps).all() else torch.from_numpy(steps),
-            indices=None if every else self.indices(round)[ids],
+            steps_per_peer=limit,
+            indices=self.indices(round) if every else self.indices(round)[ids],
             inplace=inplace,
             recipe=self._recipe(),
             opt_state=rows,

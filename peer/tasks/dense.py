@@ -108,7 +108,11 @@ class DenseNet:
         return acts, torch.baddbmm(b.unsqueeze(2), w, acts[-1].transpose(1, 2))
 
     def _buffer(
-        self, key: tuple[object, ...], shape: tuple[int, ...], dtype: torch.dtype
+        self,
+        key: tuple[object, ...],
+        shape: tuple[int, ...],
+        dtype: torch.dtype,
+        device: torch.device,
     ) -> torch.Tensor:
         """A float buffer kept per thread for the next step (fresh allocations of this size
         cost page faults every step)."""
@@ -116,19 +120,21 @@ class DenseNet:
         if key not in spaces:
             if len(spaces) >= 8:  # e.g. both engines in one process: keep a few shapes only
                 spaces.clear()
-            spaces[key] = torch.empty(shape, dtype=dtype)
+            spaces[key] = torch.empty(shape, dtype=dtype, device=device)
         return spaces[key]
 
     def _workspace(self, layer: int, like: torch.Tensor) -> torch.Tensor:
         """A contiguous buffer shaped like weight view ``like``."""
         shape = tuple(like.shape)
-        return self._buffer(("grad", layer, shape, like.dtype), shape, like.dtype)
+        key = ("grad", layer, shape, like.dtype, like.device)
+        return self._buffer(key, shape, like.dtype, like.device)
 
     def _aligned(self, layer: int, w: torch.Tensor) -> torch.Tensor:
         """A copy of weight view ``w`` [N, out, in] whose every peer starts 64 bytes aligned."""
         n, rows, cols = w.shape
         stride = -(-rows * cols // 16) * 16  # floats; the allocator aligns the base to 64 bytes
-        buffer = self._buffer(("aligned", layer, tuple(w.shape), w.dtype), (n, stride), w.dtype)
+        key = ("aligned", layer, tuple(w.shape), w.dtype, w.device)
+        buffer = self._buffer(key, (n, stride), w.dtype, w.device)
         return buffer.as_strided(w.shape, (stride, cols, 1)).copy_(w)
 
     def _backward(

@@ -65,7 +65,7 @@ class Optimizer:
     def init_state(self, params: torch.Tensor) -> OptState:
         """Zero state for ``params`` [P] or [N, P]."""
         rows = params.shape[:-1]
-        state: OptState = {"step": torch.zeros(rows, dtype=torch.float64)}
+        state: OptState = {"step": torch.zeros(rows, dtype=torch.float64, device=params.device)}
         for name in self.state_names():
             state[name] = torch.zeros_like(params)
         return state

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -17,6 +17,7 @@ from protocol.privacy_params import DpParams
 from protocol.spec import Spec
 from sim.failures import Byzantine
 from sim.plan import RoundPlan
+from sim.profile import PhaseTimer
 from sim.training import Trainer
 
 __all__ = ["Engine", "EngineContext", "forged_frames", "received_from"]
@@ -37,6 +38,8 @@ class EngineContext:
     """The aggregation rule (:func:`protocol.aggregation.aggregate`)."""
     privacy: DpParams | None = None
     """Clip and noise each trained update (:mod:`sim.engines.privacy`); None: no DP."""
+    timer: PhaseTimer = field(default_factory=PhaseTimer)
+    """Wall time per phase of a round (off unless profiling)."""
 
 
 class Engine(Protocol):

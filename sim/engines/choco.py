@@ -24,10 +24,10 @@ __all__ = ["publish_batch", "publish_one"]
 def publish_batch(x_hat: torch.Tensor, x: torch.Tensor, plan: RoundPlan, codec: Codec) -> None:
     """Advance the public copies [N, P] in place for this round's frames."""
     if plan.alive.all():
-        x_hat.copy_(next_public_copy(x, x_hat, codec, seed=plan.seeds))
+        next_public_copy(x, x_hat, codec, seed=plan.seeds, out=x_hat)
     elif plan.alive.any():
         peers = np.flatnonzero(plan.alive)
-        rows = torch.from_numpy(peers)
+        rows = torch.from_numpy(peers).to(x_hat.device)
         seeds = [plan.seeds[i] for i in peers.tolist()]
         x_hat[rows] = next_public_copy(x[rows], x_hat[rows], codec, seed=seeds)
 

@@ -27,10 +27,17 @@ from sim.plan import RoundPlan
 
 __all__ = ["Slot", "SparseMixer", "edge_weights", "slots"]
 
+_BLOCK_BYTES = 1 << 22
+"""Float64 bytes of one block of receivers' sums when every peer mixes the same number of
+messages: large swarms are mixed block by block, so the sums stay in cache."""
 
-def edge_weights(plan: RoundPlan, dtype: torch.dtype) -> torch.Tensor:
+
+def edge_weights(
+    plan: RoundPlan, dtype: torch.dtype, device: torch.device | None = None
+) -> torch.Tensor:
     """The plan's edge weights [E] as peers mix them (:func:`protocol.mixing.mix_weights`)."""
-    return mix_weights(torch.tensor(plan.weight), dtype)  # a copy: plans may be read-only
+    weight = mix_weights(torch.tensor(plan.weight), dtype)  # a copy: plans may be read-only
+    return weight if device is None else weight.to(device)
 
 
 @dataclass(frozen=True)
@@ -90,7 +97,7 @@ class SparseMixer:
     and its float64 buffers while the shape does."""
 
     def __init__(self) -> None:
-        self._key: tuple[npt.NDArray[np.int64], bytes, torch.dtype] | None = None
+        self._key: tuple[npt.NDArray[np.int64], bytes, torch.dtype, torch.device] | None = None
         self._slots: list[Slot] = []
         self._buffers: dict[str, torch.Tensor] = {}
 
@@ -98,47 +105,112 @@ class SparseMixer:
         """Mix ``x`` [N, P] in place with the public copies of the edges the plan mixes
         (Byzantine receivers mix none); rows that mix nothing are left exactly as they were."""
         use = plan.mix & ~plan.byzantine[plan.dst]
-        slots_ = self._slots_for(plan, use, x.dtype)
+        slots_ = self._slots_for(plan, use, x.dtype, x.device)
         if not slots_:
             return
-        gathered = self._buffer("gathered", x.shape, x.dtype)
-        term = self._buffer("term", x.shape, WIDE)
-        mixed = self._buffer("mixed", x.shape, WIDE)
-        total = torch.zeros(x.shape[0], dtype=WIDE)
-        # neighbour_sum's operations, one slot (k) at a time for all receivers
+        block = max(1, _BLOCK_BYTES // (8 * x.shape[1]))
+        if all(slot.every for slot in slots_) and x.shape[0] > block and x.dtype == torch.float32:
+            self._mix_blocks(x, x_hat, slots_, block, gamma=gamma)
+            return
+        wide = self._buffer("wide", x.shape, WIDE, x.device)
+        term = self._buffer("term", x.shape, WIDE, x.device)
+        mixed = self._buffer("mixed", x.shape, WIDE, x.device)
+        total = self._buffer("total", x.shape[:1], WIDE, x.device)
+        wide.copy_(x_hat)  # widened once (exactly), then gathered per slot in float64
+        # neighbour_sum's operations, one slot (k) at a time for all receivers. A float32
+        # copy times its float64 weight is exact in float64, so ``addcmul_`` (product, then
+        # one rounded addition, fused or not) adds the very same term as neighbour_sum does;
+        # float64 copies (the consensus task) take the product and the sum one at a time.
+        fused = x_hat.dtype == torch.float32
         for k, slot in enumerate(slots_):
-            r = len(slot.senders)
-            torch.index_select(x_hat, 0, slot.senders, out=gathered[:r])
-            term[:r].copy_(gathered[:r])
-            term[:r].mul_(slot.weight)
-            if k == 0:  # each receiver's sum starts from its first term, as in neighbour_sum
-                mixed.index_copy_(0, slot.receivers, term[:r])
-                total.index_copy_(0, slot.receivers, slot.weight.squeeze(-1))
-            elif slot.every:
-                mixed.add_(term)
-                total.add_(slot.weight.squeeze(-1))
+            r, weight = len(slot.senders), slot.weight.squeeze(-1)
+            start = k == 0 and slot.every  # every receiver's sum starts here, in place
+            torch.index_select(wide, 0, slot.senders, out=mixed if start else term[:r])
+            if start:
+                mixed.mul_(slot.weight)
+                total.copy_(weight)
+            elif k > 0 and slot.every and fused:
+                mixed.addcmul_(term, slot.weight)
+                total.add_(weight)
             else:
-                mixed.index_add_(0, slot.receivers, term[:r])
-                total.index_add_(0, slot.receivers, slot.weight.squeeze(-1))
+                term[:r].mul_(slot.weight)
+                if k == 0:  # each receiver's sum starts from its first term (neighbour_sum)
+                    mixed.index_copy_(0, slot.receivers, term[:r])
+                    total.index_copy_(0, slot.receivers, weight)
+                elif slot.every:
+                    mixed.add_(term)
+                    total.add_(weight)
+                else:
+                    mixed.index_add_(0, slot.receivers, term[:r])
+                    total.index_add_(0, slot.receivers, weight)
         if slots_[0].every:  # every peer mixes something
             choco_update(x, x_hat, mixed, total, gamma=gamma, scratch=term, out=x)
             return
         rows = slots_[0].receivers
         x[rows] = choco_update(x[rows], x_hat[rows], mixed[rows], total[rows], gamma=gamma)
 
-    def _buffer(self, name: str, shape: torch.Size, dtype: torch.dtype) -> torch.Tensor:
+    def _mix_blocks(
+        self, x: torch.Tensor, x_hat: torch.Tensor, slots_: list[Slot], rows: int, *, gamma: float
+    ) -> None:
+        """:meth:`mix` when every receiver mixes one message per slot, ``rows`` receivers at a
+        time: each element goes through the very same operations, in cache."""
+        n, p = x.shape
+        gathered = self._buffer("block_gathered", torch.Size((rows, p)), x.dtype, x.device)
+        term = self._buffer("block_term", torch.Size((rows, p)), WIDE, x.device)
+        mixed = self._buffer("block_mixed", torch.Size((rows, p)), WIDE, x.device)
+        total = self._buffer("block_total", torch.Size((rows,)), WIDE, x.device)
+        for lo in range(0, n, rows):
+            hi = min(n, lo + rows)
+            b = hi - lo
+            for k, slot in enumerate(slots_):
+                weight = slot.weight[lo:hi]
+                torch.index_select(x_hat, 0, slot.senders[lo:hi], out=gathered[:b])
+                if k == 0:  # the sum starts from the first term
+                    mixed[:b].copy_(gathered[:b]).mul_(weight)
+                    total[:b].copy_(weight.squeeze(-1))
+                    continue
+                term[:b].copy_(gathered[:b])
+                mixed[:b].addcmul_(term[:b], weight)  # exact product: see mix
+                total[:b].add_(weight.squeeze(-1))
+            part = x[lo:hi]
+            choco_update(
+                part, x_hat[lo:hi], mixed[:b], total[:b], gamma=gamma, scratch=term[:b], out=part
+            )
+
+    def _buffer(
+        self, name: str, shape: torch.Size, dtype: torch.dtype, device: torch.device
+    ) -> torch.Tensor:
         buffer = self._buffers.get(name)
-        if buffer is None or buffer.shape != shape or buffer.dtype != dtype:
-            buffer = self._buffers[name] = torch.empty(shape, dtype=dtype)
+        if (
+            buffer is None
+            or buffer.shape != shape
+            or buffer.dtype != dtype
+            or buffer.device != device
+        ):
+            buffer = self._buffers[name] = torch.empty(shape, dtype=dtype, device=device)
         return buffer
 
     def _slots_for(
-        self, plan: RoundPlan, use: npt.NDArray[np.bool_], dtype: torch.dtype
+        self,
+        plan: RoundPlan,
+        use: npt.NDArray[np.bool_],
+        dtype: torch.dtype,
+        device: torch.device,
     ) -> list[Slot]:
+        """The slots of this round, on ``device``: built again only when the edges or the
+        mask change, so a static run copies them to the device once."""
         # the planner hands out the same src array for as long as the schedule's edges last
-        key = (plan.src, np.packbits(use).tobytes(), dtype)
+        key = (plan.src, np.packbits(use).tobytes(), dtype, device)
         if self._key is None or key[0] is not self._key[0] or key[1:] != self._key[1:]:
             weight = edge_weights(plan, dtype)
-            self._slots = slots(np.flatnonzero(use), plan, weight, len(plan.alive))
+            self._slots = [
+                Slot(
+                    receivers=s.receivers.to(device),
+                    senders=s.senders.to(device),
+                    weight=s.weight.to(device),
+                    every=s.every,
+                )
+                for s in slots(np.flatnonzero(use), plan, weight, len(plan.alive))
+            ]
             self._key = key
         return self._slots

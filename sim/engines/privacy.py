@@ -34,7 +34,7 @@ def privatize_trained(
     peers = np.flatnonzero(trained(context, plan))
     if params is None or len(peers) == 0:
         return
-    rows = torch.from_numpy(peers)
+    rows = torch.from_numpy(peers).to(x.device)
     seeds = [dp_seed(context.seed, round=plan.round, peer=p) for p in peers.tolist()]
     x[rows] = privatize_rows(before[rows], x[rows], params, seeds=seeds)
 

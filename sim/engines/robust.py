@@ -29,12 +29,13 @@ def robust_mix(
     use = np.flatnonzero(plan.mix & ~plan.byzantine[plan.dst])
     order = use[np.argsort(plan.dst[use], kind="stable")]  # receiver-major, senders in order
     receivers, first, counts = np.unique(plan.dst[order], return_index=True, return_counts=True)
-    weights = edge_weights(plan, x.dtype)
+    device = x.device
+    weights = edge_weights(plan, x.dtype, device)
     for k in np.unique(counts).tolist():
         group = counts == k
         edges = order[first[group][:, None] + np.arange(k)]  # [n, K]
-        rows = torch.from_numpy(receivers[group])
-        copies = x_hat[torch.from_numpy(plan.src[edges])]  # [n, K, P]
+        rows = torch.from_numpy(receivers[group]).to(device)
+        copies = x_hat[torch.from_numpy(plan.src[edges]).to(device)]  # [n, K, P]
         own = x_hat[rows]
-        mixed, total = aggregate(rule, own, weights[torch.from_numpy(edges)], copies)
+        mixed, total = aggregate(rule, own, weights[torch.from_numpy(edges).to(device)], copies)
         x[rows] = choco_update(x[rows], own, mixed, total, gamma=gamma)

@@ -31,19 +31,24 @@ class VectorEngine:
         return self.x
 
     def step(self, plan: RoundPlan) -> torch.Tensor:
-        before = None if self.ctx.privacy is None else self.x.clone()
-        loss = self._train(plan)
-        if before is not None:
-            privatize_trained(self.ctx, before, self.x, plan)
-        publish_batch(self.x_hat, self._targets(plan), plan, self.ctx.codec)
-        if self.ctx.aggregator.name == "mean":
-            self._mixer.mix(self.x, self.x_hat, plan, gamma=self.ctx.gamma)
-        else:
-            robust_mix(self.x, self.x_hat, plan, rule=self.ctx.aggregator, gamma=self.ctx.gamma)
+        timer = self.ctx.timer
+        with timer.phase("train"):
+            before = None if self.ctx.privacy is None else self.x.clone()
+            loss = self._train(plan)
+            if before is not None:
+                privatize_trained(self.ctx, before, self.x, plan)
+        with timer.phase("compress"):
+            publish_batch(self.x_hat, self._targets(plan), plan, self.ctx.codec)
+        with timer.phase("mix"):
+            if self.ctx.aggregator.name == "mean":
+                self._mixer.mix(self.x, self.x_hat, plan, gamma=self.ctx.gamma)
+            else:
+                rule, gamma = self.ctx.aggregator, self.ctx.gamma
+                robust_mix(self.x, self.x_hat, plan, rule=rule, gamma=gamma)
         return loss
 
     def _train(self, plan: RoundPlan) -> torch.Tensor:
-        loss = torch.full((self.x.shape[0],), float("nan"))
+        loss = torch.full((self.x.shape[0],), float("nan"), device=self.x.device)
         trainer = self.ctx.trainer
         if trainer is None or not plan.steps.any():
             return loss
@@ -54,7 +59,7 @@ class VectorEngine:
             )
             return loss
         peers = np.flatnonzero(plan.steps)
-        rows = torch.from_numpy(peers)
+        rows = torch.from_numpy(peers).to(self.x.device)
         new, part = trainer.train(self.x[rows], peers, plan.steps[peers], round=plan.round)
         self.x[rows] = new
         loss[rows] = part.to(loss.dtype)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -104,3 +105,39 @@ def test_a_hub_sums_its_many_neighbours_in_the_daemons_order() -> None:
     got = x.clone()
     SparseMixer().mix(got, x_hat, plan, gamma=1.0)
     assert torch.equal(got, _reference(x, x_hat, plan, 1.0))
+
+
+@pytest.mark.parametrize("rows", [1, 7, 40])
+def test_large_regular_swarms_mixed_block_by_block_give_the_same_bits(
+    rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past a size, a regular graph's receivers are mixed a block of rows at a time (sums in
+    cache); shrinking the block makes 40 peers take that path, uneven last block included."""
+    import sim.engines.mixer as mixer_module
+
+    edges = mixing_edges(nx.random_regular_graph(4, 40, seed=2))
+    plan = dataclasses.replace(
+        _plan(np.ones(len(edges.src), dtype=bool)),
+        src=edges.src.astype(np.int64),
+        dst=edges.dst.astype(np.int64),
+        weight=edges.weight.copy(),
+        alive=np.ones(edges.n, dtype=bool),
+        byzantine=np.zeros(edges.n, dtype=bool),
+    )
+    g = torch.Generator().manual_seed(5)
+    scale = torch.logspace(-4, 4, edges.n).unsqueeze(-1)
+    x, x_hat = torch.randn(edges.n, P, generator=g) * scale, torch.randn(edges.n, P, generator=g)
+    expected = _reference(x, x_hat, plan, 0.6)
+    monkeypatch.setattr(mixer_module, "_BLOCK_BYTES", 8 * P * rows)
+    blocks: list[int] = []
+    real = SparseMixer._mix_blocks
+
+    def counted(self: SparseMixer, *args: Any, **kwargs: Any) -> None:
+        blocks.append(1)
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(SparseMixer, "_mix_blocks", counted)
+    got = x.clone()
+    SparseMixer().mix(got, x_hat, plan, gamma=0.6)
+    assert blocks == ([1] if rows < 40 else [])
+    assert torch.equal(got, expected)

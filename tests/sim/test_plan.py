@@ -137,3 +137,21 @@ def test_frame_seeds_have_no_peer_limit_and_follow_the_run_seed() -> None:
     assert peer_frame_seeds(65_536, np.zeros(4, dtype=np.int64)) != peer_frame_seeds(
         0, np.zeros(4, dtype=np.int64)
     )
+
+
+def test_mixing_reaches_peers_past_65536() -> None:
+    """Peer indices are 64-bit from plan to mixer: on a ring of 70,000 peers (one parameter
+    each, so the test is cheap), the peers either side of 65,536 mix exactly their own ring
+    neighbours, as a float64 reference computes."""
+    n = 70_000
+    sim = Simulation(SimConfig(task="consensus", topology="ring", peers=n, rounds=1, dim=1))
+    x0 = sim.engine.params().clone()
+    plan = sim.planner.plan(0, sim.topology.edges_at(0))
+    assert plan.src.dtype == np.int64
+    assert int(plan.src.max()) == n - 1
+    sim.engine.step(plan)
+    x = sim.engine.params()
+    for i in (0, 65_535, 65_536, 65_537, n - 1):
+        left, right = x0[(i - 1) % n], x0[(i + 1) % n]
+        expected = x0[i] + sim.gamma * ((left + right) / 3 - (2 / 3) * x0[i])
+        torch.testing.assert_close(x[i], expected, rtol=1e-12, atol=1e-12)
