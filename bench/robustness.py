@@ -65,8 +65,14 @@ def _run(args: argparse.Namespace, rule: str, attack: str, seed: int) -> dict[st
             name, _, params = attack.partition(":")
             command += ["--byzantine", f"{args.attackers:g}:attack={name}"]
             command[-1] += f",{params}" if params else ""
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    final = json.loads(summary.read_text())["final"]
+        done = subprocess.run(command, check=False, stdout=subprocess.DEVNULL)
+        if done.returncode not in (0, 1) or not summary.exists():  # 1: diverged, with outputs
+            raise SystemExit(f"{' '.join(command)} failed with exit status {done.returncode}")
+    result = json.loads(summary.read_text())
+    if result.get("diverged") is not None:  # an attack that blew the models up: no accuracy
+        print(f"{rule:24s} {attack:12s} seed {seed}: diverged at round {result['diverged']}")
+        return {"rule": rule, "attack": attack, "seed": seed, "honest": None, "worst": None}
+    final = result["final"]
     honest = final.get("acc_honest_mean") or final["acc_mean"]
     worst = final.get("acc_honest_worst") or final["acc_min"]
     print(f"{rule:24s} {attack:12s} seed {seed}: honest {honest:.4f} (worst {worst:.4f})")
@@ -82,6 +88,9 @@ def _table(results: list[dict[str, object]], rules: list[str], attacks: list[str
         cells = []
         for attack in attacks:
             runs = [r for r in results if r["rule"] == rule and r["attack"] == attack]
+            if any(r["honest"] is None for r in runs):
+                cells.append("diverged")
+                continue
             honest = statistics.fmean(float(r["honest"]) for r in runs)  # type: ignore[arg-type]
             worst = min(float(r["worst"]) for r in runs)  # type: ignore[arg-type]
             cells.append(f"{honest:.3f} ({worst:.2f})")
