@@ -23,7 +23,7 @@ from protocol.aggregation import aggregate
 from protocol.mixing import mix_weights
 from protocol.spec import parse_spec
 
-RULES = ("mean", "clip", "clip:tau=1.0", "trimmed_mean:b=1", "median")
+RULES = ("mean", "clip", "clip:b=1,fade=false", "clip:tau=1.0", "trimmed_mean:b=1", "median")
 
 
 def _inputs(
