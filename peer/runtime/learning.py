@@ -51,7 +51,7 @@ from peer.tasks.userdata import load_peer_data
 from protocol.errors import ConfigError
 from protocol.fingerprint import fingerprint
 
-__all__ = ["LocalLearner", "Samples", "load_learner"]
+__all__ = ["LocalLearner", "Samples", "load_learner", "task_spec"]
 
 _EVAL_ROWS = 512
 """Held-out rows converted to float and evaluated at a time (1.6 MB for 784 pixels) at most."""
@@ -198,7 +198,7 @@ def _idx_learner(config: PeerConfig, *, index: int, peers: int) -> LocalLearner:
     parts = partition(split.train_labels, peers, learning.partition, seed=learning.seed)
     sizes = torch.tensor([p.numel() for p in parts], dtype=torch.int64)
     own, held_out = split.rows(parts[index], torch.arange(index, len(split.test_labels), peers))
-    spec = _spec(config, peers)
+    spec = task_spec(config, peers)
     model = build_model(spec, own.raw.images.shape[1], own.raw.num_classes)
     if isinstance(model, ModuleModel):
         check_model(model, held_out.subset(torch.arange(min(8, len(held_out)))), recipe_of(spec))
@@ -244,7 +244,8 @@ def _learner(
     )
 
 
-def _spec(config: PeerConfig, peers: int) -> TaskSpec:
+def task_spec(config: PeerConfig, peers: int) -> TaskSpec:
+    """The task a peer's config describes, for a swarm of ``peers``."""
     learning = config.learning
     return TaskSpec(
         task=learning.task,
@@ -267,7 +268,7 @@ def _data_learner(config: PeerConfig, *, index: int, peers: int) -> LocalLearner
     The batch block's row ``index`` depends only on this peer's shard size (and N), so the
     other peers' sizes, unknown here, are set to 1.
     """
-    learning, spec = config.learning, _spec(config, peers)
+    learning, spec = config.learning, task_spec(config, peers)
     assert learning.data is not None
     train, test = load_peer_data(data_ref(learning.data), peer=index, peers=peers, seed=spec.seed)
     model = build_model(spec, train.sample_numel, train.num_classes)
@@ -292,7 +293,7 @@ def load_learner(config: PeerConfig, *, index: int, peers: int) -> LocalLearner:
         return _data_learner(config, index=index, peers=peers)
     if learning.task in ("fmnist", "mnist"):
         return _idx_learner(config, index=index, peers=peers)
-    task = build_task(_spec(config, peers))
+    task = build_task(task_spec(config, peers))
     start = task.init_params(seed=learning.seed)[index].clone()
     shard = held_out = None
     sizes = torch.ones(peers, dtype=torch.int64)

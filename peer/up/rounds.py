@@ -19,8 +19,9 @@ from pathlib import Path
 import torch
 
 from peer.config import PeerConfig
+from peer.runtime.learning import task_spec
 from peer.snapshots import read_snapshot, snapshot_rounds
-from peer.tasks import TaskSpec, build_task
+from peer.tasks import build_task
 from peer.tasks.learner import evaluate
 from peer.tasks.plugin import metric_key
 from peer.tasks.task import Task
@@ -102,19 +103,7 @@ def write_rounds(
     rounds = config.gossip.rounds
     if rounds is None:
         return None
-    spec = TaskSpec(
-        task=learning.task,
-        model=learning.model,
-        partition=learning.partition,
-        peers=peers,
-        seed=learning.seed,
-        data_path=learning.data_path,
-        data=learning.data,
-        loss=learning.loss,
-        metric=learning.metric,
-        optimizer=learning.optimizer,
-        lr=learning.lr,
-    )
+    spec = task_spec(config, peers)
     task = build_task(spec)
     start = task.init_params(seed=learning.seed)
     key = metric_key(learning.metric)
