@@ -15,6 +15,7 @@ from peer.up.byzantine import parse_swarm_attack
 from peer.up.procs import PeerProcess
 from peer.up.report import attack_summary, peer_rows, render_table
 from tests.peer.runtime_helpers import peer_config
+from tests.peer.up_helpers import up_refusal
 
 
 @pytest.mark.parametrize(
@@ -60,15 +61,7 @@ def test_peer_refuses_a_bad_attack_in_one_line(
 def test_up_refuses_a_bad_byzantine_before_launching_anything(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
 ) -> None:
-    out = tmp_path / "run"
-    with pytest.raises(SystemExit) as info:
-        cli.main(["up", "--out", str(out), *argv])
-    assert info.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("rumor up: error: "), err
-    assert message in err
-    assert len(err.splitlines()) == 1
-    assert not out.exists()
+    assert message in up_refusal(tmp_path, capsys, argv)
 
 
 def test_attackers_are_drawn_by_seed_and_get_the_resolved_attack(tmp_path: Path) -> None:

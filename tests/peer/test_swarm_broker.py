@@ -22,6 +22,7 @@ from peer.runtime import load_learner
 from peer.up.procs import PeerProcess, launch, stop_all
 from peer.up.report import last_stats
 from peer.up.settings import UpConfig, peer_configs
+from tests.peer.up_helpers import processes_mentioning
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -190,21 +191,6 @@ def test_malformed_config_exits_2_naming_the_key(tmp_path: Path) -> None:
     assert "gossip.round_timeout_s" in done.stderr
 
 
-def _processes_mentioning(text: str) -> list[int]:
-    """Pids whose command line contains ``text`` (peers and the broker name their run dir)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if text in cmdline:
-            pids.append(int(entry.name))
-    return pids
-
-
 def _start_up(run: Path) -> subprocess.Popen[bytes]:
     """``rumor up`` in its own session, as in a terminal of its own, once every peer has done a
     round (all three peers and the broker running)."""
@@ -223,7 +209,7 @@ def _start_up(run: Path) -> subprocess.Popen[bytes]:
                 assert up.poll() is None, "rumor up exited early"
                 assert time.monotonic() < deadline, f"p{j} never finished a round"
                 time.sleep(0.1)
-        assert len(_processes_mentioning(str(run))) == 5, "rumor up, the broker and 3 peers"
+        assert len(processes_mentioning(str(run))) == 5, "rumor up, the broker and 3 peers"
     except BaseException:
         _end(up)
         raise
@@ -249,7 +235,7 @@ def test_ctrl_c_on_rumor_up_stops_every_peer_cleanly_and_the_broker(tmp_path: Pa
         assert up.wait(timeout=60) == 130
     finally:
         _end(up)
-    assert _processes_mentioning(str(run)) == [], "something rumor up started is still running"
+    assert processes_mentioning(str(run)) == [], "something rumor up started is still running"
     summary = json.loads((run / "summary.json").read_text())
     assert summary["interrupted"] is True
     for peer in summary["peers"]:
@@ -262,8 +248,8 @@ def test_ctrl_c_on_rumor_up_stops_every_peer_cleanly_and_the_broker(tmp_path: Pa
 def test_a_second_sigterm_during_the_grace_period_leaves_nothing_running(tmp_path: Path) -> None:
     run = tmp_path / "run"
     up = _start_up(run)
-    pids = _processes_mentioning(str(run))
-    stuck = _processes_mentioning(str(run / "p0" / "peer.toml"))
+    pids = processes_mentioning(str(run))
+    stuck = processes_mentioning(str(run / "p0" / "peer.toml"))
     try:
         assert len(stuck) == 1
         os.kill(stuck[0], signal.SIGSTOP)  # p0 cannot finish its round: a long grace period
@@ -274,11 +260,11 @@ def test_a_second_sigterm_during_the_grace_period_leaves_nothing_running(tmp_pat
             time.sleep(0.05)
         up.send_signal(signal.SIGTERM)  # impatient, while rumor up waits for p0
         assert up.wait(timeout=60) == 130
-        assert _processes_mentioning(str(run)) == [], "something rumor up started still runs"
+        assert processes_mentioning(str(run)) == [], "something rumor up started still runs"
         assert json.loads((run / "summary.json").read_text())["interrupted"] is True
     finally:
         _end(up)
-        for pid in set(pids) & set(_processes_mentioning(str(run))):
+        for pid in set(pids) & set(processes_mentioning(str(run))):
             os.kill(pid, signal.SIGKILL)  # what this test started, should rumor up not have
 
 

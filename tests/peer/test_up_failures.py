@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from peer import cli
 from peer.commands import register
 from peer.up.failures import UpFailures, alive_at, plan_for
 from peer.up.faultlaunch import FaultLaunch
@@ -16,6 +15,7 @@ from peer.up.settings import UpConfig, peer_configs, up_config
 from protocol.failures import Crash
 from sim.failure_masks import FailureModel
 from sim.failures import FailureConfig, Stragglers
+from tests.peer.up_helpers import up_refusal
 
 
 def _up(tmp_path: Path, *argv: str) -> UpConfig:
@@ -63,14 +63,7 @@ def test_the_flags_read_as_the_simulator_reads_them(tmp_path: Path) -> None:
 def test_a_bad_failure_flag_is_one_line_and_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
 ) -> None:
-    out = tmp_path / "run"
-    with pytest.raises(SystemExit) as info:
-        cli.main(["up", "--out", str(out), *argv])
-    assert info.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert message in err
-    assert len(err.splitlines()) == 1
-    assert not out.exists()
+    assert message in up_refusal(tmp_path, capsys, argv)
 
 
 def test_stragglers_are_the_simulators_peers_with_the_simulators_steps(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -15,25 +14,11 @@ from peer.broker import Broker
 from peer.cli import main
 from peer.runtime import RoundStats
 from tests.peer.runtime_helpers import drive, mqtt_peer, peer_config
+from tests.peer.up_helpers import processes_mentioning
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 _SMALL = ["--task", "synthetic", "--model", "logreg", "--local-steps", "5", "--batch-size", "16"]
-
-
-def _processes_mentioning(text: str) -> list[int]:
-    """Pids whose command line contains ``text`` (peers and the broker name the run dir)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if text in cmdline:
-            pids.append(int(entry.name))
-    return pids
 
 
 def _rounds(stats: Path) -> list[int]:
@@ -52,7 +37,7 @@ def test_a_crash_and_lossy_links_on_real_peers_follow_the_simulators_schedule(
     run, sim = tmp_path / "up", tmp_path / "sim"
     flags = ["--peers", "4", "--rounds", "8", *_SMALL, "--crash", "1@2-5", "--drop", "0.3"]
     assert main(["up", *flags, "--eval-every", "4", "--round-timeout", "5", "--out", str(run)]) == 0
-    assert _processes_mentioning(str(run)) == [], "rumor up left something running"
+    assert processes_mentioning(str(run)) == [], "rumor up left something running"
     record = json.loads((run / "failures.json").read_text())
     events = [(e["event"], e.get("peer"), e.get("round")) for e in record["events"]]
     assert events == [("crash", "p1", 2), ("restart", "p1", 5), ("gate_open", None, 5)]
@@ -81,7 +66,7 @@ def test_a_broker_outage_is_survived_by_every_peer(tmp_path: Path) -> None:
     run = tmp_path / "up"
     argv = ["up", "--peers", "3", "--task", "consensus", "--rounds", "10", "--out", str(run)]
     assert main([*argv, "--broker-outage", "3-5", "--round-timeout", "1"]) == 0
-    assert _processes_mentioning(str(run)) == [], "rumor up left something running"
+    assert processes_mentioning(str(run)) == [], "rumor up left something running"
     record = json.loads((run / "failures.json").read_text())
     events = [(e["event"], e["round"]) for e in record["events"]]
     assert events == [("broker_stop", 3), ("gate_open", 3), ("broker_start", 5), ("gate_open", 5)]
@@ -142,7 +127,7 @@ def test_churn_and_stragglers_on_real_peers_end_where_the_simulator_ends(tmp_pat
     flags = ["--peers", "4", "--rounds", "16", "--task", "synthetic", "--model", "logreg"]
     flags += ["--churn", "up=6,down=3", "--stragglers", "0.25:steps=1", "--eval-every", "8"]
     assert main(["up", *flags, "--round-timeout", "5", "--out", str(run)]) == 0
-    assert _processes_mentioning(str(run)) == [], "rumor up left something running"
+    assert processes_mentioning(str(run)) == [], "rumor up left something running"
     record = json.loads((run / "failures.json").read_text())
     kinds = {e["event"] for e in record["events"]}
     assert {"crash", "restart", "gate_open"} <= kinds
