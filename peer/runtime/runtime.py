@@ -37,7 +37,7 @@ from peer.checkpoint import CheckpointError, CheckpointStore
 from peer.config import PeerConfig
 from peer.runtime.attack import Attacker
 from peer.runtime.finite import all_finite
-from peer.runtime.gossip import first_of, mix_received, wait_for_round
+from peer.runtime.gossip import first_of, mix_received, mix_scratch, wait_for_round
 from peer.runtime.inbound import Inbound
 from peer.runtime.learning import LocalLearner
 from peer.runtime.liveness import Liveness
@@ -114,6 +114,7 @@ class PeerRuntime:
         )
         self.round = 0
         self.x = learner.start.clone()
+        self._scratch = mix_scratch(self.x)
         self.sender = ChocoSender(
             self.codec,
             learner.num_params,
@@ -506,5 +507,6 @@ class PeerRuntime:
             staleness=staleness,
             gamma=self.gamma,
             aggregator=self.aggregator,
+            scratch=self._scratch,
         )
         return mixed
