@@ -47,7 +47,8 @@ def _mix(x: torch.Tensor, scratch: torch.Tensor | None) -> torch.Tensor:
 def test_the_scratch_gives_the_same_bits_and_is_reused() -> None:
     x = torch.randn(1000, generator=torch.Generator().manual_seed(0))
     scratch = mix_scratch(x)
-    assert scratch.dtype == torch.float64 and scratch.shape == x.shape
+    assert scratch.dtype == torch.float64
+    assert scratch.shape == x.shape
     scratch.zero_()
     fresh = _mix(x, None)
     for _ in range(2):  # a second round over the first one's leftovers: still the same bits
