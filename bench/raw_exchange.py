@@ -97,10 +97,11 @@ async def _rounds(
     return times[_WARMUP:]
 
 
-def exchange_s(port: int, size: int, rounds: int, *, max_payload: int | None = None) -> float:
-    """Median seconds per round of two client processes exchanging ``size``-byte payloads
-    (with ``max_payload``, through rumor's transport: see :func:`_side`). The median: on a
-    loaded machine a few rounds wait tens of milliseconds for a core."""
+def exchange_times(
+    port: int, size: int, rounds: int, *, max_payload: int | None = None
+) -> list[float]:
+    """Seconds of each round (both clients' rounds) of two client processes exchanging
+    ``size``-byte payloads (with ``max_payload``, through rumor's transport: see :func:`_side`)."""
     command = [sys.executable, __file__, "--port", str(port), "--size", str(size)]
     command += ["--rounds", str(rounds), "--tag", secrets.token_hex(4)]
     if max_payload is not None:
@@ -116,7 +117,13 @@ def exchange_s(port: int, size: int, rounds: int, *, max_payload: int | None = N
         if proc.returncode != 0:
             raise RuntimeError(f"raw exchange side exited {proc.returncode}")
         times += json.loads(out)
-    return statistics.median(times)
+    return times
+
+
+def exchange_s(port: int, size: int, rounds: int, *, max_payload: int | None = None) -> float:
+    """The median of :func:`exchange_times`: on a loaded machine a few rounds wait tens of
+    milliseconds for a core."""
+    return statistics.median(exchange_times(port, size, rounds, max_payload=max_payload))
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -8,9 +8,11 @@ averaged over peers and rounds:
   each peer's stats), next to training, evaluation (every ``learning.eval_every`` rounds) and
   whatever no phase covers (``other``);
 - ``raw``: two raw aiomqtt clients, one process each, exchanging payloads of the same mean size
-  per round (QoS 1, one MQTT message each way) through the same Mosquitto, timed right after the
-  swarm (``bench/raw_exchange.py``), and the ratio of the two medians (the peers' exchange, the
-  raw rounds'): the number that matters on a shared machine, where both slow down together;
+  per round (QoS 1, one MQTT message each way) through the same Mosquitto, timed right before
+  and right after the swarm (``bench/raw_exchange.py``), and the ratio of the two medians (the
+  peers' exchange, the raw rounds' before and after together): the number that matters on a
+  shared machine, where both slow down together (before and after are printed too: far apart,
+  the load changed during the run);
 - the same exchange through rumor's MqttTransport alone, chunked as the peers chunk
   (``broker.max_payload``): what the transport costs, apart from encoding, signing and mixing;
 - each peer's peak RSS (MiB, ``ru_maxrss``), next to the peak of a process that only imports
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import subprocess
 import sys
@@ -34,7 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from raw_exchange import exchange_s
+from raw_exchange import exchange_s, exchange_times
 
 from peer.broker import Broker
 from peer.cli import main
@@ -87,6 +90,30 @@ def _max_payload(args: argparse.Namespace) -> int:
     return BrokerConfig().max_payload
 
 
+_HEADER = """\
+Each line: N peers (ring, sync) and their codec, the mean frame a peer publishes per round; the
+peers' exchange per round (encode + publish + wait + decode + mix, round 1 left out: median over
+peers and rounds, and mean); raw aiomqtt = two bare aiomqtt clients moving one QoS 1 message of
+the frame's size each way per round through the same Mosquitto (default configuration), timed
+before and after the swarm; the ratio = exchange median / raw median (target: at most 2 with 2
+peers); rumor's transport alone = the raw exchange through MqttTransport, chunked as the peers
+chunk. Peers: broker.max_payload {max_payload} B, {security} frames; phases are means in ms."""
+
+
+def _raw_frame(model: str) -> int | None:
+    """The raw frame of ``model`` if it is an MLP on Fashion-MNIST (4 bytes a parameter and
+    the envelope's fields), for the raw clients before the first swarm; None otherwise."""
+    name, _, params = model.partition(":")
+    if name != "mlp":
+        return None
+    hidden = 64
+    for part in params.split(","):
+        key, _, value = part.partition("=")
+        if key.strip() == "hidden":
+            hidden = int(value)
+    return 4 * (784 * hidden + hidden + hidden * 10 + 10) + 700
+
+
 def _up(argv: list[str], security: str) -> int:
     flag = {"signed": [], "secure": ["--secure"], "insecure": ["--insecure"]}[security]
     return main(["--log-level", "WARNING", "up", *argv, *flag])
@@ -108,14 +135,24 @@ def bench(peers: int, args: argparse.Namespace, codec: str, raw_rounds: int = 30
             wall = time.perf_counter() - start
             per_peer = _stats(out / "run", peers)
             frame, raw, via = _frame_bytes(per_peer, args.rounds), math.nan, math.nan
+            raw_split = (math.nan, math.nan)
         else:
             with Broker.start_sync(log_dir=out / "broker") as broker:
+                # The frame's size is known after the swarm; before it, the raw clients move the
+                # size of this codec's last run, or 4 bytes a parameter for the raw codec of an
+                # MLP; none before the first run of another codec.
+                guess = args.frames.get(codec, args.params if codec == "raw" else None)
+                half = raw_rounds // 2
+                before = [] if guess is None else exchange_times(broker.port, guess, half)
                 start = time.perf_counter()
                 status = _up([*argv, "--broker", broker.address], args.security)
                 wall = time.perf_counter() - start
                 per_peer = _stats(out / "run", peers)
                 frame = _frame_bytes(per_peer, args.rounds)
-                raw = exchange_s(broker.port, frame, raw_rounds)
+                args.frames[codec] = frame
+                after = exchange_times(broker.port, frame, half)
+                raw = statistics.median(before + after)
+                raw_split = (statistics.median(before or [math.nan]), statistics.median(after))
                 # The same exchange through rumor's transport, chunked as the peers chunk.
                 via = exchange_s(broker.port, frame, raw_rounds, max_payload=_max_payload(args))
     phases = _phases(per_peer)
@@ -127,6 +164,9 @@ def bench(peers: int, args: argparse.Namespace, codec: str, raw_rounds: int = 30
         "round_s": phases,
         "frame_bytes": frame,
         "raw_exchange_s": raw,
+        "raw_before_after_s": raw_split,
+        "chunks_per_frame": -(-frame // _max_payload(args)),
+        "load_average": os.getloadavg()[0],
         "transport_exchange_s": via,
         "ratio": phases["exchange_median"] / raw,
         "peak_rss_mb": max(peer[-1]["peak_rss_mb"] for peer in per_peer),
@@ -136,16 +176,19 @@ def bench(peers: int, args: argparse.Namespace, codec: str, raw_rounds: int = 30
 def _print(result: dict[str, Any]) -> None:
     phases = result["round_s"]
     assert isinstance(phases, dict)
+    before, after = result["raw_before_after_s"]
     split = " ".join(f"{p} {1000 * phases[p]:.1f}" for p in (*PHASES, "other"))
     print(
         f"N={result['peers']:>2} {result['codec']:<6} frame {result['frame_bytes']} B: exchange "
         f"median {1000 * phases['exchange_median']:.1f} ms (mean {1000 * phases['exchange']:.1f}); "
-        f"raw aiomqtt {1000 * result['raw_exchange_s']:.1f} ms -> {result['ratio']:.2f}x; "
+        f"raw aiomqtt {1000 * result['raw_exchange_s']:.1f} ms (before {1000 * before:.1f}, "
+        f"after {1000 * after:.1f}) -> {result['ratio']:.2f}x; "
         f"rumor's transport alone {1000 * result['transport_exchange_s']:.1f} ms; "
         f"round {1000 * phases['total']:.1f} ms\n"
         f"      per round (ms, means): {split}\n"
-        f"      peak RSS per peer {result['peak_rss_mb']:.0f} MB; wall {result['wall_s']:.1f} s; "
-        f"exit {result['status']}",
+        f"      {result['chunks_per_frame']} chunks per frame; peak RSS per peer "
+        f"{result['peak_rss_mb']:.0f} MB; wall {result['wall_s']:.1f} s; load average "
+        f"{result['load_average']:.1f}; exit {result['status']}",
         flush=True,
     )
 
@@ -167,7 +210,9 @@ def run(argv: list[str] | None = None) -> int:
         "or --insecure",
     )
     args = parser.parse_args(argv)
+    args.frames, args.params = {}, _raw_frame(args.model)
     floor = _torch_floor_mb()
+    print(_HEADER.format(max_payload=_max_payload(args), security=args.security), flush=True)
     print(f"a process that only imports torch peaks at {floor:.0f} MB", flush=True)
     results: list[dict[str, Any]] = []
     for codec in args.codecs:
