@@ -34,7 +34,14 @@ from peer.up.faultrun import FaultDriver
 from peer.up.material import prepare
 from peer.up.procs import PeerProcess, kill_all, launch, stop_all
 from peer.up.report import attack_summary, peer_rows, render_table, write_summary
-from peer.up.settings import UpConfig, add_up_arguments, peer_configs, up_config, validate_swarm
+from peer.up.settings import (
+    BROKER_MAX_PACKET,
+    UpConfig,
+    add_up_arguments,
+    peer_configs,
+    up_config,
+    validate_swarm,
+)
 from peer.up.shutdown import Shutdown
 from peer.watch import SwarmView, watch_swarm
 from protocol.privacy_params import parse_dp
@@ -45,9 +52,6 @@ __all__ = ["UpConfig", "add_up_arguments", "run_up"]
 log = logging.getLogger(__name__)
 
 EXIT_INTERRUPTED = 130
-BROKER_MAX_PACKET = 1024 * 1024
-"""The packet limit of the broker ``rumor up`` starts (peers chunk at 124 KiB by default): a
-client cannot make the broker take, or the peers receive, one message larger than this."""
 _POLL_S = 0.5
 
 

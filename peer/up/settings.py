@@ -19,6 +19,7 @@ from protocol.privacy_params import parse_dp
 from protocol.topics import peer_name
 
 __all__ = [
+    "BROKER_MAX_PACKET",
     "UpConfig",
     "add_up_arguments",
     "check_plugins",
@@ -27,6 +28,14 @@ __all__ = [
     "up_config",
     "validate_swarm",
 ]
+
+
+BROKER_MAX_PACKET = 1024 * 1024
+"""The packet limit of the broker ``rumor up`` starts: a client cannot make the broker take, or
+the peers receive, one message larger than this. Its peers chunk just below it (see
+:func:`peer_configs`), not at the 124 KiB default that fits AWS IoT Core."""
+_HEADER_ROOM = 512
+"""Room for the MQTT fixed header, topic and properties around each chunk."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -242,6 +251,11 @@ def peer_configs(
     ``sections``: keys to add per peer (:func:`peer.up.material.prepare`)."""
     configs = []
     threads = threads_per_peer(up.peers) if up.threads is None else up.threads
+    # The broker rumor up starts takes packets up to its limit: 4 chunks for a 4 MB frame
+    # instead of 33 (each costs a PUBACK and the peers' per-packet work).
+    packet = up.max_packet_size
+    if packet is None and up.broker is None:
+        packet = BROKER_MAX_PACKET
     for j in range(up.peers):
         name = peer_name(j)
         data: dict[str, object] = {
@@ -274,9 +288,8 @@ def peer_configs(
         }
         if up.dp is not None:  # no seed: each peer draws a secret one
             data["privacy"] = parse_dp(up.dp).to_dict()
-        if up.max_packet_size is not None:
-            # Room for the MQTT fixed header, topic and properties around each chunk.
-            data["broker"] = {**data["broker"], "max_payload": max(256, up.max_packet_size - 512)}  # type: ignore[dict-item]
+        if packet is not None:
+            data["broker"] = {**data["broker"], "max_payload": max(256, packet - _HEADER_ROOM)}  # type: ignore[dict-item]
         for section, keys in (sections or {}).get(name, {}).items():
             data[section] = {**data.get(section, {}), **keys}  # type: ignore[dict-item]
         configs.append(apply_overrides(config_from_dict(data), up.overrides))

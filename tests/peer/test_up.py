@@ -12,7 +12,15 @@ import pytest
 
 from peer import cli
 from peer.commands import _UP_EXAMPLES, register
-from peer.up.settings import UpConfig, peer_configs, threads_per_peer, up_config, validate_swarm
+from peer.config import BrokerConfig
+from peer.up.settings import (
+    BROKER_MAX_PACKET,
+    UpConfig,
+    peer_configs,
+    threads_per_peer,
+    up_config,
+    validate_swarm,
+)
 from protocol.topics import peer_name
 from sim import traffic
 from tests.peer.up_helpers import up_refusal
@@ -103,3 +111,17 @@ def test_up_refuses_a_negative_thread_count(
     err = capsys.readouterr().err.strip()
     assert "--threads -1: expected 0 (torch's default) or more" in err
     assert len(err.splitlines()) == 1
+
+
+def test_peers_chunk_to_fit_the_broker_up_starts_and_no_more(tmp_path: Path) -> None:
+    """rumor up's own broker takes 1 MiB packets: 4 chunks for a 4 MB frame, not 33. With
+    --broker nothing is known of the broker: the 124 KiB default, which fits AWS IoT Core."""
+    own = peer_configs(_up(tmp_path, "--peers", "2"), host="127.0.0.1", port=1883)
+    assert {c.broker.max_payload for c in own} == {BROKER_MAX_PACKET - 512}
+    given = _up(tmp_path, "--peers", "2", "--max-packet-size", "4096")
+    assert {c.broker.max_payload for c in peer_configs(given, host="h", port=1)} == {4096 - 512}
+    external = _up(tmp_path, "--peers", "2", "--broker", "127.0.0.1:1883")
+    default = BrokerConfig().max_payload
+    assert {c.broker.max_payload for c in peer_configs(external, host="h", port=1)} == {default}
+    overridden = _up(tmp_path, "--peers", "2", "--set", "broker.max_payload=126976")
+    assert {c.broker.max_payload for c in peer_configs(overridden, host="h", port=1)} == {126976}
