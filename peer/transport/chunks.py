@@ -26,7 +26,7 @@ import random
 from collections.abc import Iterable
 
 from peer.transport.base import Message, TransportStats
-from protocol.chunking import Reassembler, is_chunk, split
+from protocol.chunking import HEADER_SIZE, Reassembler, is_chunk, split
 from protocol.errors import ProtocolError
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "ChunkLayer",
     "chunk_base",
     "chunk_topic",
+    "packet_room",
 ]
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,17 @@ _MIN_PENDING = 32 * 1024 * 1024
 def chunk_topic(topic: str, index: int) -> str:
     """The topic chunk ``index`` of a message on ``topic`` is published on."""
     return f"{topic}/{CHUNK_LEVEL}/{index}"
+
+
+def packet_room(topic: str) -> int:
+    """The bytes of an MQTT 5 PUBLISH around its payload, for any chunk of a message on
+    ``topic``: fixed header (5), topic (2 + its longest chunk topic), packet id (2), properties
+    (4; none take 1).
+
+    >>> packet_room("rumor/lab/key/pi-07")
+    49
+    """
+    return 5 + 2 + len(chunk_topic(topic, 2**32 - 1).encode()) + 2 + 4
 
 
 def chunk_base(topic: str) -> str | None:
@@ -83,6 +95,7 @@ class ChunkLayer:
         """``max_pending_bytes``: the budget of partial chunk sets; default
         ``max(2 * max_message_bytes, 32 MiB)``."""
         self._max_payload = max_payload
+        self._packet_limit: int | None = None
         self._stats = stats
         limit = _DEFAULT_MAX_MESSAGE if max_message_bytes is None else max_message_bytes
         self._max_message = limit
@@ -104,12 +117,27 @@ class ChunkLayer:
                 out.add(chunk_topic(pattern, 0).rpartition("/")[0] + "/+")
         return sorted(out)
 
+    def fit(self, packet_limit: int | None) -> None:
+        """Keep every packet within ``packet_limit`` bytes (the broker's Maximum Packet Size,
+        from its CONNACK; None: it said none): chunks get smaller than ``max_payload`` where
+        they must, never larger."""
+        self._packet_limit = packet_limit
+
+    def payload_limit(self, topic: str) -> int | None:
+        """The largest payload published in one packet on ``topic`` (None: no limit)."""
+        limit = self._max_payload
+        if self._packet_limit is not None:
+            fits = max(HEADER_SIZE + 1, self._packet_limit - packet_room(topic))
+            limit = fits if limit is None else min(limit, fits)
+        return limit
+
     def outgoing(self, topic: str, payload: bytes) -> list[tuple[str, bytes]]:
         """(topic, bytes) pairs to publish for ``payload``: itself, or its chunks."""
-        if self._max_payload is None or len(payload) <= self._max_payload:
+        limit = self.payload_limit(topic)
+        if limit is None or len(payload) <= limit:
             return [(topic, payload)]
         message_id = self._ids.getrandbits(_ID_BITS)
-        parts = split(payload, max_payload=self._max_payload, message_id=message_id)
+        parts = split(payload, max_payload=limit, message_id=message_id)
         return [(chunk_topic(topic, k), part) for k, part in enumerate(parts)]
 
     def incoming(self, topic: str, payload: bytes, *, retained: bool) -> Message | None:

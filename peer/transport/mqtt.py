@@ -17,6 +17,7 @@ import logging
 import random
 from collections.abc import Iterable, Sequence
 from types import TracebackType
+from typing import Any
 
 import aiomqtt
 
@@ -58,6 +59,7 @@ class MqttTransport(TransportCore):
         self._settings = settings
         self._rng = rng if rng is not None else random.Random()
         self._client: aiomqtt.Client | None = None
+        self._packet_limit: int | None = None
         # aiomqtt warns once per message it drops from a full queue: one line per interval.
         self._client_log = logging.getLogger(f"rumor.mqtt.{settings.client_id}")
         if not any(isinstance(f, RateLimit) for f in self._client_log.filters):
@@ -106,7 +108,23 @@ class MqttTransport(TransportCore):
         # aiomqtt warns above 10 unacknowledged publishes; a chunked frame keeps WINDOW.
         client.pending_calls_threshold = 2 * WINDOW
         ack_at_once(client._client)  # aiomqtt has no public handle on paho's client
+        self._hear_connack(client)
         return client
+
+    def _hear_connack(self, client: aiomqtt.Client) -> None:
+        """Keep the broker's Maximum Packet Size from its CONNACK (MQTT 5; aiomqtt drops the
+        CONNACK's properties), for :meth:`_serve` to fit the chunks to it."""
+        paho = client._client
+        on_connect = paho.on_connect
+
+        def hear(*args: Any) -> None:
+            properties = args[4] if len(args) > 4 else None
+            limit = getattr(properties, "MaximumPacketSize", None)
+            self._packet_limit = limit if isinstance(limit, int) and limit > 0 else None
+            if on_connect is not None:
+                on_connect(*args)
+
+        paho.on_connect = hear
 
     async def _run(self) -> None:
         attempt = 0
@@ -163,6 +181,9 @@ class MqttTransport(TransportCore):
         """One connection's life: subscribe, announce, pump until the link drops."""
         self._client = client
         no_delay(client._client)
+        self._chunks.fit(self._packet_limit)
+        if self._packet_limit is not None:
+            log.info("the broker takes packets of up to %d bytes", self._packet_limit)
         self._stats.connects += 1
         filters = self._chunks.expand_filters(self._filters)
         if filters:

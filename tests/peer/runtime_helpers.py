@@ -101,8 +101,10 @@ async def drive(
     meet: bool = False,
 ) -> tuple[list[RoundStats], torch.Tensor]:
     """Run one peer to the end, calling ``on_round`` after each round. With ``meet``, round 0
-    starts only once the peer hears every neighbour (else, on a loaded machine, a peer that
-    connects first runs its first round before the others' presence arrives, without them)."""
+    starts only once every neighbour's presence has come in (else a peer that connects first
+    runs its first rounds before the others' presence arrives: within the start-up grace they
+    count as alive unheard, and the late presence then forces a keyframe at a round that
+    depends on timing)."""
     out: list[RoundStats] = []
     async with transport:
         await transport.state.wait_up()
@@ -110,7 +112,7 @@ async def drive(
             hood = runtime.hood.neighbours
             async with asyncio.timeout(60 if meet else None):  # fail, never hang
                 while meet:
-                    if runtime.liveness.live_set(hood) == hood:
+                    if hood <= runtime.liveness.announced():
                         break
                     await asyncio.sleep(0.02)  # polling: presence has no change event
             async for stats in runtime.rounds():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
@@ -140,9 +141,13 @@ async def test_hostile_messages_are_counted_and_change_nothing(broker: Broker) -
 
     spy = paho.Client(CallbackAPIVersion.VERSION2, client_id="spy")
     spy.on_message = capture
+    subscribed = threading.Event()
+    spy.on_subscribe = lambda *_: subscribed.set()
     spy.connect("127.0.0.1", broker.port)
     spy.subscribe("rumor/hostile/delta/p1", qos=1)
     spy.loop_start()
+    # The peers' first rounds can pass before the spy's SUBACK comes back.
+    assert await asyncio.to_thread(subscribed.wait, 5.0), "the spy's SUBSCRIBE was not acknowledged"
 
     def every_kind_counted() -> bool:
         return all(
@@ -151,7 +156,8 @@ async def test_hostile_messages_are_counted_and_change_nothing(broker: Broker) -
 
     async def attack(stats: RoundStats) -> None:
         if stats.round == 3:
-            assert captured, "the spy saw no delta of p1 in three rounds"
+            # p1 sent deltas in rounds 1 and 2; the spy's thread may not have taken one in yet.
+            await wait_until(lambda: bool(captured), "the spy saw a delta of p1")
             await asyncio.to_thread(
                 _publish, broker.port, _hostile_messages("hostile", model, captured[0])
             )

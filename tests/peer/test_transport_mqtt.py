@@ -187,8 +187,9 @@ async def test_chunked_payload_passes_a_broker_packet_limit(tmp_path: Path) -> N
             await late.subscribe(["rumor/lab/key/+"])
             [message] = await take(late, 1)
             assert (message.payload, message.retained) == (payload, True)
-        async with client(small, "unchunked") as raw:
-            # The limit is real: the same payload unchunked does not get through.
+        async with client(small, "unchunked", protocol="3.1.1") as raw:
+            # The limit is real: the same payload unchunked does not get through (over MQTT
+            # 3.1.1, whose CONNACK cannot say the limit: over 5 the transport fits to it).
             with pytest.raises(TransportError):
                 await raw.publish("rumor/lab/key/raw", payload, qos=1)
 

@@ -1,0 +1,57 @@
+"""The broker's Maximum Packet Size (MQTT 5 CONNACK) caps the chunks: never a packet it refuses."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from peer.broker import Broker
+from peer.transport.chunks import packet_room
+from tests.peer.test_transport_mqtt import client, take
+
+pytestmark = pytest.mark.broker
+
+TOPIC = "rumor/lab/key/a"
+
+
+async def test_chunks_fit_the_limit_the_broker_announces(tmp_path: Path) -> None:
+    """Configured for 124 KiB chunks (or none at all) against a broker that takes 4 KiB
+    packets: each publish was a packet too large, and the broker dropped the connection."""
+    payload = random.Random(5).randbytes(40_000)
+    async with (
+        Broker.start(max_packet_size=4096, log_dir=tmp_path) as small,
+        client(small, "a", max_payload=126_976) as a,
+        client(small, "whole") as whole,
+        client(small, "b") as b,
+    ):
+        await b.subscribe(["rumor/lab/key/+"])
+        for sender in (a, whole):
+            assert sender._chunks.payload_limit(TOPIC) == 4096 - packet_room(TOPIC)
+            await sender.publish(TOPIC, payload, qos=1)
+            [message] = await take(b, 1)
+            assert message.payload == payload
+            assert sender.stats.connects == 1  # never cut off
+        assert b.stats.rejected == {}
+
+
+async def test_a_larger_limit_never_makes_chunks_larger(tmp_path: Path) -> None:
+    async with (
+        Broker.start(max_packet_size=1_048_576, log_dir=tmp_path) as big,
+        client(big, "a", max_payload=3000) as a,
+        client(big, "b") as b,
+    ):
+        assert a._chunks.payload_limit(TOPIC) == 3000
+        await b.subscribe(["rumor/lab/key/+"])
+        payload = random.Random(6).randbytes(10_000)
+        await a.publish(TOPIC, payload, qos=1)
+        [message] = await take(b, 1)
+        assert message.payload == payload
+        assert a.stats.bytes_out > len(payload)  # four chunks' headers
+
+
+async def test_no_limit_announced_keeps_max_payload(broker: Broker) -> None:
+    async with client(broker, "a", max_payload=3000) as a, client(broker, "b") as b:
+        assert a._chunks.payload_limit(TOPIC) == 3000
+        assert b._chunks.payload_limit(TOPIC) is None
