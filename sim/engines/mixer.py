@@ -196,6 +196,7 @@ class SparseMixer:
         gathered from a float64 copy of ``x_hat`` when it is small (:data:`_WIDE_BYTES`), else
         in float32 and widened block by block."""
         n, p = x.shape
+        rows = -(-n // max(1, round(n / rows)))  # equal blocks: a sliver costs every call too
         wide = None
         if n * p * 8 <= _WIDE_BYTES:
             wide = self._buffer("wide", x.shape, WIDE, x.device).copy_(x_hat)
