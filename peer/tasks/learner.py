@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from peer.tasks.dataset import Dataset, PeerData
+from peer.tasks.idx_io import standardise_
 from peer.tasks.models import FlatModel
 from peer.tasks.module import ModuleModel
 from peer.tasks.optim import GradPiece, OptState, optimizer_from_spec
@@ -36,23 +37,39 @@ _GENERIC_BLOCK_FLOATS = 1 << 22  # torch.func calls cost more per call: larger b
 _EVAL_BUDGET = 1 << 23  # activation floats per evaluation chunk (32 MiB in float32)
 
 
-_GATHERED = threading.local()  # per training thread: the buffer a block's inputs are gathered in
+_GATHERED = threading.local()  # per training thread: the buffers a block's inputs go in
 
 
-def _gather(source: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """``source.index_select(0, rows)`` into a buffer kept (per thread) for the next block: a
-    fresh multi-megabyte result per block would cost page faults every step.
+def _kept(like: torch.Tensor, n: int) -> torch.Tensor:
+    """A buffer of ``n`` rows shaped and typed like ``like``'s, kept (per thread and dtype) for
+    the next block: a fresh multi-megabyte one per block would cost page faults every step."""
+    buffers: dict[torch.dtype, torch.Tensor] = _GATHERED.__dict__.setdefault("buffers", {})
+    buffer = buffers.get(like.dtype)
+    if (
+        buffer is None
+        or buffer.device != like.device
+        or buffer.shape[1:] != like.shape[1:]
+        or buffer.shape[0] < n
+    ):
+        buffer = buffers[like.dtype] = like.new_empty((n, *like.shape[1:]))
+    return buffer[:n]
 
-    >>> _gather(torch.arange(6.0).view(3, 2), torch.tensor([2, 0])).tolist()
+
+def _gather(data: PeerData, rows: torch.Tensor) -> torch.Tensor:
+    """``data.x.index_select(0, rows)`` in a kept buffer: from the uint8 pixels when ``data``
+    has them (a quarter of the bytes to fetch), standardised exactly as the loader did.
+
+    >>> data = PeerData(torch.arange(6.0).view(3, 2), torch.zeros(3, dtype=torch.int64),
+    ...                 torch.tensor([0, 3]), 2)
+    >>> _gather(data, torch.tensor([2, 0])).tolist()
     [[4.0, 5.0], [0.0, 1.0]]
     """
     n = rows.numel()
-    key = (source.dtype, source.device, tuple(source.shape[1:]))
-    buffer = getattr(_GATHERED, "buffer", None)
-    if buffer is None or getattr(_GATHERED, "key", None) != key or buffer.shape[0] < n:
-        buffer = torch.empty((n, *source.shape[1:]), dtype=source.dtype, device=source.device)
-        _GATHERED.buffer, _GATHERED.key = buffer, key
-    return torch.index_select(source, 0, rows, out=buffer[:n])
+    if data.pixels is None or data.x.dtype != torch.float32:
+        return torch.index_select(data.x, 0, rows, out=_kept(data.x, n))
+    pixels, stats = data.pixels
+    picked = torch.index_select(pixels, 0, rows, out=_kept(pixels, n))
+    return standardise_(_kept(data.x, n).copy_(picked), stats)
 
 
 def round_seed(seed: int, round: int, stream: int = _BATCH_STREAM) -> int:
@@ -206,7 +223,7 @@ class _Steps:
             for lo in range(0, n, block):
                 hi = min(n, lo + block)
                 rows = step_rows[lo:hi].reshape(-1)
-                x = _gather(data.x, rows).view(hi - lo, batch_size, *x_shape)
+                x = _gather(data, rows).view(hi - lo, batch_size, *x_shape)
                 y = data.y.index_select(0, rows).view(hi - lo, batch_size, *y_shape)
                 x = x.to(params.dtype)
                 if self.fused:  # lr 0 leaves a finished straggler exactly as it was
