@@ -123,7 +123,8 @@ def write_state(state: PeerState, stream: IO[bytes]) -> None:
     }
     head = json.dumps(header, separators=(",", ":")).encode()
     digest = hashlib.sha256()
-    for piece in (MAGIC, _LEN.pack(len(head)), head, *(b.numpy().data for b in blobs)):
+    pieces: list[bytes | memoryview] = [MAGIC, _LEN.pack(len(head)), head]
+    for piece in [*pieces, *(memoryview(b.numpy()) for b in blobs)]:
         digest.update(piece)
         stream.write(piece)
     stream.write(digest.digest())
