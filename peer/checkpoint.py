@@ -124,7 +124,7 @@ def write_state(state: PeerState, stream: IO[bytes]) -> None:
     head = json.dumps(header, separators=(",", ":")).encode()
     digest = hashlib.sha256()
     pieces: list[bytes | memoryview] = [MAGIC, _LEN.pack(len(head)), head]
-    for piece in [*pieces, *(memoryview(b.numpy()) for b in blobs)]:
+    for piece in [*pieces, *(b.numpy().data for b in blobs)]:
         digest.update(piece)
         stream.write(piece)
     stream.write(digest.digest())
