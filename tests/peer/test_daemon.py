@@ -87,12 +87,13 @@ _NOT_FOR_A_PEER = (
     "sim.engines",
     "sim.training",
     "sim.plots",
+    "prometheus_client",  # only with [metrics] port set
 )
 
 
-def test_a_peer_process_imports_no_plotting_simulator_or_compiler_modules() -> None:
-    """Every module a peer imports stays resident (about 12 MB for networkx, 40 for
-    matplotlib): the daemon's imports and a learner's build must not pull in these."""
+def test_a_peer_process_imports_no_plotting_simulator_compiler_or_metrics_modules() -> None:
+    """Every module a peer imports stays resident (about 12 MB for networkx, 2 for
+    prometheus-client): the daemon's imports and a learner's build must not pull in these."""
     probe = (
         "import contextlib, io, sys\n"
         "import peer.cli, peer.runtime.daemon\n"
