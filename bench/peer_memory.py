@@ -3,10 +3,10 @@
 Part 1 builds, in this process, what ``rumor peer`` builds for peer 0 of N (the configuration of
 ``bench/swarm.py``: Fashion-MNIST, iid, a ring, one local step, signed raw frames) and prints,
 after each stage, the resident set now, its peak so far (``VmRSS``, ``VmHWM``) and how much the
-stage raised the peak: torch, the daemon's other imports (networkx, cryptography and
-prometheus-client named apart), the data share and the model, the gossip state (the peer's
-model, its public copy, one copy per in-neighbour), training steps, a held-out evaluation and a
-checkpoint write. No gossip happens here.
+stage raised the peak: torch, the daemon's other imports (networkx and cryptography named
+apart; prometheus-client comes only with ``[metrics] port``), the data share and the model, the
+gossip state (the peer's model, its public copy, one copy per in-neighbour), training steps, a
+held-out evaluation and a checkpoint write. No gossip happens here.
 
 Part 2 (skip with ``--rounds 0``) runs ``rumor up`` with N real peers on a Mosquitto of its own
 and prints each peer's peak RSS (``ru_maxrss``, from the stats every round writes) after round 1
@@ -64,9 +64,6 @@ def stages(args: argparse.Namespace) -> None:
     import cryptography.hazmat.primitives.asymmetric.ed25519  # noqa: F401
 
     mark("+ cryptography (signatures)")
-    import prometheus_client  # noqa: F401
-
-    mark("+ prometheus-client (metrics)")
     import peer.runtime.daemon  # noqa: F401
     from peer.config import config_from_dict
     from peer.runtime.learning import load_learner
