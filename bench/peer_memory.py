@@ -152,7 +152,7 @@ def swarm(args: argparse.Namespace) -> None:
         "per peer (MB, the highest of the peers) after:"
     )
     points = [
-        (1, "round 1: the first exchange"),
+        (1, "the first exchange"),
         (every["checkpoint_every"], "the first checkpoint"),
         (every["eval_every"], "the first evaluation"),
         (args.rounds, "the last round"),
