@@ -91,8 +91,9 @@ class Inbound:
         except ProtocolError as exc:
             self.rejections.record(_topic_peer(message.topic), exc.reason, str(exc))
         except Exception as exc:  # hostile input must never take the daemon down
-            log.exception("unexpected error on a message from %s", message.topic)
-            self.rejections.record(_topic_peer(message.topic), "internal_error", repr(exc))
+            # Rate-limited like any rejection: a message that trips a bug can be sent in a loop.
+            if self.rejections.record(_topic_peer(message.topic), "internal_error", repr(exc)):
+                log.error("the traceback of that internal_error", exc_info=exc)
         finally:
             self.decode_s += time.perf_counter() - start
 
