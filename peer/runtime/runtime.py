@@ -40,7 +40,7 @@ from peer.runtime.finite import all_finite
 from peer.runtime.gossip import first_of, mix_received, wait_for_round
 from peer.runtime.inbound import Inbound
 from peer.runtime.learning import LocalLearner
-from peer.runtime.liveness import Liveness
+from peer.runtime.liveness import Liveness, track_link
 from peer.runtime.neighbours import Neighbourhood, membership_neighbourhood
 from peer.runtime.privacy import PeerPrivacy
 from peer.runtime.rejections import Rejections
@@ -166,6 +166,9 @@ class PeerRuntime:
             self.inbound.sync_floor = self.round
         group = await self._stack.enter_async_context(asyncio.TaskGroup())
         self._pump = group.create_task(self._receive(), name=f"receive-{self.me}")
+        self._link = group.create_task(
+            track_link(self.liveness, self.transport.state), name=f"link-{self.me}"
+        )
         await self._update_subscriptions()
         self._connects_seen = self.transport.stats.connects
         return self
@@ -180,6 +183,7 @@ class PeerRuntime:
             await asyncio.to_thread(self._checkpoint)
         finally:
             self._pump.cancel()
+            self._link.cancel()
             await self._stack.aclose()
 
     def stop(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import threading
 from collections import Counter
@@ -245,3 +246,37 @@ async def test_broker_outage_every_peer_reconnects_and_finishes(broker: Broker) 
         assert transport.stats.connects >= 2, "never reconnected"
         after = [s for s in stats if connects_at[i][s.round] >= 2]
         assert any(s.received >= 1 for s in after), f"p{i}: no gossip after the broker came back"
+
+
+@pytest.mark.slow
+async def test_a_neighbour_gone_while_the_broker_was_down_is_not_believed_online(
+    broker: Broker,
+) -> None:
+    """The broker crashes (SIGKILL: a stopped Mosquitto sends every client's will first) and
+    restarts without persistence, so it retains nothing of p2, and p2, gone while it was down,
+    left no will: p0 must stop believing p2 online once its presence is not said again on the
+    new connection, and must keep p1, which reconnected. When p2 comes back, p0 sees it join
+    (and so sends it a keyframe)."""
+    configs = _configs(broker, "ghost", 5, silence_timeout_s=3.0)
+    (t0, r0), (t1, r1), (t2, r2) = [mqtt_peer(c) for c in configs]
+    async with contextlib.AsyncExitStack() as stack:
+        for transport, runtime in ((t0, r0), (t1, r1)):
+            await stack.enter_async_context(transport)
+            await transport.state.wait_up()
+            await stack.enter_async_context(runtime)
+        async with t2:
+            await t2.state.wait_up()
+            async with r2:
+                await wait_until(lambda: r0.liveness.announced() == {"p1", "p2"}, "p0 met both")
+                broker.kill()
+                await asyncio.to_thread(broker.stop)  # reaps it
+                await wait_until(lambda: not t2.state.is_up, "p2 lost the broker")
+        await asyncio.to_thread(broker.launch)
+        await wait_until(lambda: t0.stats.connects == t1.stats.connects == 2, "both reconnected")
+        await wait_until(lambda: r0.liveness.announced() == {"p1"}, "p0 forgot p2, kept p1")
+        assert "p2" not in r0.liveness.live_set(r0.hood.neighbours)
+        r0.inbound.joined = False
+        t2, r2 = mqtt_peer(configs[2])
+        async with t2, r2:
+            await wait_until(lambda: r0.liveness.announced() == {"p1", "p2"}, "p2 is back")
+            assert r0.inbound.joined, "p0 did not see p2 join again: no keyframe for it"
