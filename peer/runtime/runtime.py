@@ -166,9 +166,6 @@ class PeerRuntime:
             self.inbound.sync_floor = self.round
         group = await self._stack.enter_async_context(asyncio.TaskGroup())
         self._pump = group.create_task(self._receive(), name=f"receive-{self.me}")
-        self._link = group.create_task(
-            track_link(self.liveness, self.transport.state), name=f"link-{self.me}"
-        )
         await self._update_subscriptions()
         self._connects_seen = self.transport.stats.connects
         return self
@@ -183,7 +180,6 @@ class PeerRuntime:
             await asyncio.to_thread(self._checkpoint)
         finally:
             self._pump.cancel()
-            self._link.cancel()
             await self._stack.aclose()
 
     def stop(self) -> None:
@@ -238,9 +234,13 @@ class PeerRuntime:
             log.warning("%s: %s; the previous checkpoint stays", self.me, exc)
 
     async def _receive(self) -> None:
-        async for message in self.transport.messages():
-            if self.faults is None or self.faults.admit(message, self.inbound):
-                self.inbound.handle(message)
+        """Every received message to the inbound path; every reconnect to liveness."""
+        async with asyncio.TaskGroup() as group:
+            link = group.create_task(track_link(self.liveness, self.transport.state))
+            async for message in self.transport.messages():
+                if self.faults is None or self.faults.admit(message, self.inbound):
+                    self.inbound.handle(message)
+            link.cancel()
 
     # -- neighbourhood ---------------------------------------------------------------------
 
