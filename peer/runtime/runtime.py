@@ -27,9 +27,10 @@ import logging
 import math
 import resource
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Self, TypeVar
 
 import torch
 
@@ -64,6 +65,9 @@ if TYPE_CHECKING:
 __all__ = ["PeerRuntime"]
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+_WORKER = "rumor-learning"
 
 
 def peak_rss_mb() -> float:
@@ -153,6 +157,9 @@ class PeerRuntime(NeighbourhoodMixin):
         self._stop = asyncio.Event() if stop is None else stop
         self._stack = contextlib.AsyncExitStack()
         self._subscribed: set[str] = set()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=_WORKER)
+        """Training, evaluation and checkpoints, always on this one thread: a pool's changing
+        threads would each keep a training workspace and a malloc arena of their own."""
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -177,10 +184,15 @@ class PeerRuntime(NeighbourhoodMixin):
         tb: TracebackType | None,
     ) -> None:
         try:
-            await asyncio.to_thread(self._checkpoint)
+            await self._learning(self._checkpoint)
         finally:
             self._pump.cancel()
+            self._worker.shutdown(wait=False)
             await self._stack.aclose()
+
+    def _learning(self, fn: Callable[..., _T], *args: object) -> asyncio.Future[_T]:
+        """``fn(*args)`` on the learning thread."""
+        return asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
 
     def stop(self) -> None:
         """End the loop after the current round (safe from a signal handler)."""
@@ -277,7 +289,7 @@ class PeerRuntime(NeighbourhoodMixin):
         t0 = time.perf_counter()
         self._refresh_membership()
         await self._update_subscriptions()
-        x, loss = await asyncio.to_thread(self.learner.train, self.x, r)
+        x, loss = await self._learning(self.learner.train, self.x, r)
         if not all_finite(x):
             log.error("%s: local training diverged in round %d; kept the last model", self.me, r)
             x, loss = self.x, float("nan")
@@ -293,12 +305,12 @@ class PeerRuntime(NeighbourhoodMixin):
         # Always at the end: the last round, or the one a stop request ends the loop after.
         if self.round % self.config.learning.eval_every == 0 or done or self.stopping:
             t1 = time.perf_counter()
-            self._accuracy = await asyncio.to_thread(self.learner.accuracy, self.x)
+            self._accuracy = await self._learning(self.learner.accuracy, self.x)
             self._evaluated_at = self.round
             evaluate = time.perf_counter() - t1
         if self._store is not None and self.round % self.config.storage.checkpoint_every == 0:
             t2 = time.perf_counter()
-            await asyncio.to_thread(self._checkpoint)
+            await self._learning(self._checkpoint)
             checkpoint = time.perf_counter() - t2
         timings = Timings(
             train=train,
