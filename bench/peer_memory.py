@@ -1,56 +1,185 @@
-"""Where a peer's resident memory goes before any gossip: torch, imports, its data, a step.
+"""Where a peer's resident memory goes: stage by stage in one process, then in a real swarm.
 
-One process builds what ``rumor peer`` builds for peer 0 of N (its Fashion-MNIST share and the
-model), trains three steps and evaluates once, printing the resident set (``VmRSS``) and its
-peak (``VmHWM``) after each stage. Linux only (``/proc/self/status``).
+Part 1 builds, in this process, what ``rumor peer`` builds for peer 0 of N (the configuration of
+``bench/swarm.py``: Fashion-MNIST, iid, a ring, one local step, signed raw frames) and prints,
+after each stage, the resident set now, its peak so far (``VmRSS``, ``VmHWM``) and how much the
+stage raised the peak: torch, the daemon's other imports (networkx and cryptography named
+apart; prometheus-client comes only with ``[metrics] port``), the data share and the model, the
+gossip state (the peer's model, its public copy, one copy per in-neighbour), training steps, a
+held-out evaluation and a checkpoint write. No gossip happens here.
 
-    python bench/peer_memory.py --peers 2 --model mlp:hidden=1258
+Part 2 (skip with ``--rounds 0``) runs ``rumor up`` with N real peers on a Mosquitto of its own
+and prints each peer's peak RSS (``ru_maxrss``, from the stats every round writes) after round 1
+(the first exchange, before any checkpoint or evaluation), after the first checkpoint
+(``storage.checkpoint_every``), after the first evaluation (``learning.eval_every``) and at the
+end, so what the exchange, checkpoints and evaluation add shows apart. Linux only.
+
+    python bench/peer_memory.py --peers 2 --model mlp:hidden=1258 --rounds 20
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+_MB = 1 << 20
 
 
-def _rss() -> str:
-    with open("/proc/self/status") as status:
-        fields = dict(line.split(":", 1) for line in status)
-    now, peak = (int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM"))
-    return f"RSS {now:.0f} MB, peak {peak:.0f} MB"
+class Stages:
+    """Prints one line per stage: RSS now, peak so far, and what the stage added to the peak."""
+
+    def __init__(self) -> None:
+        self.last_peak = 0.0
+
+    def __call__(self, what: str, detail: str = "") -> None:
+        with open("/proc/self/status") as status:
+            fields = dict(line.split(":", 1) for line in status)
+        now, peak = (int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM"))
+        added = peak - self.last_peak
+        self.last_peak = peak
+        note = f"  ({detail})" if detail else ""
+        print(f"  {what:<44} RSS {now:5.0f} MB  peak {peak:5.0f} MB  (+{added:4.0f}){note}")
+
+
+def _mb(nbytes: int) -> str:
+    return f"{nbytes / _MB:.1f} MB"
+
+
+def stages(args: argparse.Namespace) -> None:
+    """Part 1: peer 0's memory, stage by stage, in this process."""
+    mark = Stages()
+    print(f"part 1: peer 0 of {args.peers} built in this process (no gossip)")
+    mark("python started")
+    import torch
+
+    torch.set_num_threads(1)
+    mark("torch imported", "the floor: every peer pays it")
+    import networkx  # noqa: F401
+
+    mark("+ networkx (topology)")
+    import cryptography.hazmat.primitives.asymmetric.ed25519  # noqa: F401
+
+    mark("+ cryptography (signatures)")
+    import peer.runtime.daemon  # noqa: F401
+    from peer.config import config_from_dict
+    from peer.runtime.learning import load_learner
+
+    mark("+ the rest of the daemon's modules")
+    with tempfile.TemporaryDirectory() as tmp:
+        config = config_from_dict(
+            {
+                "identity": {"peer": "p0"},
+                "topology": {"family": "ring", "size": args.peers, "node": 0},
+                "learning": {"model": args.model, "threads": 1},
+                "storage": {"checkpoint_dir": tmp},
+            }
+        )
+        learner = load_learner(config, index=0, peers=args.peers)
+        _after_load(mark, learner, config, args)
+
+
+def _held(samples: Any) -> int:
+    """Bytes a shard holds (uint8 pixels and int64 labels, or a float Dataset)."""
+    raw = getattr(samples, "raw", samples)
+    tensors = [getattr(raw, name, None) for name in ("images", "labels", "x", "y")]
+    return sum(t.numel() * t.element_size() for t in tensors if t is not None)
+
+
+def _after_load(mark: Stages, learner: Any, config: Any, args: argparse.Namespace) -> None:
+    import torch
+
+    from peer.checkpoint import CheckpointStore
+    from peer.runtime.resume import snapshot
+    from protocol.choco import ChocoSender
+    from protocol.codecs import codec_from_spec
+    from protocol.spec import parse_spec
+
+    params = learner.num_params * learner.start.element_size()
+    mark(
+        "data share and model loaded",
+        f"shard {len(learner.shard)} samples {_mb(_held(learner.shard))}, held-out "
+        f"{len(learner.held_out)} {_mb(_held(learner.held_out))}, "
+        f"{learner.num_params} parameters {_mb(params)}",
+    )
+    x = learner.start.clone()
+    sender = ChocoSender(
+        codec_from_spec(parse_spec("raw")), learner.num_params, keyframe_interval=10, dtype=x.dtype
+    )
+    copies = [torch.zeros_like(x) for _ in range(2)]  # a ring: two in-neighbours' copies
+    mark("gossip state", "the model, its public copy, 2 neighbours' copies: 4 x parameters")
+    for r in range(3):
+        x, _ = learner.train(x, r)
+    mark("three training steps", f"optimizer {learner.recipe.optimizer.spec!r}")
+    learner.accuracy(x)
+    mark("one held-out evaluation")
+    assert config.storage.checkpoint_dir is not None
+    state = snapshot(
+        round=3,
+        x=x,
+        sender=sender,
+        checkpoint_every=5,
+        peer="p0",
+        model=learner.fingerprint,
+        extra=learner.state_tensors(),
+        model_spec=args.model,
+    )
+    CheckpointStore(config.storage.checkpoint_dir).save(state)
+    mark("one checkpoint written")
+    del copies
+
+
+def swarm(args: argparse.Namespace) -> None:
+    """Part 2: each peer's peak RSS at the round that first exchanges, checkpoints, evaluates."""
+    from peer.cli import main
+
+    argv = ["--peers", str(args.peers), "--rounds", str(args.rounds), "--model", args.model]
+    argv += ["--local-steps", "1", "--codec", "raw"]
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(tmp) / "run"
+        status = main(["--log-level", "WARNING", "up", *argv, "--out", str(run)])
+        config = (run / "p0" / "peer.toml").read_text()
+        every = {k: _setting(config, k) for k in ("checkpoint_every", "eval_every")}
+        per_peer = []
+        for peer_dir in sorted(run.glob("p*/stats.jsonl")):
+            rows = [json.loads(line) for line in peer_dir.read_text().splitlines()]
+            per_peer.append({int(row["round"]): float(row["peak_rss_mb"]) for row in rows})
+    print(
+        f"part 2: rumor up, {args.peers} peers, {args.rounds} rounds (exit {status}); peak RSS "
+        "per peer (MB, the highest of the peers) after:"
+    )
+    points = [
+        (1, "the first exchange"),
+        (every["checkpoint_every"], "the first checkpoint"),
+        (every["eval_every"], "the first evaluation"),
+        (args.rounds, "the last round"),
+    ]
+    for r, what in sorted(points):
+        if 1 <= r <= args.rounds:
+            peak = max(p.get(r, float("nan")) for p in per_peer)
+            print(f"  round {r:>3} ({what}): {peak:.0f} MB")
+
+
+def _setting(toml: str, key: str) -> int:
+    for line in toml.splitlines():
+        name, _, value = line.partition("=")
+        if name.strip() == key:
+            return int(value)
+    raise KeyError(key)
 
 
 def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--peers", type=int, default=2)
-    parser.add_argument("--model", default="mlp:hidden=1258")
+    parser.add_argument("--model", default="mlp:hidden=1258", help="1,000,120 parameters")
+    parser.add_argument("--rounds", type=int, default=20, help="part 2's rounds (0: skip it)")
     args = parser.parse_args(argv)
-    import torch
-
-    torch.set_num_threads(1)
-    print(f"torch imported: {_rss()}")
-    import aiomqtt  # noqa: F401  (what the daemon imports besides torch)
-
-    import peer.runtime.daemon  # noqa: F401
-    from peer.config import config_from_dict
-    from peer.runtime.learning import load_learner
-
-    print(f"rumor's daemon imported: {_rss()}")
-    config = config_from_dict(
-        {
-            "identity": {"peer": "p0"},
-            "topology": {"family": "ring", "size": args.peers, "node": 0},
-            "learning": {"model": args.model, "threads": 1},
-        }
-    )
-    learner = load_learner(config, index=0, peers=args.peers)
-    print(f"data share and model loaded ({learner.num_params} parameters): {_rss()}")
-    x = learner.start.clone()
-    for r in range(3):
-        x, _ = learner.train(x, r)
-    print(f"three training steps: {_rss()}")
-    learner.accuracy(x)
-    print(f"one held-out evaluation: {_rss()}")
+    stages(args)
+    if args.rounds > 0:
+        swarm(args)
     return 0
 
 

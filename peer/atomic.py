@@ -5,13 +5,20 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 __all__ = ["write_atomically"]
 
 
-def write_atomically(final: Path, data: bytes, *, tmp_prefix: str) -> None:
+def write_atomically(
+    final: Path, data: bytes | Callable[[IO[bytes]], None], *, tmp_prefix: str
+) -> None:
     """Temp file in the same directory, fsync, rename over ``final``, fsync the directory.
+
+    ``data``: the bytes, or a function that writes them to the stream it is given (a large
+    file then never has to be whole in memory).
 
     Raises OSError; the temp file never outlives a failure.
 
@@ -24,7 +31,10 @@ def write_atomically(final: Path, data: bytes, *, tmp_prefix: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=tmp_prefix, suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as stream:
-            stream.write(data)
+            if callable(data):
+                data(stream)
+            else:
+                stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(tmp, final)

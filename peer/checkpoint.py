@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import math
@@ -32,7 +33,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import IO, Final
 
 import torch
 
@@ -48,6 +49,7 @@ __all__ = [
     "decode_state",
     "encode_state",
     "read_model",
+    "write_state",
 ]
 
 log = logging.getLogger(__name__)
@@ -92,15 +94,25 @@ class PeerState:
 
 def encode_state(state: PeerState) -> bytes:
     """The checkpoint file's bytes for ``state``."""
+    out = io.BytesIO()
+    write_state(state, out)
+    return out.getvalue()
+
+
+def write_state(state: PeerState, stream: IO[bytes]) -> None:
+    """Write the bytes :func:`encode_state` gives to ``stream``, piece by piece: each tensor's
+    bytes go out straight from its memory, so a save holds no copy of the state (a whole-file
+    ``bytes`` of a 1M-parameter peer's model and public copy would be 8 MB, and building it
+    took three such copies at once)."""
     entries, blobs, offset = [], [], 0
     for name, tensor in {"params": state.params, **state.tensors}.items():
-        raw = tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+        flat = tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
         dtype = str(tensor.dtype).removeprefix("torch.")
         entries.append(
             {"name": name, "dtype": dtype, "shape": list(tensor.shape), "offset": offset}
         )
-        blobs.append(raw)
-        offset += len(raw)
+        blobs.append(flat)
+        offset += flat.numel()
     header = {
         "format": _FORMAT,
         "byteorder": sys.byteorder,
@@ -110,8 +122,12 @@ def encode_state(state: PeerState) -> bytes:
         "tensors": entries,
     }
     head = json.dumps(header, separators=(",", ":")).encode()
-    body = b"".join([MAGIC, _LEN.pack(len(head)), head, *blobs])
-    return body + hashlib.sha256(body).digest()
+    digest = hashlib.sha256()
+    pieces: list[bytes | memoryview] = [MAGIC, _LEN.pack(len(head)), head]
+    for piece in [*pieces, *(b.numpy().data for b in blobs)]:
+        digest.update(piece)
+        stream.write(piece)
+    stream.write(digest.digest())
 
 
 def _header(data: bytes, source: str) -> tuple[dict[str, object], memoryview]:
@@ -201,11 +217,10 @@ class CheckpointStore:
 
     def save(self, state: PeerState) -> Path:
         """Write ``state`` atomically; returns the final path."""
-        data = encode_state(state)
         final = self.directory / f"round-{state.round:010d}{_SUFFIX}"
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            write_atomically(final, data, tmp_prefix=_TMP_PREFIX)
+            write_atomically(final, lambda out: write_state(state, out), tmp_prefix=_TMP_PREFIX)
         except OSError as exc:
             raise CheckpointError(f"cannot write checkpoint {final}: {exc}") from exc
         for old in self.paths()[self.keep :]:

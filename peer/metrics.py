@@ -22,26 +22,31 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import fields
-
-from prometheus_client import CollectorRegistry, generate_latest, start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from typing import TYPE_CHECKING, Literal
 
 from peer.config import MetricsConfig
 from peer.runtime.stats import RoundStats, Timings
 from peer.transport import TransportStats
 from protocol.errors import ConfigError
 
+if TYPE_CHECKING:  # prometheus-client is imported only to serve or format metrics
+    from prometheus_client.core import Metric
+
 __all__ = ["PeerMetrics", "exposition", "serve_metrics"]
 
 log = logging.getLogger(__name__)
 
 _PHASES = tuple(f.name for f in fields(Timings))
-_COUNTER, _GAUGE = CounterMetricFamily, GaugeMetricFamily
+_Kind = Literal["counter", "gauge"]
+_COUNTER: _Kind = "counter"
+_GAUGE: _Kind = "gauge"
 
 
-class PeerMetrics(Collector):
-    """The collector; :meth:`update` after every round (thread-safe against scrapes)."""
+class PeerMetrics:
+    """The collector; :meth:`update` after every round (thread-safe against scrapes).
+
+    A plain object with ``collect``, as prometheus-client's registry takes it: a peer that
+    serves no metrics never imports prometheus-client (about 2 MB resident)."""
 
     def __init__(
         self,
@@ -64,17 +69,18 @@ class PeerMetrics(Collector):
             for phase in _PHASES:
                 self._phase_totals[phase] += getattr(stats.timings, phase)
 
-    def _family(self, kind: type[Metric], name: str, doc: str, extra: Iterable[str] = ()) -> Metric:
-        return kind(name, doc, labels=[*self._labels, *extra])  # type: ignore[call-arg]
+    def _family(self, kind: _Kind, name: str, doc: str, extra: Iterable[str] = ()) -> Metric:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-    def _one(self, kind: type[Metric], name: str, doc: str, value: float) -> Metric:
+        family = CounterMetricFamily if kind == _COUNTER else GaugeMetricFamily
+        return family(name, doc, labels=[*self._labels, *extra])
+
+    def _one(self, kind: _Kind, name: str, doc: str, value: float) -> Metric:
         family = self._family(kind, name, doc)
         family.add_metric(list(self._labels.values()), value)  # type: ignore[attr-defined]
         return family
 
-    def _by(
-        self, kind: type[Metric], name: str, doc: str, key: str, values: dict[str, float]
-    ) -> Metric:
+    def _by(self, kind: _Kind, name: str, doc: str, key: str, values: dict[str, float]) -> Metric:
         family = self._family(kind, name, doc, [key])
         for label, value in sorted(values.items()):
             family.add_metric([*self._labels.values(), label], value)  # type: ignore[attr-defined]
@@ -137,20 +143,24 @@ def _rss_bytes() -> float | None:
         return None
 
 
-def exposition(collector: Collector) -> str:
+def exposition(collector: PeerMetrics) -> str:
     """The text a scrape returns for ``collector`` alone."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
     return generate_latest(registry).decode()
 
 
 @contextlib.contextmanager
-def serve_metrics(config: MetricsConfig, collector: Collector) -> Iterator[None]:
+def serve_metrics(config: MetricsConfig, collector: PeerMetrics) -> Iterator[None]:
     """Serve ``collector`` on ``config.address:config.port`` for the ``with`` block (no port:
     nothing). A port that cannot be bound is a ConfigError naming it."""
     if config.port is None:
         yield
         return
+    from prometheus_client import CollectorRegistry, start_http_server
+
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
     try:

@@ -15,7 +15,8 @@ that comes during a round makes it the last), the held-out evaluation (worker th
 metric in the other rounds' stats is the last one measured. A background task owned by the
 runtime's TaskGroup feeds every received message to :class:`~peer.runtime.inbound.Inbound`.
 :meth:`PeerRuntime.stop` ends the loop after the current round; leaving the context writes a
-final checkpoint.
+final checkpoint. The neighbourhood and subscription methods live in
+:mod:`peer.runtime.subscriptions`.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ import logging
 import math
 import resource
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Self, TypeVar
 
 import torch
 
@@ -40,23 +42,22 @@ from peer.runtime.finite import all_finite
 from peer.runtime.gossip import first_of, mix_received, mix_scratch, wait_for_round
 from peer.runtime.inbound import Inbound
 from peer.runtime.learning import LocalLearner
-from peer.runtime.liveness import Liveness
-from peer.runtime.neighbours import Neighbourhood, membership_neighbourhood
+from peer.runtime.liveness import Liveness, track_link
+from peer.runtime.neighbours import Neighbourhood
 from peer.runtime.privacy import PeerPrivacy
 from peer.runtime.rejections import Rejections
 from peer.runtime.resume import restore, snapshot, state_problem
 from peer.runtime.stats import RoundStats, Timings, to_json
+from peer.runtime.subscriptions import NeighbourhoodMixin
 from peer.security.credentials import Credentials, load_credentials
 from peer.transport import Transport, TransportError
 from protocol.aggregator_names import check_aggregator_spec
 from protocol.choco import ChocoReceiver, ChocoSender
 from protocol.codecs import codec_from_spec, default_gamma
-from protocol.envelope import Envelope, encode_envelope, envelope_bound, sign_envelope
+from protocol.envelope import Envelope, encode_envelope, sign_envelope
 from protocol.seeds import sender_seed
 from protocol.spec import parse_spec
-from protocol.topics import subscription, topic
 from protocol.types import PeerId
-from protocol.validation import Expectations
 
 if TYPE_CHECKING:
     from peer.faults.inject import Faults
@@ -65,13 +66,16 @@ __all__ = ["PeerRuntime"]
 
 log = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
+_WORKER = "rumor-learning"
+
 
 def peak_rss_mb() -> float:
     """Peak resident set size of this process in MiB (Linux reports ru_maxrss in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-class PeerRuntime:
+class PeerRuntime(NeighbourhoodMixin):
     """One peer's gossip loop; see the module docstring."""
 
     def __init__(
@@ -154,6 +158,9 @@ class PeerRuntime:
         self._stop = asyncio.Event() if stop is None else stop
         self._stack = contextlib.AsyncExitStack()
         self._subscribed: set[str] = set()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=_WORKER)
+        """Training, evaluation and checkpoints, always on this one thread: a pool's changing
+        threads would each keep a training workspace and a malloc arena of their own."""
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -178,10 +185,15 @@ class PeerRuntime:
         tb: TracebackType | None,
     ) -> None:
         try:
-            await asyncio.to_thread(self._checkpoint)
+            await self._learning(self._checkpoint)
         finally:
             self._pump.cancel()
+            self._worker.shutdown(wait=False)
             await self._stack.aclose()
+
+    def _learning(self, fn: Callable[..., _T], *args: object) -> asyncio.Future[_T]:
+        """``fn(*args)`` on the learning thread."""
+        return asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
 
     def stop(self) -> None:
         """End the loop after the current round (safe from a signal handler)."""
@@ -235,65 +247,13 @@ class PeerRuntime:
             log.warning("%s: %s; the previous checkpoint stays", self.me, exc)
 
     async def _receive(self) -> None:
-        async for message in self.transport.messages():
-            if self.faults is None or self.faults.admit(message, self.inbound):
-                self.inbound.handle(message)
-
-    # -- neighbourhood ---------------------------------------------------------------------
-
-    def _expectations(self, hood: Neighbourhood) -> Expectations:
-        ident = self.config.identity
-        return Expectations(
-            swarm=ident.swarm,
-            model=self.learner.fingerprint,
-            senders=hood.neighbours,
-            n_params=self.learner.num_params,
-            max_bytes=min(
-                self.config.limits.max_message_bytes, envelope_bound(self.learner.num_params)
-            ),
-            trust=self.credentials.trust,
-        )
-
-    def _topic(self, kind: str, peer: PeerId) -> str:
-        ident = self.config.identity
-        return topic(kind, prefix=ident.prefix, swarm=ident.swarm, peer=peer)  # type: ignore[arg-type]
-
-    def _refresh_membership(self) -> None:
-        """Membership mode: recompute the graph when the announced live set changed."""
-        if self._static is not None:
-            return
-        # Presence only (retained online, and the will for crashes): silence is no evidence
-        # here, since a peer hears only its in-neighbours, and every peer must derive the same
-        # graph from the same announcements.
-        live = self.liveness.announced()
-        hood = membership_neighbourhood(live, me=self.me, seed=self.config.topology.seed)
-        if hood.weights != self.hood.weights:
-            for gone in self.hood.neighbours - hood.neighbours:
-                self.inbound.forget(gone)
-            log.info(
-                "%s: membership now %d peers; in-neighbours %s",
-                self.me,
-                hood.size,
-                ", ".join(sorted(hood.neighbours)) or "none",
-            )
-            self.hood = hood
-            self.inbound.expected = self._expectations(hood)
-
-    async def _update_subscriptions(self) -> None:
-        ident = self.config.identity
-        wanted = {
-            self._topic(kind, peer) for peer in self.hood.neighbours for kind in ("key", "delta")
-        }
-        if self._static is None:
-            wanted.add(subscription("presence", prefix=ident.prefix, swarm=ident.swarm))
-        else:
-            wanted |= {self._topic("presence", peer) for peer in self.hood.neighbours}
-        gone, new = self._subscribed - wanted, wanted - self._subscribed
-        if gone:
-            await self.transport.unsubscribe(sorted(gone))
-        if new:
-            await self.transport.subscribe(sorted(new))
-        self._subscribed = wanted
+        """Every received message to the inbound path; every reconnect to liveness."""
+        async with asyncio.TaskGroup() as group:
+            link = group.create_task(track_link(self.liveness, self.transport.state))
+            async for message in self.transport.messages():
+                if self.faults is None or self.faults.admit(message, self.inbound):
+                    self.inbound.handle(message)
+            link.cancel()
 
     # -- the round loop --------------------------------------------------------------------
 
@@ -330,7 +290,7 @@ class PeerRuntime:
         t0 = time.perf_counter()
         self._refresh_membership()
         await self._update_subscriptions()
-        x, loss = await asyncio.to_thread(self.learner.train, self.x, r)
+        x, loss = await self._learning(self.learner.train, self.x, r)
         if not all_finite(x):
             log.error("%s: local training diverged in round %d; kept the last model", self.me, r)
             x, loss = self.x, float("nan")
@@ -346,12 +306,12 @@ class PeerRuntime:
         # Always at the end: the last round, or the one a stop request ends the loop after.
         if self.round % self.config.learning.eval_every == 0 or done or self.stopping:
             t1 = time.perf_counter()
-            self._accuracy = await asyncio.to_thread(self.learner.accuracy, self.x)
+            self._accuracy = await self._learning(self.learner.accuracy, self.x)
             self._evaluated_at = self.round
             evaluate = time.perf_counter() - t1
         if self._store is not None and self.round % self.config.storage.checkpoint_every == 0:
             t2 = time.perf_counter()
-            await asyncio.to_thread(self._checkpoint)
+            await self._learning(self._checkpoint)
             checkpoint = time.perf_counter() - t2
         timings = Timings(
             train=train,

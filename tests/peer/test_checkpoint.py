@@ -7,6 +7,7 @@ import json
 import os
 import pickle
 import struct
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
@@ -55,6 +56,31 @@ def test_round_trip_is_exact_for_every_dtype_and_shape(tmp_path: Path) -> None:
     assert loaded is not None
     assert_same(original, loaded)
     loaded.params.add_(1.0)  # loaded tensors own writable memory
+
+
+def test_a_saved_file_holds_exactly_the_encoded_bytes(tmp_path: Path) -> None:
+    original = state(4)
+    path = CheckpointStore(tmp_path).save(original)
+    data = path.read_bytes()
+    assert data == encode_state(original)
+    assert data[-32:] == hashlib.sha256(data[:-32]).digest()
+
+
+def test_a_save_makes_no_copy_of_the_state(tmp_path: Path) -> None:
+    # The tensors' bytes go to the file straight from their memory: a whole-file bytes object
+    # (and the per-tensor copies it was joined from) would show as Python allocations here.
+    big = PeerState(round=1, params=torch.ones(1 << 20), tensors={"x_hat": torch.ones(1 << 20)})
+    store = CheckpointStore(tmp_path)
+    tracemalloc.start()
+    try:
+        store.save(big)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < (1 << 20), f"{peak} bytes allocated while saving 8 MiB of tensors"
+    loaded = store.load_latest()
+    assert loaded is not None
+    assert_same(big, loaded)
 
 
 def test_empty_store_has_no_checkpoint(tmp_path: Path) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -74,3 +76,39 @@ def _unused_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
     return port
+
+
+_NOT_FOR_A_PEER = (
+    "matplotlib",
+    "scipy",
+    "pandas",
+    "torch._dynamo",
+    "torch._inductor",
+    "sim.engines",
+    "sim.training",
+    "sim.plots",
+    "prometheus_client",  # only with [metrics] port set
+)
+
+
+def test_a_peer_process_imports_no_plotting_simulator_compiler_or_metrics_modules() -> None:
+    """Every module a peer imports stays resident (about 12 MB for networkx, 2 for
+    prometheus-client): the daemon's imports and a learner's build must not pull in these."""
+    probe = (
+        "import contextlib, io, sys\n"
+        "import peer.cli, peer.runtime.daemon\n"
+        "from peer.config import config_from_dict\n"
+        "from peer.runtime.learning import load_learner\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    peer.cli.main(['peer', '--help'])\n"
+        "config = config_from_dict({'identity': {'peer': 'p0'}, 'topology': {'family': 'ring',"
+        " 'size': 2, 'node': 0}, 'learning': {'task': 'synthetic', 'model': 'mlp'}})\n"
+        "load_learner(config, index=0, peers=2)\n"
+        f"heavy = {_NOT_FOR_A_PEER!r}\n"
+        "print(sorted(m for m in sys.modules if any(m == h or m.startswith(h + '.')"
+        " for h in heavy)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

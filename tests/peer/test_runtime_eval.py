@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -73,3 +77,37 @@ async def test_a_stop_during_a_round_makes_it_the_last_and_evaluated() -> None:
     assert calls == [3]
     assert stats[-1].evaluated_at == 3
     assert stats[-1].accuracy is not None
+
+
+async def test_training_evaluation_and_checkpoints_run_on_one_thread_of_their_own(
+    tmp_path: Path,
+) -> None:
+    # Not the event loop's thread, and not a pool's changing threads: each thread that trains
+    # keeps a model-sized workspace and a malloc arena of its own.
+    config = peer_config(
+        0,
+        2,
+        rounds=6,
+        learning={"task": "synthetic", "model": "logreg", "eval_every": 2},
+        checkpoint_dir=tmp_path,
+    )
+    transport, runtime, _ = _counting_peer(MemoryBroker(), config)
+    runtime.liveness.startup_grace_s = 0.0
+    threads: dict[str, set[int]] = {}
+
+    def recorded(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: object) -> object:
+            threads.setdefault(name, set()).add(threading.get_ident())
+            return fn(*args)
+
+        return call
+
+    learner = runtime.learner
+    learner.train = recorded("train", learner.train)  # type: ignore[method-assign]
+    learner.accuracy = recorded("evaluate", learner.accuracy)  # type: ignore[method-assign]
+    runtime._checkpoint = recorded("checkpoint", runtime._checkpoint)  # type: ignore[method-assign]
+    await drive(transport, runtime)
+    assert sorted(threads) == ["checkpoint", "evaluate", "train"]
+    used = set().union(*threads.values())
+    assert len(used) == 1
+    assert used != {threading.get_ident()}
