@@ -29,6 +29,7 @@ import resource
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Self, TypeVar
 
@@ -70,9 +71,17 @@ _T = TypeVar("_T")
 _WORKER = "rumor-learning"
 
 
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process in MiB (Linux reports ru_maxrss in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def peak_rss_mb(status: Path = Path("/proc/self/status")) -> float:
+    """Peak resident set size of this process in MiB: Linux's VmHWM where there is one.
+
+    ``ru_maxrss`` survives exec: a peer started by a large process (``rumor up``, a benchmark)
+    reported that process's size at the fork (800 MB for a 10 MB child), not its own peak.
+    """
+    with contextlib.suppress(OSError):
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # in kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 class PeerRuntime(NeighbourhoodMixin):
