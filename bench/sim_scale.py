@@ -11,6 +11,10 @@ B. 100,000 peers x 100 rounds of the ``synthetic`` task (random 4-regular graph,
    rounds, evaluation) and peak RSS per simulated peer. Issue target: under 5 minutes.
 
     .venv/bin/python bench/sim_scale.py [--threads 2] [--only A|B] [--peers N] [--rounds R]
+        [--floor]
+
+``--floor`` adds the cost of A's unavoidable kernels, each timed alone (the minibatch gather,
+the two batched products, one float64 pass over the models): the speed a round cannot beat.
 
 Every line says what was measured, with the machine's load average before and after: timings on
 a shared machine mean little. Exits 1 if a target is missed on a full-size run.
@@ -25,10 +29,12 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 import torch
 
+from peer.tasks.learner import _gather
 from protocol.errors import ConfigError
 from sim.config import SimConfig
 from sim.profile import format_profile
@@ -82,6 +88,58 @@ def workload_a(repeats: int, rounds: int) -> float | None:
     _, sim = timed_rounds(config, profile=True)
     print("A: " + format_profile(sim.timer.summary()).replace("\n", "\nA: "))
     return rate
+
+
+def _best_ms(run: Callable[[int], object], repeats: int = 20) -> float:
+    best = float("inf")
+    for repeat in range(repeats):
+        start = time.perf_counter()
+        run(repeat)
+        best = min(best, time.perf_counter() - start)
+    return 1e3 * best
+
+
+def floor() -> None:
+    """Workload A's unavoidable work, each piece alone (best of 20): what a round cannot beat
+    with these kernels. Train: the minibatch gather (fresh rows each time, from the uint8
+    pixels as training gathers them) and the two batched products of logistic
+    regression; mix: one float64 pass over [N, P] (the exact mixing of a 4-regular graph makes
+    13: a widening, 4 gathers, 5 products-and-sums, and widening, adding and rounding the
+    model); compress: the raw codec's two float32 passes."""
+    sim = Simulation(WORKLOAD_A)
+    trainer = sim.task.trainer
+    assert trainer is not None
+    data, n, batch = trainer.data, WORKLOAD_A.peers, WORKLOAD_A.batch_size
+    rows = [  # a fresh minibatch each time, as each round draws, so not in cache
+        (data.offsets[:n].view(n, 1) + trainer.indices(r)[:, 0]).reshape(-1) for r in range(20)
+    ]
+    x = _gather(data, rows[0]).clone()
+    params = sim.engine.params()
+    w = params[:, :7840].reshape(n, 10, 784).contiguous()
+    b = params[:, 7840:].reshape(n, 10, 1).contiguous()
+    xb = x.view(n, batch, -1)
+    z = torch.baddbmm(b, w, xb.transpose(1, 2))
+    gw = torch.empty_like(w)
+    wide = torch.empty(params.shape, dtype=torch.float64)
+    term = torch.empty_like(wide)
+    senders = torch.randperm(n)
+    f32 = torch.empty_like(params)
+    parts = {
+        "gather": _best_ms(lambda r: _gather(data, rows[r])),
+        "forward": _best_ms(lambda _: torch.baddbmm(b, w, xb.transpose(1, 2))),
+        "backward": _best_ms(lambda _: gw.baddbmm_(z, xb, beta=0.0)),
+        "f64 pass": _best_ms(lambda _: torch.index_select(wide, 0, senders, out=term)),
+        "f32 pass": _best_ms(lambda _: torch.sub(params, f32, out=f32)),
+    }
+    total = sum(parts[k] for k in ("gather", "forward", "backward"))
+    total += 13 * parts["f64 pass"] + 2 * parts["f32 pass"]
+    print(
+        "floor: "
+        + ", ".join(f"{k} {v:.3f} ms" for k, v in parts.items())
+        + f"; train + 13 f64 passes + 2 f32 passes = {total:.2f} ms a round = "
+        f"{n / total * 1e3:,.0f} peer-updates/s at best ({torch.get_num_threads()} threads, "
+        f"{_load()})"
+    )
 
 
 def scale_child(peers: int, rounds: int, device: str) -> dict[str, object]:
@@ -142,6 +200,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=100, help="rounds of A and B (default 100)")
     parser.add_argument("--repeats", type=int, default=3, help="A's runs, best kept (default 3)")
     parser.add_argument("--device", default="cpu", help="B's device (default cpu)")
+    parser.add_argument(
+        "--floor", action="store_true", help="also time A's unavoidable kernels, each alone"
+    )
     parser.add_argument("--child", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -154,6 +215,8 @@ def main() -> int:
     missed = []
     if args.only in (None, "A"):
         rate = workload_a(args.repeats, args.rounds)
+        if args.floor and rate is not None:
+            floor()
         if full and rate is not None and rate < 40_000:
             missed.append("A >= 40,000 peer-updates/s")
     if args.only in (None, "B"):

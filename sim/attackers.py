@@ -49,4 +49,4 @@ def poison_labels(trainer: Trainer | None, attackers: npt.NDArray[np.bool_], *, 
     for peer in np.flatnonzero(attackers).tolist():
         lo, hi = offsets[peer], offsets[peer + 1]
         y[lo:hi] = flipped[lo:hi]
-    trainer.data = PeerData(data.x, y, data.offsets, data.num_classes)
+    trainer.data = PeerData(data.x, y, data.offsets, data.num_classes, pixels=data.pixels)

@@ -73,15 +73,18 @@ def fitted_contraction(
 
 
 def finite(x: torch.Tensor) -> bool:
-    """Whether every entry of ``x`` is finite, by one float64 sum (a single pass, no mask):
-    float32 or float16 entries cannot overflow a float64 sum, and any NaN or infinity makes the
-    sum non-finite. Float64 entries are checked entry by entry (their sum could overflow).
+    """Whether every entry of ``x`` is finite, by a sum (a single pass, no mask): any NaN or
+    infinity makes a sum non-finite, so a finite sum in ``x``'s own dtype settles it at once
+    (one read, no copy). Only a non-finite sum is checked again: float32 or float16 entries
+    cannot overflow a float64 sum; float64 entries are checked entry by entry.
 
     >>> finite(torch.tensor([3e38, 3e38])), finite(torch.tensor([1.0, float("nan")]))
     (True, False)
     >>> finite(torch.tensor([float("inf"), -float("inf")]))
     False
     """
+    if math.isfinite(float(x.sum())):
+        return True
     if x.dtype == torch.float64:
         return bool(torch.isfinite(x).all())
     return math.isfinite(float(x.sum(dtype=torch.float64)))

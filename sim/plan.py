@@ -18,7 +18,9 @@ frames on all of them).
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 import numpy.typing as npt
@@ -27,7 +29,7 @@ from protocol.seeds import frame_seeds, sender_seeds
 from sim.failure_masks import FailureModel
 from topology.mixing import MixingEdges
 
-__all__ = ["Planner", "RoundPlan", "peer_frame_seeds"]
+__all__ = ["FrameSeeds", "Planner", "RoundPlan", "peer_frame_seeds"]
 
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
@@ -49,8 +51,9 @@ class RoundPlan:
     """[N] the frame a live peer publishes this round is a keyframe (full public copy, raw)."""
     seqs: IntArray
     """[N] seq of the frame each live peer publishes this round (its frame count so far)."""
-    seeds: list[int]
-    """[N] codec seed of each peer's frame this round (64-bit)."""
+    seeds: Sequence[int]
+    """[N] codec seed of each peer's frame this round (64-bit); the planner's are computed
+    only if read (:class:`FrameSeeds`: the raw codec never does)."""
     delivered: BoolArray
     """[E] the sender published and the message reached a live receiver."""
     mix: BoolArray
@@ -73,6 +76,38 @@ def peer_frame_seeds(seed: int, seqs: IntArray) -> list[int]:
     return frame_seeds(sender_seeds(seed, len(seqs)), seqs)
 
 
+class FrameSeeds(Sequence[int]):
+    """:func:`peer_frame_seeds` of one round, computed on first use: a codec that draws
+    nothing (raw, fp16, ...) never pays for N 64-bit Python integers per round.
+
+    >>> seeds = FrameSeeds(sender_seeds(3, 2), np.array([0, 7]))
+    >>> list(seeds) == peer_frame_seeds(3, np.array([0, 7])), len(seeds)
+    (True, 2)
+    """
+
+    def __init__(self, senders: npt.NDArray[np.uint64], seqs: IntArray) -> None:
+        self._senders, self._seqs = senders, seqs
+        self._values: list[int] | None = None
+
+    def _list(self) -> list[int]:
+        if self._values is None:
+            self._values = frame_seeds(self._senders, self._seqs)
+        return self._values
+
+    @overload
+    def __getitem__(self, index: int) -> int: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[int]: ...
+    def __getitem__(self, index: int | slice) -> int | list[int]:
+        return self._list()[index]
+
+    def __len__(self) -> int:
+        return len(self._seqs)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._list())
+
+
 class Planner:
     """Turns (schedule, failures, seed) into one :class:`RoundPlan` per round, in order."""
 
@@ -87,6 +122,8 @@ class Planner:
         """Sorted keys src * N + dst of out-of-sync pairs."""
         self._edges: tuple[MixingEdges, IntArray, IntArray, FloatArray] | None = None
         self._was_alive = np.ones(peers, dtype=bool)
+        self._senders = sender_seeds(seed, peers)
+        """Every peer's stable codec seed (the same every round)."""
 
     def plan(self, round: int, edges: MixingEdges) -> RoundPlan:
         src, dst, weight = self._arrays(edges)
@@ -111,7 +148,7 @@ class Planner:
             steps=self.failures.steps(alive),
             keyframe=keyframe,
             seqs=seqs,
-            seeds=peer_frame_seeds(self.seed, seqs),
+            seeds=FrameSeeds(self._senders, seqs),
             delivered=delivered,
             mix=delivered & ~stale,
             byzantine=self.failures.forgers & alive,

@@ -181,15 +181,24 @@ def _target_text(group: list[RunRow], target: Target) -> tuple[str, str]:
     return rounds, mb
 
 
+def _epsilon_text(group: list[RunRow]) -> str:
+    """The largest epsilon of the setting's seeds (``-`` for a run without one)."""
+    spent = [r.dp_epsilon for r in group if r.dp_epsilon is not None]
+    return f"{max(spent):.4g}" if spent else "-"
+
+
 def summarise(rows: Sequence[RunRow], *, target: Target) -> list[str]:
     """The printed table: one line per setting, aggregated over seeds. To-target columns say
-    ``-`` when no seed reached the target and ``n/a`` when the sweep has no target."""
+    ``-`` when no seed reached the target and ``n/a`` when the sweep has no target. With
+    ``--dp``, an ``epsilon`` column: the largest any peer spent, over the setting's seeds."""
     settings: dict[tuple[str, str, str], list[RunRow]] = {}
     for row in rows:
         settings.setdefault(row.setting, []).append(row)
+    dp = any(r.dp_epsilon is not None for r in rows)
     label = "final " + ("acc" if not rows or rows[0].metric == "accuracy" else rows[0].metric)
     header = f"{'topology':<22} {'codec':<18} {'failures':<14} {label:>16} "
     header += f"{'rounds to tgt':>13} {'MB to tgt':>10} {'MB total':>9} {'gap':>7}"
+    header += f" {'epsilon':>9}" if dp else ""
     lines = [header, "-" * len(header)]
     for (topology, codec, failures), group in settings.items():
         rounds, mb = _target_text(group, target)
@@ -198,6 +207,6 @@ def summarise(rows: Sequence[RunRow], *, target: Target) -> list[str]:
         gap_text = "-" if gap is None else f"{gap:.4f}"
         lines.append(
             f"{topology:<22} {codec:<18} {failures:<14} {_final_text(group):>16} {rounds:>13} "
-            f"{mb:>10} {total:>9.2f} {gap_text:>7}"
+            f"{mb:>10} {total:>9.2f} {gap_text:>7}" + (f" {_epsilon_text(group):>9}" if dp else "")
         )
     return lines

@@ -39,8 +39,13 @@ class SimTask:
         trainer = self.trainer
         if trainer is not None:
             data = trainer.data
+            pixels = None if data.pixels is None else (data.pixels[0].to(device), data.pixels[1])
             moved = PeerData(
-                data.x.to(device), data.y.to(device), data.offsets.to(device), data.num_classes
+                data.x.to(device),
+                data.y.to(device),
+                data.offsets.to(device),
+                data.num_classes,
+                pixels=pixels,
             )
             trainer = dataclasses.replace(trainer, data=moved)
         return dataclasses.replace(

@@ -37,6 +37,15 @@ def _int_width(values: IntArray) -> IntArray:
     return np.select([values < 128, values < 256, values < 65536], [1, 2, 3], default=5)
 
 
+def _width(value: int) -> int:
+    """:func:`_int_width` of one int.
+
+    >>> [_width(v) for v in (127, 128, 255, 256, 65535, 65536)]
+    [1, 2, 2, 3, 3, 5]
+    """
+    return 1 if value < 128 else 2 if value < 256 else 3 if value < 65536 else 5
+
+
 @dataclass
 class Traffic:
     """Frame sizes for one run's model and codec; keyframes go raw, deltas with the codec."""
@@ -49,6 +58,7 @@ class Traffic:
     """What the daemon puts in ``meta``: the same keys, so the same number of bytes."""
     _cache: dict[tuple[int, ...], int] = field(default_factory=dict)
     _names: IntArray | None = None
+    _uniform: dict[tuple[int, ...], IntArray] = field(default_factory=dict)
 
     def frame_bytes(self, *, kind: FrameKind, sender: str, round: int, seq: int) -> int:
         """Length of the encoded envelope of one frame."""
@@ -74,7 +84,37 @@ class Traffic:
     def frame_sizes(
         self, *, round: int, seqs: IntArray, publish: BoolArray, key: BoolArray
     ) -> IntArray:
-        """Encoded bytes of each peer's frame this round (0 for peers that publish nothing)."""
+        """Encoded bytes of each peer's frame this round (0 for peers that publish nothing).
+
+        When every peer publishes the same kind of frame with the same seq (no failures), the
+        sizes depend only on the msgpack widths of the round, seq and base: that array is kept
+        (read-only) and handed out again, with no work per round.
+        """
+        uniform = self._uniform_key(round, seqs, publish, key)
+        if uniform is not None:
+            cached = self._uniform.get(uniform)
+            if cached is None:
+                cached = self._frame_sizes(round=round, seqs=seqs, publish=publish, key=key)
+                cached.setflags(write=False)
+                self._uniform[uniform] = cached
+            return cached
+        return self._frame_sizes(round=round, seqs=seqs, publish=publish, key=key)
+
+    @staticmethod
+    def _uniform_key(
+        round: int, seqs: IntArray, publish: BoolArray, key: BoolArray
+    ) -> tuple[int, ...] | None:
+        """What the sizes depend on when every peer publishes alike; None when they do not."""
+        if len(publish) == 0 or not publish.all():
+            return None
+        seq = int(seqs[0])
+        if not (seqs == seq).all() or not (key == key[0]).all():
+            return None
+        return (len(publish), _width(round), _width(seq), _width(max(seq - 1, 0)), int(key[0]))
+
+    def _frame_sizes(
+        self, *, round: int, seqs: IntArray, publish: BoolArray, key: BoolArray
+    ) -> IntArray:
         sizes = np.zeros(len(publish), dtype=np.int64)
         peers = np.flatnonzero(publish)
         if len(peers) == 0:

@@ -3,7 +3,8 @@
 The runtime calls four hooks, each a no-op without ``rumor peer --faults``:
 :meth:`Faults.admit` on every received message (False: it is lost before the peer sees it),
 :meth:`Faults.resume` after the checkpoint is restored, :meth:`Faults.before_round` at the top of
-every round, and :meth:`Faults.before_publish` before every publish.
+every round, and :meth:`Faults.before_publish` before every frame it publishes (not before
+telemetry or presence).
 
 A lost frame is a frame the peer never saw: its copy of the sender goes stale until the sender's
 next keyframe, as in the simulator. The sync barrier is told not to wait for it
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -45,10 +47,20 @@ _GATE_LIMIT_S = 600.0
 class Faults:
     """One peer's fault plan, applied through the runtime's hooks."""
 
-    def __init__(self, plan: FaultPlan, *, me: PeerId, prefix: str, max_bytes: int) -> None:
+    def __init__(
+        self,
+        plan: FaultPlan,
+        *,
+        me: PeerId,
+        prefix: str,
+        max_bytes: int,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        """``sleep``: how a slow link waits (tests pass a fake clock)."""
         if me not in plan.index:
             raise ValueError(f"the fault plan has no index for {me!r}")
         self.plan, self.me, self.prefix, self.max_bytes = plan, me, prefix, max_bytes
+        self._sleep = sleep
         self.mine = plan.index[me]
         self.lost = 0
         """Frames lost by the plan so far."""
@@ -126,6 +138,6 @@ class Faults:
                             await stop.wait()
 
     async def before_publish(self) -> None:
-        """A slow link: every publish waits ``slow_ms`` first."""
+        """A slow link: every frame this peer publishes waits ``slow_ms`` first."""
         if self.plan.slow_ms > 0:
-            await asyncio.sleep(self.plan.slow_ms / 1000)
+            await self._sleep(self.plan.slow_ms / 1000)

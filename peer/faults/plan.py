@@ -37,6 +37,7 @@ from protocol.types import PeerId
 __all__ = [
     "GATE_OPEN",
     "LINKED",
+    "MAX_SLOW_MS",
     "FaultPlan",
     "gate_path",
     "hold_path",
@@ -48,6 +49,8 @@ __all__ = [
 _KEYS = {"seed", "index", "peers", "drop", "partition", "hold_at", "resume_at", "gates"}
 _KEYS |= {"gate_dir", "slow_ms"}
 MAX_PEERS = 100_000
+MAX_SLOW_MS = 60_000.0
+"""The longest a slow link may hold each frame."""
 
 
 GATE_OPEN = "open"
@@ -88,8 +91,10 @@ class FaultPlan:
             raise ConfigError(f"faults: every index must lie in 0..{self.peers - 1}")
         if (self.gates or self.hold_at) and self.gate_dir is None:
             raise ConfigError("faults: hold_at and gates need gate_dir")
-        if not 0 <= self.slow_ms <= 60_000:
-            raise ConfigError(f"faults: slow_ms must be in [0, 60000], got {self.slow_ms}")
+        if not 0 <= self.slow_ms <= MAX_SLOW_MS:
+            raise ConfigError(
+                f"faults: slow_ms must be in [0, {MAX_SLOW_MS:g}], got {self.slow_ms}"
+            )
 
     @property
     def lossy(self) -> bool:

@@ -91,8 +91,9 @@ class Inbound:
         except ProtocolError as exc:
             self.rejections.record(_topic_peer(message.topic), exc.reason, str(exc))
         except Exception as exc:  # hostile input must never take the daemon down
-            log.exception("unexpected error on a message from %s", message.topic)
-            self.rejections.record(_topic_peer(message.topic), "internal_error", repr(exc))
+            # Rate-limited like any rejection: a message that trips a bug can be sent in a loop.
+            if self.rejections.record(_topic_peer(message.topic), "internal_error", repr(exc)):
+                log.error("the traceback of that internal_error", exc_info=exc)
         finally:
             self.decode_s += time.perf_counter() - start
 
@@ -159,7 +160,10 @@ class Inbound:
             )
         last = self._presence_seen.get(peer)
         if state.epoch is not None and state == last:
-            return  # the same presence again: a re-subscription re-delivers the retained one
+            # The same presence again: a re-subscription re-delivers the retained one. It still
+            # confirms the presence on this connection (Liveness.reconnected).
+            self.liveness.presence(peer, online=state.online, paused=state.paused)
+            return
         if not state.after(last):
             raise ReplayedMessage(
                 f"presence of {peer!r} from epoch {state.epoch}, not newer than the last believed"
@@ -168,6 +172,10 @@ class Inbound:
         online = state.online
         if online and peer not in self.liveness.announced():
             self.joined = True
+            if last is not None and last.online:
+                # Believed online, then not confirmed after a reconnect of ours: as after an
+                # offline, what comes back is a new incarnation.
+                self.receiver.forget(peer)
         if not online:
             # Whatever comes back under this name is a new incarnation (restarted, maybe
             # without its checkpoint): its deltas must not land on the old one's copy. The

@@ -15,7 +15,8 @@ that comes during a round makes it the last), the held-out evaluation (worker th
 metric in the other rounds' stats is the last one measured. A background task owned by the
 runtime's TaskGroup feeds every received message to :class:`~peer.runtime.inbound.Inbound`.
 :meth:`PeerRuntime.stop` ends the loop after the current round; leaving the context writes a
-final checkpoint.
+final checkpoint. The neighbourhood and subscription methods live in
+:mod:`peer.runtime.subscriptions`.
 """
 
 from __future__ import annotations
@@ -41,23 +42,22 @@ from peer.runtime.finite import all_finite
 from peer.runtime.gossip import first_of, mix_received, wait_for_round
 from peer.runtime.inbound import Inbound
 from peer.runtime.learning import LocalLearner
-from peer.runtime.liveness import Liveness
-from peer.runtime.neighbours import Neighbourhood, membership_neighbourhood
+from peer.runtime.liveness import Liveness, track_link
+from peer.runtime.neighbours import Neighbourhood
 from peer.runtime.privacy import PeerPrivacy
 from peer.runtime.rejections import Rejections
 from peer.runtime.resume import restore, snapshot, state_problem
 from peer.runtime.stats import RoundStats, Timings, to_json
+from peer.runtime.subscriptions import NeighbourhoodMixin
 from peer.security.credentials import Credentials, load_credentials
 from peer.transport import Transport, TransportError
 from protocol.aggregator_names import check_aggregator_spec
 from protocol.choco import ChocoReceiver, ChocoSender
 from protocol.codecs import codec_from_spec, default_gamma
-from protocol.envelope import Envelope, encode_envelope, envelope_bound, sign_envelope
+from protocol.envelope import Envelope, encode_envelope, sign_envelope
 from protocol.seeds import sender_seed
 from protocol.spec import parse_spec
-from protocol.topics import subscription, topic
 from protocol.types import PeerId
-from protocol.validation import Expectations
 
 if TYPE_CHECKING:
     from peer.faults.inject import Faults
@@ -75,7 +75,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-class PeerRuntime:
+class PeerRuntime(NeighbourhoodMixin):
     """One peer's gossip loop; see the module docstring."""
 
     def __init__(
@@ -246,65 +246,13 @@ class PeerRuntime:
             log.warning("%s: %s; the previous checkpoint stays", self.me, exc)
 
     async def _receive(self) -> None:
-        async for message in self.transport.messages():
-            if self.faults is None or self.faults.admit(message, self.inbound):
-                self.inbound.handle(message)
-
-    # -- neighbourhood ---------------------------------------------------------------------
-
-    def _expectations(self, hood: Neighbourhood) -> Expectations:
-        ident = self.config.identity
-        return Expectations(
-            swarm=ident.swarm,
-            model=self.learner.fingerprint,
-            senders=hood.neighbours,
-            n_params=self.learner.num_params,
-            max_bytes=min(
-                self.config.limits.max_message_bytes, envelope_bound(self.learner.num_params)
-            ),
-            trust=self.credentials.trust,
-        )
-
-    def _topic(self, kind: str, peer: PeerId) -> str:
-        ident = self.config.identity
-        return topic(kind, prefix=ident.prefix, swarm=ident.swarm, peer=peer)  # type: ignore[arg-type]
-
-    def _refresh_membership(self) -> None:
-        """Membership mode: recompute the graph when the announced live set changed."""
-        if self._static is not None:
-            return
-        # Presence only (retained online, and the will for crashes): silence is no evidence
-        # here, since a peer hears only its in-neighbours, and every peer must derive the same
-        # graph from the same announcements.
-        live = self.liveness.announced()
-        hood = membership_neighbourhood(live, me=self.me, seed=self.config.topology.seed)
-        if hood.weights != self.hood.weights:
-            for gone in self.hood.neighbours - hood.neighbours:
-                self.inbound.forget(gone)
-            log.info(
-                "%s: membership now %d peers; in-neighbours %s",
-                self.me,
-                hood.size,
-                ", ".join(sorted(hood.neighbours)) or "none",
-            )
-            self.hood = hood
-            self.inbound.expected = self._expectations(hood)
-
-    async def _update_subscriptions(self) -> None:
-        ident = self.config.identity
-        wanted = {
-            self._topic(kind, peer) for peer in self.hood.neighbours for kind in ("key", "delta")
-        }
-        if self._static is None:
-            wanted.add(subscription("presence", prefix=ident.prefix, swarm=ident.swarm))
-        else:
-            wanted |= {self._topic("presence", peer) for peer in self.hood.neighbours}
-        gone, new = self._subscribed - wanted, wanted - self._subscribed
-        if gone:
-            await self.transport.unsubscribe(sorted(gone))
-        if new:
-            await self.transport.subscribe(sorted(new))
-        self._subscribed = wanted
+        """Every received message to the inbound path; every reconnect to liveness."""
+        async with asyncio.TaskGroup() as group:
+            link = group.create_task(track_link(self.liveness, self.transport.state))
+            async for message in self.transport.messages():
+                if self.faults is None or self.faults.admit(message, self.inbound):
+                    self.inbound.handle(message)
+            link.cancel()
 
     # -- the round loop --------------------------------------------------------------------
 

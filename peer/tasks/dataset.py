@@ -87,9 +87,20 @@ class PeerData:
     y: torch.Tensor
     offsets: torch.Tensor
     num_classes: int
+    pixels: tuple[torch.Tensor, tuple[float, float]] | None = None
+    """Optionally ``x`` as the uint8 pixels [M, D] it was standardised from, with the (mean,
+    std) it was standardised with (:func:`peer.tasks.idx_io.standardise_`): a training batch is
+    then gathered in a quarter of the bytes and standardised again, to the very same floats."""
 
     def __post_init__(self) -> None:
         Dataset(self.x, self.y, self.num_classes)  # same checks on x and y
+        if self.pixels is not None and (
+            self.pixels[0].dtype != torch.uint8 or self.pixels[0].shape != self.x.shape
+        ):
+            raise ConfigError(
+                f"pixels must be uint8 of x's shape {tuple(self.x.shape)}, got "
+                f"{self.pixels[0].dtype} {tuple(self.pixels[0].shape)}"
+            )
         off = self.offsets
         if off.dim() != 1 or off.dtype != torch.int64 or off.numel() < 2:
             raise ConfigError(f"offsets must be int64 [N + 1] with N >= 1, got {tuple(off.shape)}")

@@ -10,19 +10,21 @@ as ``rumor sim`` does, so the same flags and seed give the same schedule in both
   receivers do (by link and round).
 - ``--stragglers FRACTION[:steps=S]``: the simulator's seeded set of peers does S local steps.
 - real only: ``--broker-outage START-END`` stops the broker when the swarm reaches START and
-  starts it again on the same port at END; ``--slow-link PEER:ms=D`` delays PEER's publishes.
+  starts it again on the same port at END; ``--slow-link PEER:ms=D`` delays every frame PEER
+  publishes by D ms.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from peer.faults.plan import FaultPlan
+from peer.faults.plan import MAX_SLOW_MS, FaultPlan
 from protocol.errors import ConfigError
 from protocol.failure_schedule import (
     churn_schedule,
@@ -163,7 +165,7 @@ def add_failure_arguments(parser: argparse.ArgumentParser) -> None:
     add("--partition-window", metavar="START-END[:fraction=F]", help="cut the swarm in two")
     add("--stragglers", metavar="FRACTION[:steps=S]", help="a fraction doing fewer local steps")
     add("--broker-outage", metavar="START-END", help="stop the broker from round START to END")
-    add("--slow-link", action="append", metavar="PEER:ms=D", help="delay PEER's publishes")
+    add("--slow-link", action="append", metavar="PEER:ms=D", help="delay PEER's frames by D ms")
 
 
 def _outage(text: str) -> tuple[int, int]:
@@ -178,9 +180,24 @@ def _slow(text: str) -> tuple[int, float]:
     spec = parse_spec("slow:" + rest)
     spec.expect("ms")
     ms = spec.params.get("ms")
-    if not head.isdigit() or isinstance(ms, bool) or not isinstance(ms, int | float) or ms < 0:
-        raise ConfigError(f"invalid --slow-link {text!r}; expected PEER:ms=D (D >= 0)")
+    if isinstance(ms, bool) or not isinstance(ms, int | float):
+        ms = math.nan
+    if not (head.isascii() and head.isdigit()) or not 0 <= ms <= MAX_SLOW_MS:
+        raise ConfigError(
+            f"invalid --slow-link {text!r}; expected PEER:ms=D (a peer index, and "
+            f"0 <= D <= {MAX_SLOW_MS:g})"
+        )
     return int(head), float(ms)
+
+
+def _slow_links(texts: list[object]) -> dict[int, float]:
+    slow: dict[int, float] = {}
+    for text in texts:
+        peer, ms = _slow(str(text))
+        if peer in slow:
+            raise ConfigError(f"--slow-link: peer {peer} given twice")
+        slow[peer] = ms
+    return slow
 
 
 def failures_from_args(args: argparse.Namespace) -> UpFailures:
@@ -201,5 +218,5 @@ def failures_from_args(args: argparse.Namespace) -> UpFailures:
         partition=None if window is None else PartitionWindow.parse(str(window)),
         stragglers=None if stragglers is None else Stragglers.parse(str(stragglers)),
         outage=None if outage is None else _outage(str(outage)),
-        slow=dict(_slow(str(s)) for s in slow),
+        slow=_slow_links(slow),
     )

@@ -21,9 +21,23 @@ from sim.plan import RoundPlan
 __all__ = ["publish_batch", "publish_one"]
 
 
-def publish_batch(x_hat: torch.Tensor, x: torch.Tensor, plan: RoundPlan, codec: Codec) -> None:
-    """Advance the public copies [N, P] in place for this round's frames."""
+def publish_batch(
+    x_hat: torch.Tensor,
+    x: torch.Tensor,
+    plan: RoundPlan,
+    codec: Codec,
+    *,
+    scratch: torch.Tensor | None = None,
+) -> None:
+    """Advance the public copies [N, P] in place for this round's frames.
+
+    ``scratch`` (x_hat's shape and dtype) lets the ``raw`` codec, whose ``compress`` is the
+    identity, take the same two operations without allocating: ``x_hat += (x - x_hat)``.
+    """
     if plan.alive.all():
+        if scratch is not None and codec.spec.name == "raw":
+            x_hat.add_(torch.sub(x, x_hat, out=scratch))
+            return
         next_public_copy(x, x_hat, codec, seed=plan.seeds, out=x_hat)
     elif plan.alive.any():
         peers = np.flatnonzero(plan.alive)

@@ -26,6 +26,8 @@ class VectorEngine:
         self.x_hat = torch.zeros_like(x0)
         """Every peer's public copy; in-sync receivers hold exactly this row."""
         self._mixer = SparseMixer()
+        self._scratch = torch.empty_like(x0)
+        """Working memory of the raw codec's publish step (no allocation per round)."""
 
     def params(self) -> torch.Tensor:
         return self.x
@@ -38,7 +40,8 @@ class VectorEngine:
             if before is not None:
                 privatize_trained(self.ctx, before, self.x, plan)
         with timer.phase("compress"):
-            publish_batch(self.x_hat, self._targets(plan), plan, self.ctx.codec)
+            targets = self._targets(plan)
+            publish_batch(self.x_hat, targets, plan, self.ctx.codec, scratch=self._scratch)
         with timer.phase("mix"):
             if self.ctx.aggregator.name == "mean":
                 self._mixer.mix(self.x, self.x_hat, plan, gamma=self.ctx.gamma)

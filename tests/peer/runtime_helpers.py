@@ -21,7 +21,7 @@ from peer.transport import (
 )
 from protocol.topics import topic
 
-__all__ = ["drive", "memory_peer", "mqtt_peer", "peer_config", "run_memory_swarm"]
+__all__ = ["drive", "memory_peer", "met", "mqtt_peer", "peer_config", "run_memory_swarm"]
 
 
 def peer_config(
@@ -93,6 +93,15 @@ def mqtt_peer(config: PeerConfig) -> tuple[MqttTransport, PeerRuntime]:
     return transport, PeerRuntime(config, transport, learner, neighbourhood=hood)
 
 
+def met(runtime: PeerRuntime) -> bool:
+    """Whether ``runtime`` has heard every neighbour's presence. Being alive is not enough:
+    during ``startup_grace_s`` a neighbour never heard from counts as alive. A presence that
+    arrives after round 0 is encoded makes round 1 a keyframe (the newcomer holds none of our
+    frames), so two runs of one swarm compare equal only if every presence came before round 0.
+    """
+    return runtime.hood.neighbours <= runtime.liveness.announced()
+
+
 async def drive(
     transport: Transport,
     runtime: PeerRuntime,
@@ -101,18 +110,17 @@ async def drive(
     meet: bool = False,
 ) -> tuple[list[RoundStats], torch.Tensor]:
     """Run one peer to the end, calling ``on_round`` after each round. With ``meet``, round 0
-    starts only once the peer hears every neighbour (else, on a loaded machine, a peer that
-    connects first runs its first round before the others' presence arrives, without them)."""
+    starts only once every neighbour's presence has arrived (see :func:`met`)."""
     out: list[RoundStats] = []
     async with transport:
         await transport.state.wait_up()
         async with runtime:
-            hood = runtime.hood.neighbours
             async with asyncio.timeout(60 if meet else None):  # fail, never hang
                 while meet:
-                    if runtime.liveness.live_set(hood) == hood:
+                    runtime.inbound.changed.clear()  # set on every presence change
+                    if met(runtime):
                         break
-                    await asyncio.sleep(0.02)  # polling: presence has no change event
+                    await runtime.inbound.changed.wait()
             async for stats in runtime.rounds():
                 out.append(stats)
                 if on_round is not None:

@@ -21,7 +21,7 @@ from protocol.errors import ConfigError
 from protocol.failure_schedule import link_lost, partition_cut
 from protocol.failures import PartitionWindow
 from protocol.topics import topic
-from tests.peer.runtime_helpers import peer_config
+from tests.peer.runtime_helpers import drive, peer_config
 
 PEERS, ROUNDS = 4, 6
 INDEX = {f"p{j}": j for j in range(PEERS)}
@@ -95,19 +95,9 @@ async def _faulty_swarm(plan: FaultPlan) -> list[tuple[list[RoundStats], Faults]
         runtime = PeerRuntime(config, transport, learner, neighbourhood=hood, faults=faults)
         runs.append((transport, runtime, faults))
 
-    async def one(transport: MemoryTransport, runtime: PeerRuntime) -> list[RoundStats]:
-        async with transport:
-            await transport.state.wait_up()
-            async with runtime:
-                # every neighbour heard first, so that round 0 is not run alone
-                async with asyncio.timeout(30):
-                    hood = runtime.hood.neighbours
-                    while runtime.liveness.live_set(hood) != hood:  # noqa: ASYNC110 (no presence event)
-                        await asyncio.sleep(0.01)
-                return [s async for s in runtime.rounds()]
-
-    stats = await asyncio.gather(*(one(t, r) for t, r, _ in runs))
-    return [(s, f) for s, (_, _, f) in zip(stats, runs, strict=True)]
+    # every neighbour heard first, so that round 0 is not run alone
+    results = await asyncio.gather(*(drive(t, r, meet=True) for t, r, _ in runs))
+    return [(s, f) for (s, _), (_, _, f) in zip(results, runs, strict=True)]
 
 
 def _expected_losses(plan: FaultPlan, receiver: int) -> int:
@@ -178,3 +168,50 @@ async def test_a_peer_waits_at_a_gate_until_it_opens(tmp_path: Path) -> None:
 def test_the_plan_file_is_json_a_reader_can_check(tmp_path: Path) -> None:
     plan = FaultPlan(seed=1, index=INDEX, peers=PEERS, drop=0.1)
     assert json.loads(plan_to_json(plan))["drop"] == 0.1
+
+
+class _Recording(MemoryTransport):
+    """A memory transport that notes every publish's topic in a log it shares with a fake sleep."""
+
+    def __init__(self, broker: MemoryBroker, me: str, events: list[str], presence: Presence):
+        super().__init__(broker, client_id=me, presence=presence)
+        self.events = events
+
+    async def publish(
+        self, topic: str, payload: bytes, *, qos: int = 0, retain: bool = False
+    ) -> None:
+        self.events.append(topic.split("/")[2])  # the kind: key, delta, telemetry, ...
+        await super().publish(topic, payload, qos=qos, retain=retain)
+
+
+async def test_a_slow_link_holds_every_frame_of_that_peer_and_of_no_other() -> None:
+    slow = {1: 250.0}  # what `rumor up --slow-link 1:ms=250` puts in the plans (test_up_failures)
+    broker = MemoryBroker()
+    events: list[list[str]] = [[] for _ in range(PEERS)]
+    runs = []
+    for j in range(PEERS):
+        config = peer_config(j, PEERS, rounds=ROUNDS)
+        ident = config.identity
+        presence = Presence(topic=topic("presence", swarm=ident.swarm, peer=ident.peer))
+        transport = _Recording(broker, ident.peer, events[j], presence)
+        plan = FaultPlan(seed=0, index=INDEX, peers=PEERS, slow_ms=slow.get(j, 0.0))
+
+        async def sleep(seconds: float, log: list[str] = events[j]) -> None:
+            log.append(f"sleep {seconds:g}")  # a fake clock: the wait, where it happens
+
+        faults = Faults(plan, me=ident.peer, prefix=ident.prefix, max_bytes=1 << 20, sleep=sleep)
+        hood = static_neighbourhood(config.topology, me=ident.peer)
+        assert hood is not None
+        learner = load_learner(config, index=j, peers=PEERS)
+        runtime = PeerRuntime(config, transport, learner, neighbourhood=hood, faults=faults)
+        runs.append((transport, runtime))
+    results = await asyncio.gather(*(drive(t, r, meet=True) for t, r in runs))
+    for j, (stats, _) in enumerate(results):
+        assert [s.round for s in stats] == list(range(1, ROUNDS + 1))
+        frames = [i for i, e in enumerate(events[j]) if e in ("key", "delta")]
+        assert len(frames) == ROUNDS
+        if j in slow:  # each frame right after its wait, and no other publish waits
+            assert [events[j][i - 1] for i in frames] == ["sleep 0.25"] * ROUNDS
+            assert events[j].count("sleep 0.25") == ROUNDS
+        else:
+            assert not [e for e in events[j] if e.startswith("sleep")]

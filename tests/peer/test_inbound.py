@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 
@@ -203,3 +205,24 @@ def test_a_forged_delta_with_a_wrong_base_changes_nothing(seq_ahead: int, base_b
         assert got is not None
         assert expected is not None
         assert torch.equal(got, expected)
+
+
+def test_a_peer_unconfirmed_after_a_reconnect_comes_back_as_a_new_incarnation() -> None:
+    """Its presence lapsed (not said again after our reconnect): as after an offline, its
+    return is a join, and its old copy is gone (it may count seq from 0 again)."""
+    inbound = _inbound()
+    presence = Message(topic=topic("presence", swarm="s", peer="p1"), payload=b"online")
+    inbound.handle(presence)
+    old = ChocoSender(codec_from_spec("raw"), N, keyframe_interval=10)
+    for i in range(3):
+        _deliver(inbound, old.step(torch.full((N,), 1.0 + i), seed=1), round=i)
+    now = time.monotonic()
+    inbound.liveness.reconnected(down_at=now, now=now - inbound.liveness.silence_timeout_s)
+    assert "p1" not in inbound.liveness.announced(), "the deadline has passed"
+    inbound.joined = False
+    inbound.handle(presence)
+    assert inbound.joined
+    assert inbound.receiver.copy_of("p1") is None
+    new = ChocoSender(codec_from_spec("raw"), N, keyframe_interval=10)
+    _deliver(inbound, new.step(torch.full((N,), -7.0), seed=1), round=0)
+    assert inbound.rejections.counts == {}

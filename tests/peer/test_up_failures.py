@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 from peer.commands import register
+from peer.faults import load_plan
 from peer.up.failures import UpFailures, alive_at, plan_for
 from peer.up.faultlaunch import FaultLaunch
 from peer.up.settings import UpConfig, peer_configs, up_config
+from protocol.errors import ConfigError
 from protocol.failures import Crash
 from sim.failure_masks import FailureModel
 from sim.failures import FailureConfig, Stragglers
@@ -64,6 +66,34 @@ def test_a_bad_failure_flag_is_one_line_and_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
 ) -> None:
     assert message in up_refusal(tmp_path, capsys, argv)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["1:ms=nan"], "0 <= D <= 60000"),
+        (["1:ms=inf"], "0 <= D <= 60000"),
+        (["1:ms=60001"], "0 <= D <= 60000"),
+        (["1:ms=-1"], "0 <= D <= 60000"),
+        (["\uff11:ms=5"], "a peer index"),  # a fullwidth digit one: int() would read it as 1
+        (["1:ms=5", "1:ms=9"], "--slow-link: peer 1 given twice"),
+    ],
+)
+def test_a_slow_link_the_plan_would_refuse_is_refused_as_a_flag(
+    tmp_path: Path, flags: list[str], message: str
+) -> None:
+    # Before any launch: the plan's own check (slow_ms in [0, 60000]) only ran when the
+    # launcher wrote the plans, after the broker was started.
+    with pytest.raises(ConfigError, match="slow-link") as info:
+        _up(tmp_path, *(arg for flag in flags for arg in ("--slow-link", flag)))
+    assert message in str(info.value)
+
+
+def test_the_slow_link_is_in_that_peers_plan_only(tmp_path: Path) -> None:
+    up = _up(tmp_path, "--peers", "4", "--slow-link", "1:ms=250", "--slow-link", "3:ms=0.5")
+    launch = FaultLaunch(up.failures, out=tmp_path, peers=4, rounds=5, seed=up.seed)
+    plans = [load_plan(Path(launch.args(j)[1])) for j in range(4)]
+    assert [p.slow_ms for p in plans] == [0.0, 250.0, 0.0, 0.5]
 
 
 def test_stragglers_are_the_simulators_peers_with_the_simulators_steps(tmp_path: Path) -> None:

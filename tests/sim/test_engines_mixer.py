@@ -141,3 +141,76 @@ def test_large_regular_swarms_mixed_block_by_block_give_the_same_bits(
     SparseMixer().mix(got, x_hat, plan, gamma=0.6)
     assert blocks == ([1] if rows < 40 else [])
     assert torch.equal(got, expected)
+
+
+def _regular_plan(n: int, weight: np.ndarray | None = None) -> RoundPlan:
+    edges = mixing_edges(nx.random_regular_graph(4, n, seed=2))
+    return dataclasses.replace(
+        _plan(np.ones(len(edges.src), dtype=bool)),
+        src=edges.src.astype(np.int64),
+        dst=edges.dst.astype(np.int64),
+        weight=edges.weight.copy() if weight is None else weight,
+        alive=np.ones(edges.n, dtype=bool),
+        byzantine=np.zeros(edges.n, dtype=bool),
+    )
+
+
+def _signed_zeros(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Models and copies whose first columns are zeros of both signs (the last bits a sum
+    started from +0.0 instead of its first term would change), the rest spread over 1e-4..1e4."""
+    g = torch.Generator().manual_seed(seed)
+    scale = torch.logspace(-4, 4, n).unsqueeze(-1)
+    x, x_hat = torch.randn(n, P, generator=g) * scale, torch.randn(n, P, generator=g)
+    signs = torch.randint(0, 2, (2, n, 4), generator=g).float() * 2 - 1
+    x[:, :4], x_hat[:, :4] = 0.0 * signs[0], 0.0 * signs[1]
+    x_hat[: n // 2, 4:8] = -0.0  # all of some receivers' neighbours -0.0
+    return x, x_hat
+
+
+@pytest.mark.parametrize("wide", [True, False])
+@pytest.mark.parametrize("rows", [7, 1000])
+@pytest.mark.parametrize("uneven", [False, True])
+def test_regular_fast_paths_give_the_per_peer_bits_zero_signs_included(
+    wide: bool, rows: int, uneven: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every way a regular graph is mixed (whole, or block by block from a float64 widening or
+    from float32 gathers; the self term folded into one addcmul_ when total * x_hat is exact,
+    or rounded first when weights of many bits make it inexact) gives the reference's bits,
+    signed zeros included (compared as integers)."""
+    import sim.engines.mixer as mixer_module
+
+    n = 40
+    plan = _regular_plan(n)
+    if uneven:  # weights far apart in scale: their float64 totals need more than 29 bits
+        weight = np.linspace(0.011, 0.2337, len(plan.src))
+        weight[::3] = 1.37e-6
+        plan = dataclasses.replace(plan, weight=weight)
+    x, x_hat = _signed_zeros(n, seed=7)
+    monkeypatch.setattr(mixer_module, "_BLOCK_BYTES", 8 * P * rows)
+    monkeypatch.setattr(mixer_module, "_WIDE_BYTES", 1 << 30 if wide else 0)
+    mixer = SparseMixer()
+    for gamma in (1.0, 0.6):
+        got = x.clone()
+        mixer.mix(got, x_hat, plan, gamma=gamma)
+        assert mixer._short is not uneven
+        expected = _reference(x, x_hat, plan, gamma)
+        assert torch.equal(got.view(torch.int32), expected.view(torch.int32))
+        assert not torch.equal(got, x)
+
+
+def test_irregular_and_masked_mixing_give_the_per_peer_bits_zero_signs_included() -> None:
+    """The general path (receivers with different numbers of messages, some none) with the
+    self term folded in or not: the reference's bits, compared as integers."""
+    x, x_hat = _signed_zeros(N, seed=9)
+    mix = np.ones(len(SRC), dtype=bool)
+    mix[[0, 6]] = False  # peer 1 hears from 4 only, peer 0 from 5 only
+    long = WEIGHT.copy()
+    long[::2] = 3.1e-7
+    for weight in (np.full(len(SRC), 0.25), long):  # short totals, then long ones
+        plan = dataclasses.replace(_plan(mix), weight=weight)
+        got = x.clone()
+        mixer = SparseMixer()
+        mixer.mix(got, x_hat, plan, gamma=0.8)
+        assert mixer._short is (weight is not long)
+        expected = _reference(x, x_hat, plan, 0.8)
+        assert torch.equal(got.view(torch.int32), expected.view(torch.int32))

@@ -147,11 +147,18 @@ def test_dp_on_consensus_is_refused() -> None:
         SimConfig(task="consensus", dp="clip=1,sigma=1")
 
 
-def test_sweep_applies_dp_to_every_run(tmp_path: Path, rumor: Callable[[list[str]], int]) -> None:
+def test_sweep_applies_dp_to_every_run(
+    tmp_path: Path, rumor: Callable[[list[str]], int], capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "sweep"
     args = ["sweep", "--task", "synthetic", "--peers", "4", "--rounds", "4", "--eval-every", "2"]
     args += ["--topologies", "ring,complete", "--dp", "clip=1,sigma=3", "--quiet"]
     assert rumor([*args, "--out", str(out)]) == 0
+    # the printed table has the epsilon too, one per setting
+    header, _, *table = capsys.readouterr().out.splitlines()[:4]
+    assert header.split()[-1] == "epsilon"
+    spent = f"{epsilon(4, sigma=3.0, delta=1e-5):.4g}"
+    assert [line.split()[-1] for line in table] == [spent, spent]
     curves = [json.loads(line) for line in (out / "curves.jsonl").read_text().splitlines()]
     finals = [c for c in curves if c.get("round") == 4]
     assert len(finals) == 2
@@ -172,3 +179,33 @@ def test_dp_from_a_run_file(tmp_path: Path) -> None:
     path.write_text('task = "synthetic"\ndp = 3\n')
     with pytest.raises(ConfigError, match="dp must be a string clip=C,sigma=S"):
         config_from_settings(load_toml(path))
+
+
+def test_the_sweep_table_has_an_epsilon_column_only_with_dp() -> None:
+    from sim.sweep import RunRow, summarise
+
+    def row(seed: int, spent: float | None) -> RunRow:
+        return RunRow(
+            topology="ring",
+            codec="raw",
+            gamma=1.0,
+            failures="none",
+            seed=seed,
+            final_acc=0.5,
+            final_distance=0.1,
+            rounds_to_target=None,
+            bytes_to_target=None,
+            bytes_total=10**6,
+            spectral_gap=0.25,
+            diverged=None,
+            wall_s=1.0,
+            dp_epsilon=spent,
+        )
+
+    plain = summarise([row(0, None), row(1, None)], target=None)
+    assert "epsilon" not in plain[0]
+    assert len(plain[2]) <= len(plain[0])
+    private = summarise([row(0, 12.5), row(1, 13.25)], target=None)
+    assert private[0].split()[-1] == "epsilon"
+    assert private[2].split()[-1] == "13.25"  # the largest of the seeds: the bound that holds
+    assert len(private[2]) == len(private[0])  # aligned under its header
