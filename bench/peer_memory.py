@@ -6,7 +6,9 @@ after each stage, the resident set now, its peak so far (``VmRSS``, ``VmHWM``) a
 stage raised the peak: torch, the daemon's other imports (networkx and cryptography named
 apart; prometheus-client comes only with ``[metrics] port``), the data share and the model, the
 gossip state (the peer's model, its public copy, one copy per in-neighbour), training steps, a
-held-out evaluation and a checkpoint write. No gossip happens here.
+held-out evaluation, a checkpoint write, then 20 exchanges with no broker (this peer's frame
+encoded and signed, then decoded, verified and applied as a neighbour's): the protocol's own share
+of an exchange, apart from the transport's.
 
 Part 2 (skip with ``--rounds 0``) runs ``rumor up`` with N real peers on a Mosquitto of its own
 and prints each peer's peak RSS (``ru_maxrss``, from the stats every round writes) after round 1
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -130,6 +133,36 @@ def _after_load(mark: Stages, learner: Any, config: Any, args: argparse.Namespac
     CheckpointStore(config.storage.checkpoint_dir).save(state)
     mark("one checkpoint written")
     del copies
+    _exchanges(mark, sender, x, learner.fingerprint, rounds=20)
+
+
+def _exchanges(mark: Stages, sender: Any, x: Any, model: str, *, rounds: int) -> None:
+    """The protocol's share of an exchange, without a broker: each round encodes and signs
+    this peer's frame, then decodes, verifies and applies it as an in-neighbour's (a
+    neighbour's copy kept for 2 rounds, as the inbox does)."""
+    from protocol.choco import ChocoReceiver
+    from protocol.envelope import Envelope, envelope_bound, sign_envelope
+    from protocol.signing import SigningKey, Trust
+    from protocol.validation import Expectations, accept
+
+    key = SigningKey.from_seed(bytes(32))
+    expected = Expectations(
+        swarm="s",
+        senders=frozenset({"p1"}),
+        model=model,
+        n_params=sender.n,
+        max_bytes=envelope_bound(sender.n),
+        trust=Trust({"p1": key.public_bytes()}),
+    )
+    receiver = ChocoReceiver(sender.n)
+    kept: list[Any] = []
+    for r in range(rounds):
+        x = x + 1e-3
+        env = Envelope(swarm="s", sender="p1", round=r, frame=sender.step(x, seed=1), model=model)
+        data = sign_envelope(env, key)
+        kept = [*kept[-1:], accept(data, expected, receiver, via="p1")[1]]
+        del data, env
+    mark(f"{rounds} exchanges in process", "encode + sign, decode + verify + apply; no broker")
 
 
 def swarm(args: argparse.Namespace) -> None:
@@ -176,8 +209,15 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--peers", type=int, default=2)
     parser.add_argument("--model", default="mlp:hidden=1258", help="1,000,120 parameters")
     parser.add_argument("--rounds", type=int, default=20, help="part 2's rounds (0: skip it)")
+    parser.add_argument("--part1-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    stages(args)
+    if args.part1_only:
+        stages(args)
+        return 0
+    # Part 1 runs in a child of its own: a peer started by a process that is already large
+    # reports that process's peak as its own ru_maxrss (Linux keeps it across a vfork + exec).
+    own = ["--peers", str(args.peers), "--model", args.model]
+    subprocess.run([sys.executable, __file__, *own, "--part1-only"], check=True)
     if args.rounds > 0:
         swarm(args)
     return 0

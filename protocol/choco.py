@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from protocol.codecs import Codec, RawCodec, codec_from_spec
+from protocol.codecs._common import check_finite
 from protocol.codecs.base import Seeds
 from protocol.errors import (
     ConfigError,
@@ -103,7 +104,11 @@ class ChocoSender:
         self.next_seq = 0
         """The seq of the next frame; also the number of frames emitted so far."""
         self.x_hat = torch.zeros(n, dtype=dtype)
-        """The public copy every receiver holds once it has applied all frames so far."""
+        """The public copy every receiver holds once it has applied all frames so far.
+
+        :meth:`step` replaces it with a new tensor; the one it replaces becomes the buffer of
+        the step after, so hold a ``clone()`` to keep it."""
+        self._spare: torch.Tensor | None = None
 
     def step(self, x: Vector, *, seed: int) -> Frame:
         """Advance the public copy towards ``x`` and return the frame that tells receivers.
@@ -114,12 +119,19 @@ class ChocoSender:
         if x.shape != self.x_hat.shape:
             raise ValueError(f"x has shape {tuple(x.shape)}, expected ({self.n},)")
         seq = self.next_seq
-        payload = self.codec.to_bytes(x - self.x_hat, seed=frame_seed(seed, seq))
-        x_hat = self.x_hat + self.codec.from_bytes(payload, self.n).to(self.x_hat.dtype)
+        # One kept buffer takes x - x_hat and then the new public copy, in place, so a round
+        # makes no frame-sized tensor (same operations, same bits as ``x_hat + q``).
+        buffer = self._buffer(x)
+        diff = x - self.x_hat if buffer is None else torch.sub(x, self.x_hat, out=buffer)
+        payload = self.codec.to_bytes(diff, seed=frame_seed(seed, seq))
+        q = self._decoded(payload, diff)
+        x_hat = self.x_hat + q if buffer is None else torch.add(self.x_hat, q, out=buffer)
+        del q, diff
         if seq % self.keyframe_interval == 0:
+            del payload  # the delta is not sent: free it before the keyframe's bytes exist
             payload = _RAW.to_bytes(x_hat)
             # Receivers decode fp32; a float64 sender must hold exactly what they hold.
-            x_hat = _RAW.from_bytes(payload, self.n).to(self.x_hat.dtype)
+            self._from_raw(payload, x_hat)
             frame = Frame(
                 kind="key", seq=seq, base=None, codec=_RAW.spec, n=self.n, payload=payload
             )
@@ -128,8 +140,46 @@ class ChocoSender:
             frame = Frame(
                 kind="delta", seq=seq, base=seq - 1, codec=spec, n=self.n, payload=payload
             )
-        self.x_hat, self.next_seq = x_hat, seq + 1
+        self._spare, self.x_hat = self.x_hat, x_hat
+        self.next_seq = seq + 1
         return frame
+
+    def _buffer(self, x: Vector) -> torch.Tensor | None:
+        """The kept buffer for ``x - x_hat`` (the public copy before last, swapped out), or None
+        where an in-place result would differ: x widens the dtype, needs grad, or is elsewhere.
+        """
+        x_hat = self.x_hat
+        if (
+            torch.result_type(x, x_hat) != x_hat.dtype
+            or x.requires_grad
+            or x.device != x_hat.device
+        ):
+            return None
+        spare = self._spare
+        if (
+            spare is None
+            or spare is x_hat
+            or spare.dtype != x_hat.dtype
+            or spare.shape != x_hat.shape
+        ):
+            # The first step, or ``x_hat`` was replaced from outside (a resume).
+            spare = torch.empty_like(x_hat)
+        return spare
+
+    def _decoded(self, payload: bytes, diff: torch.Tensor) -> torch.Tensor:
+        """``from_bytes(payload)`` in x_hat's dtype: for fp32 ``raw``, ``diff`` itself (its bytes
+        are the payload), after the same finiteness check ``from_bytes`` makes."""
+        if type(self.codec) is RawCodec and diff.dtype == torch.float32:
+            check_finite(diff, "raw")
+            return diff
+        return self.codec.from_bytes(payload, self.n).to(self.x_hat.dtype)
+
+    def _from_raw(self, payload: bytes, x_hat: torch.Tensor) -> None:
+        """Set ``x_hat`` to what a receiver decodes from its keyframe ``payload``."""
+        if x_hat.dtype == torch.float32:
+            check_finite(x_hat, "raw")  # the payload holds x_hat's very bits
+        else:
+            x_hat.copy_(_RAW.from_bytes(payload, self.n))
 
     def force_keyframe(self) -> None:
         """Make the next frame a keyframe by skipping seq ahead to the next keyframe slot.
@@ -222,8 +272,16 @@ class ChocoReceiver:
                 f"receiver holds {held}; waiting for the next keyframe"
             )
         codec = codec_from_spec(frame.codec, from_network=True)
-        q = codec.from_bytes(frame.payload, self.n).to(self.dtype)
-        copy = self._copies[sender] + q
+        base = self._copies[sender]
+        if type(codec) is RawCodec and self.dtype == torch.float32:
+            # Add the payload's values where they lie: the same fp32 sums as ``base + q``,
+            # without a frame-sized tensor of q first.
+            q_values = codec.view(frame.payload, self.n)
+            copy = torch.empty_like(base)
+            with np.errstate(over="ignore"):  # inf, as torch gives, is refused just below
+                np.add(base.numpy(), q_values, out=copy.numpy())
+        else:
+            copy = base + codec.from_bytes(frame.payload, self.n).to(self.dtype)
         check_values(copy, f"delta {frame.seq} from {sender!r} leaves", max_abs=self.max_abs)
         return copy
 

@@ -48,7 +48,7 @@ from protocol.errors import (
     VersionMismatch,
 )
 from protocol.frame import Frame
-from protocol.signing import FRAME_DOMAIN, SIG_BYTES, SigningKey, Trust, attach
+from protocol.signing import FRAME_DOMAIN, SIG_BYTES, SigningKey, Trust, attach_parts
 from protocol.spec import Spec
 from protocol.types import PeerId
 
@@ -123,19 +123,63 @@ def _to_map(env: Envelope) -> dict[str, object]:
 
 def encode_envelope(env: Envelope) -> bytes:
     """Serialise ``env``; ConfigError if a receiver would reject one of its fields."""
+    return b"".join(_encoded_parts(env))
+
+
+def sign_envelope(env: Envelope, key: SigningKey) -> bytes:
+    """``env`` encoded without ``sig``, then signed (:mod:`protocol.signing` gives the bytes).
+
+    The payload is hashed and copied in place: the signed message is the only frame-sized
+    buffer this makes, byte for byte what signing the joined unsigned message would give.
+    """
+    parts = _encoded_parts(replace(env, sig=None))
+    return attach_parts(parts, key.sign(FRAME_DOMAIN, *parts))
+
+
+def _encoded_parts(env: Envelope) -> tuple[bytes, bytes, bytes]:
+    """``env``'s msgpack map in three parts: up to the payload's bin header, the payload, the
+    rest. Joined, they are ``msgpack.packb`` of the map (msgpack values concatenate), without
+    copying the payload into msgpack's buffer and out again."""
     fields = _to_map(env)
     try:
         _from_map(fields)
     except ProtocolError as exc:
         raise ConfigError(f"refusing to encode an invalid envelope: {exc}") from exc
-    packed: bytes = msgpack.packb(fields, use_bin_type=True)
+    payload = env.frame.payload
+    head: list[bytes] = [_map_header(len(fields))]
+    tail: list[bytes] = []
+    into = head
+    for key, value in fields.items():
+        if key == "payload":
+            head += [_pack("payload"), _bin_header(len(payload))]
+            into = tail
+        else:
+            into += [_pack(key), _pack(value)]
+    return b"".join(head), payload, b"".join(tail)
+
+
+def _pack(value: object) -> bytes:
+    packed: bytes = msgpack.packb(value, use_bin_type=True)
     return packed
 
 
-def sign_envelope(env: Envelope, key: SigningKey) -> bytes:
-    """``env`` encoded without ``sig``, then signed (:mod:`protocol.signing` gives the bytes)."""
-    unsigned = encode_envelope(replace(env, sig=None))
-    return attach(unsigned, key.sign(FRAME_DOMAIN, unsigned))
+def _map_header(count: int) -> bytes:
+    if count < 16:
+        return bytes([0x80 | count])
+    return b"\xde" + count.to_bytes(2, "big")
+
+
+def _bin_header(size: int) -> bytes:
+    """msgpack's shortest bin header for ``size`` bytes, as ``packb`` writes it.
+
+    >>> [_bin_header(n)[:1].hex() for n in (0, 256, 65536)]
+    ['c4', 'c5', 'c6']
+    """
+    if size < 2**8:
+        return b"\xc4" + size.to_bytes(1, "big")
+    if size < 2**16:
+        return b"\xc5" + size.to_bytes(2, "big")
+    return b"\xc6" + size.to_bytes(4, "big")
 
 
 def verify_envelope(data: bytes, env: Envelope, trust: Trust) -> None:

@@ -31,7 +31,7 @@ protocol.errors.BadSignature: signature of 'a' does not verify with its trusted 
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 from blake3 import blake3
@@ -50,6 +50,7 @@ __all__ = [
     "SigningKey",
     "Trust",
     "attach",
+    "attach_parts",
     "detach",
     "signed_message",
 ]
@@ -92,10 +93,25 @@ def _read_header(data: bytes) -> tuple[int, int]:
 
 def attach(unsigned: bytes, sig: bytes) -> bytes:
     """The signed form of the msgpack map ``unsigned``: ``sig`` appended as its last entry."""
+    return attach_parts((unsigned,), sig)
+
+
+def attach_parts(unsigned: Sequence[bytes | memoryview], sig: bytes) -> bytes:
+    """:func:`attach` on an unsigned map given in parts (the first holds the map header).
+
+    The signed message is built with one copy of the parts, however large: nothing joins them
+    into an unsigned message first.
+
+    >>> parts = (b"\\x81\\xa1v", b"\\x01")
+    >>> attach_parts(parts, bytes(64)) == attach(b"".join(parts), bytes(64))
+    True
+    """
     if len(sig) != SIG_BYTES:
         raise ConfigError(f"signature of {len(sig)} bytes; expected {SIG_BYTES}")
-    count, size = _read_header(unsigned)
-    return b"".join((_header(count + 1), memoryview(unsigned)[size:], _TRAILER, sig))
+    first = bytes(unsigned[0][:5]) if unsigned else b""
+    count, size = _read_header(first)
+    rest = memoryview(unsigned[0])[size:]
+    return b"".join((_header(count + 1), rest, *unsigned[1:], _TRAILER, sig))
 
 
 def _parts(signed: bytes) -> tuple[bytes, memoryview, bytes]:
@@ -142,8 +158,9 @@ class SigningKey:
 
         return self._key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
-    def sign(self, domain: bytes, unsigned: bytes) -> bytes:
-        return self._key.sign(signed_message(domain, unsigned))
+    def sign(self, domain: bytes, *unsigned: bytes | memoryview) -> bytes:
+        """Sign the unsigned message, given whole or in parts (hashed in order, not joined)."""
+        return self._key.sign(signed_message(domain, *unsigned))
 
 
 class Trust:

@@ -20,6 +20,7 @@ __all__ = [
     "as_f32",
     "as_f32_1d",
     "check_finite",
+    "check_finite_array",
     "check_payload",
     "check_shape",
     "f32_tensor",
@@ -78,7 +79,12 @@ def f32_tensor(array: npt.NDArray[np.float32]) -> torch.Tensor:
 
 def check_finite(values: torch.Tensor, name: str) -> None:
     """Raise NonFiniteValues if ``values`` holds NaN or infinity, naming the first bad index."""
-    finite = np.isfinite(values.numpy())  # several times faster than torch.isfinite on 1 core
+    check_finite_array(values.numpy(), name)  # numpy: several times faster than torch on 1 core
+
+
+def check_finite_array(values: npt.NDArray[np.floating], name: str) -> None:
+    """:func:`check_finite` on a numpy array (which may be a read-only view of a payload)."""
+    finite = np.isfinite(values)
     if not finite.all():
         first = int(np.argmin(finite))
         raise NonFiniteValues(

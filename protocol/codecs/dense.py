@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch.nn.functional import pad
 
@@ -15,6 +16,7 @@ from protocol.codecs._common import (
     as_f32,
     as_f32_1d,
     check_finite,
+    check_finite_array,
     check_payload,
     check_shape,
     f32_tensor,
@@ -59,6 +61,19 @@ class RawCodec:
         out = f32_tensor(np.frombuffer(payload, dtype=LE_F32, count=n))
         check_finite(out, "raw")
         return out
+
+    def view(self, payload: bytes, n: int) -> npt.NDArray[np.float32]:
+        """What :meth:`from_bytes` checks and decodes, as a read-only view of ``payload``.
+
+        For adding the values somewhere without a frame-sized copy of them first.
+
+        >>> RawCodec().view(bytes.fromhex("0000803f000000c0"), 2)
+        array([ 1., -2.], dtype=float32)
+        """
+        check_payload(payload, n, self.payload_size(n), "raw")
+        values = np.frombuffer(payload, dtype=LE_F32, count=n)
+        check_finite_array(values, "raw")
+        return values
 
 
 @dataclass(frozen=True)
