@@ -45,11 +45,19 @@ def mix_weights(weights: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return weights.to(dtype).to(WIDE)
 
 
-def neighbour_sum(weights: torch.Tensor, copies: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def neighbour_sum(
+    weights: torch.Tensor,
+    copies: torch.Tensor,
+    *,
+    out: torch.Tensor | None = None,
+    term: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(sum_k w_k copies_k, sum_k w_k)`` in float64, added in order k = 0, 1, ... (step 2).
 
     One peer: weights [K], copies [K, P] -> ([P], 0-d). A batch: weights [N, K], copies
-    [N, K, P] -> ([N, P], [N]). ``weights`` come from :func:`mix_weights`; K >= 1.
+    [N, K, P] -> ([N, P], [N]). ``weights`` come from :func:`mix_weights`; K >= 1. ``out`` and
+    ``term`` (float64, the result's shape) are working memory a caller keeps between calls: the
+    sum is written into ``out``; without them both are allocated.
 
     >>> neighbour_sum(torch.tensor([0.25, 0.5]), torch.tensor([[4.0, 0.0], [2.0, 2.0]]))
     (tensor([2., 1.], dtype=torch.float64), tensor(0.7500, dtype=torch.float64))
@@ -68,9 +76,13 @@ def neighbour_sum(weights: torch.Tensor, copies: torch.Tensor) -> tuple[torch.Te
     w = weights.to(WIDE)
     w_0 = w[..., 0]
     # widened first: a 0-d float64 weight would not promote a float32 copy
-    mixed = copies[..., 0, :].to(WIDE, copy=True).mul_(w_0.unsqueeze(-1) if batch else w_0)
+    # a widening copy is exact: into kept memory or a fresh tensor, the same bits
+    first = copies[..., 0, :]
+    mixed = first.to(WIDE, copy=True) if out is None else out.copy_(first)
+    mixed.mul_(w_0.unsqueeze(-1) if batch else w_0)
     total = w_0.clone()
-    term = torch.empty_like(mixed)
+    if term is None:
+        term = torch.empty_like(mixed)
     for k in range(1, weights.shape[-1]):
         w_k = w[..., k]
         term.copy_(copies[..., k, :])

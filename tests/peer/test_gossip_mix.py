@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from peer.runtime.gossip import mix_received, mix_scratch
+from peer.runtime.gossip import MixScratch, mix_received, mix_scratch
 
 
 class Copies:
@@ -23,7 +23,7 @@ class Copies:
         self.pruned.append(round)
 
 
-def _mix(x: torch.Tensor, scratch: torch.Tensor | None) -> torch.Tensor:
+def _mix(x: torch.Tensor, scratch: MixScratch | None) -> torch.Tensor:
     gen = torch.Generator().manual_seed(1)
     x_hat = torch.randn(x.shape, generator=gen).to(x.dtype)
     copies = {p: torch.randn(x.shape, generator=gen).to(x.dtype) for p in ("a", "b")}
@@ -47,15 +47,34 @@ def _mix(x: torch.Tensor, scratch: torch.Tensor | None) -> torch.Tensor:
 def test_the_scratch_gives_the_same_bits_and_is_reused() -> None:
     x = torch.randn(1000, generator=torch.Generator().manual_seed(0))
     scratch = mix_scratch(x)
-    assert scratch.dtype == torch.float64
-    assert scratch.shape == x.shape
-    scratch.zero_()
+    for kept in (scratch.step, scratch.mixed, scratch.term):
+        assert kept.dtype == torch.float64
+        assert kept.shape == x.shape
+        kept.zero_()
     fresh = _mix(x, None)
+    buffers = [t.data_ptr() for t in (scratch.step, scratch.mixed, scratch.term)]
+    stacked = None
     for _ in range(2):  # a second round over the first one's leftovers: still the same bits
         reused = _mix(x, scratch)
         assert torch.equal(reused, fresh)
         assert reused.dtype == x.dtype
-        assert torch.equal(scratch.to(x.dtype), reused)  # the work was done in the scratch
+        assert torch.equal(scratch.step.to(x.dtype), reused)  # the work was done in the scratch
+        assert [t.data_ptr() for t in (scratch.step, scratch.mixed, scratch.term)] == buffers
+        now = scratch.stack([x, x]).data_ptr()  # the copies were stacked in kept memory
+        assert stacked is None or now == stacked
+        stacked = now
+
+
+def test_the_kept_stack_grows_and_holds_the_copies() -> None:
+    x = torch.arange(4.0)
+    scratch = mix_scratch(x)
+    two = scratch.stack([x, x + 1])
+    assert torch.equal(two, torch.stack([x, x + 1]))
+    three = scratch.stack([x + 2, x, x + 1])
+    assert torch.equal(three, torch.stack([x + 2, x, x + 1]))
+    again = scratch.stack([x + 3, x])
+    assert torch.equal(again, torch.stack([x + 3, x]))
+    assert again.data_ptr() == three.data_ptr()  # the larger buffer is kept
 
 
 def test_a_float64_model_never_gets_the_scratch_back() -> None:
@@ -63,4 +82,5 @@ def test_a_float64_model_never_gets_the_scratch_back() -> None:
     scratch = mix_scratch(x)
     new = _mix(x, scratch)
     assert torch.equal(new, _mix(x, None))
-    assert new.data_ptr() != scratch.data_ptr()  # next round's mixing must not overwrite it
+    kept = {t.data_ptr() for t in (scratch.step, scratch.mixed, scratch.term)}
+    assert new.data_ptr() not in kept  # next round's mixing must not overwrite it

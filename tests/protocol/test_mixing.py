@@ -115,3 +115,16 @@ def test_mixing_rejects_mismatched_shapes() -> None:
         neighbour_sum(torch.ones(0), torch.ones(0, 4))
     with pytest.raises(ValueError, match="one shape"):
         choco_update(torch.ones(3), torch.ones(3), torch.ones(4), torch.tensor(1.0), gamma=1.0)
+
+
+def test_neighbour_sum_into_kept_memory_gives_the_same_bits() -> None:
+    gen = torch.Generator().manual_seed(3)
+    weights = mix_weights(torch.tensor([0.2, 0.3, 0.1], dtype=torch.float64), torch.float32)
+    copies = torch.randn(3, 1000, generator=gen)
+    fresh, fresh_total = neighbour_sum(weights, copies)
+    out = torch.full((1000,), float("nan"), dtype=torch.float64)
+    term = torch.full((1000,), float("nan"), dtype=torch.float64)
+    mixed, total = neighbour_sum(weights, copies, out=out, term=term)
+    assert mixed.data_ptr() == out.data_ptr()
+    assert torch.equal(mixed, fresh)
+    assert torch.equal(total, fresh_total)
