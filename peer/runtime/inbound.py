@@ -7,12 +7,16 @@ snapshot of the sender's public copy under the round it was sent in, so that a s
 the copies *of that round* even when a fast neighbour's next frame has already arrived. A sync
 frame of a round already mixed still updates the sender's copy (its deltas are cumulative); one
 round late, it stands in for the sender's frame of the current round if that does not come in
-time; otherwise it is counted in :attr:`Inbound.ignored` as ``stale_round``, not mixed.
+time; otherwise it is counted in :attr:`Inbound.ignored` as ``stale_round``, not mixed. The
+broker re-delivers a sender's retained keyframe on every re-subscription (after a reconnect):
+the very bytes of the last keyframe accepted from that sender are a ``duplicate`` in
+:attr:`Inbound.ignored`, not a replay; any other frame not newer than the last is still one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 
@@ -79,6 +83,9 @@ class Inbound:
         self._copies: dict[PeerId, dict[int, Vector]] = {}
         self._presence_seen: dict[PeerId, PresenceState] = {}
         self._replayed_keys: dict[PeerId, int] = {}
+        self._last_key: dict[PeerId, bytes] = {}
+        """Per sender (an expected in-neighbour: one entry each), the digest of the last
+        keyframe accepted from it, which the broker re-delivers on every re-subscription."""
         self._late: dict[PeerId, tuple[int, Vector]] = {}
         """Sync mode: per sender, its frame of the round before ``sync_floor`` that came after
         that round was mixed (see :meth:`copy_for`)."""
@@ -107,7 +114,10 @@ class Inbound:
         # A rejected frame raises here and changes nothing: not the copies, not liveness, not
         # whom the barrier waits for. Anyone can publish on a peer's topic, so a frame that
         # failed a check proves nothing about its sender (a forged delta must not silence it).
-        env, copy = self._accept(kind, peer, message.payload)
+        accepted = self._accept(kind, peer, message.payload)
+        if accepted is None:  # a duplicate: nothing new, and proof of nothing (anyone can resend)
+            return
+        env, copy = accepted
         self.liveness.heard(peer)
         self.changed.set()
         if self.sync_floor is not None and env.round < self.sync_floor:
@@ -129,11 +139,18 @@ class Inbound:
         while len(held) > MAX_SNAPSHOTS_PER_SENDER:
             del held[min(held)]
 
-    def _accept(self, kind: str, peer: PeerId, payload: bytes) -> tuple[Envelope, Vector]:
-        """:func:`accept`, and for an unverified sender the way out of a forged huge seq."""
+    def _accept(self, kind: str, peer: PeerId, payload: bytes) -> tuple[Envelope, Vector] | None:
+        """:func:`accept`, and for an unverified sender the way out of a forged huge seq; None
+        for a duplicate of the last keyframe accepted from ``peer`` (counted in ``ignored``)."""
         try:
             result = accept(payload, self.expected, self.receiver, via=peer)
         except ReplayedMessage:
+            last_key = self._last_key.get(peer)
+            if last_key is not None and _digest(payload) == last_key:
+                # Every check up to the seq passed again on these bytes; the seq check must fail
+                # on them: they are the frame the receiver already applied.
+                self.ignored.counts["duplicate"] += 1  # not logged: benign, and anyone's to send
+                return None
             if kind != "key" or self.expected.trust is not None:
                 raise  # a signed replay is a real replay
             count = self._replayed_keys[peer] = self._replayed_keys.get(peer, 0) + 1
@@ -149,6 +166,8 @@ class Inbound:
             self.forget(peer)
             result = accept(payload, self.expected, self.receiver, via=peer)
         self._replayed_keys.pop(peer, None)
+        if result[0].frame.kind == "key":
+            self._last_key[peer] = _digest(payload)
         return result
 
     def _presence(self, peer: PeerId, payload: bytes) -> None:
@@ -252,10 +271,17 @@ class Inbound:
         """Drop everything about a peer that left the neighbourhood."""
         self._copies.pop(peer, None)
         self._late.pop(peer, None)
+        self._last_key.pop(peer, None)
+        self._replayed_keys.pop(peer, None)
         self.receiver.forget(peer)
 
     def snapshot_bytes(self) -> int:
         return sum(c.numel() * c.element_size() for h in self._copies.values() for c in h.values())
+
+
+def _digest(payload: bytes) -> bytes:
+    """What tells the same message again from any other (SHA-256: hardware-fast on most CPUs)."""
+    return hashlib.sha256(payload).digest()
 
 
 def _topic_peer(topic: str) -> str:

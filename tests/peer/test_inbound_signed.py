@@ -100,7 +100,8 @@ def test_forged_frames_are_counted_per_reason_and_the_copy_stays_bit_identical()
         _frame_bytes(forged, round=1, key=None),  # unsigned
         _frame_bytes(forged, round=1, key=KEY_P2),  # p2's key, in p1's name
         bytes(flipped),  # one payload byte flipped
-        good,  # replayed
+        _frame_bytes(first, round=5, key=KEY_P1),  # replayed: seq 0 again, other bytes
+        good,  # the same message again (a retained keyframe re-delivered): a duplicate
     ]
     for data in attacks:
         inbound.handle(Message(topic=delta_topic, payload=data))
@@ -109,6 +110,8 @@ def test_forged_frames_are_counted_per_reason_and_the_copy_stays_bit_identical()
         "bad_signature": 2,
         "replayed_message": 1,
     }
+    assert dict(inbound.ignored.counts) == {"duplicate": 1}
+    assert not inbound.has_round("p1", 1), "the replay's round 5 was not taken"
     now = inbound.receiver.copy_of("p1")
     assert now is not None
     assert torch.equal(now, kept)

@@ -1,0 +1,98 @@
+"""A message delivered again (a retained keyframe, after a reconnect) is a duplicate, no replay;
+an older frame, or the same seq with other bytes, is still a replay and changes nothing."""
+
+from __future__ import annotations
+
+import torch
+
+from peer.runtime.inbound import RESYNC_AFTER_REPLAYS, Inbound
+from peer.transport import Message
+from protocol.choco import ChocoSender
+from protocol.codecs import codec_from_spec
+from protocol.envelope import Envelope, encode_envelope
+from protocol.frame import Frame
+from protocol.topics import topic
+from tests.peer.test_inbound import N, _inbound, _state
+
+
+def _bytes(frame: Frame, *, round: int) -> bytes:
+    env = Envelope(swarm="s", sender="p1", round=round, frame=frame, model="ab" * 8)
+    return encode_envelope(env)
+
+
+def _send(inbound: Inbound, kind: str, data: bytes) -> None:
+    inbound.handle(Message(topic=topic(kind, swarm="s", peer="p1"), payload=data))
+
+
+def _frames(count: int, *, keyframe_interval: int) -> list[Frame]:
+    sender = ChocoSender(codec_from_spec("fp16"), N, keyframe_interval=keyframe_interval)
+    return [sender.step(torch.linspace(-1.0, 1.0, N) * (i + 1), seed=1) for i in range(count)]
+
+
+def test_the_retained_keyframe_delivered_again_is_a_duplicate_and_changes_nothing() -> None:
+    inbound = _inbound()
+    frames = _frames(4, keyframe_interval=10)  # a keyframe, then deltas 1 to 3
+    key = _bytes(frames[0], round=0)
+    _send(inbound, "key", key)
+    _send(inbound, "key", key)  # at once (QoS 1 may deliver twice)
+    for r, frame in enumerate(frames[1:3], start=1):
+        _send(inbound, "delta", _bytes(frame, round=r))
+    before = _state(inbound)
+    changed_before = inbound.changed.is_set()
+    inbound.changed.clear()
+    # Reconnects: the broker re-delivers the retained keyframe each time, older than the deltas.
+    for _ in range(RESYNC_AFTER_REPLAYS + 2):
+        _send(inbound, "key", key)
+    assert inbound.rejections.counts == {}, "a re-delivery is no hostile event"
+    assert dict(inbound.ignored.counts) == {"duplicate": RESYNC_AFTER_REPLAYS + 3}
+    assert _state(inbound) == before
+    assert changed_before and not inbound.changed.is_set(), "nothing new to wake the barrier"
+    # Not taken for a sender to start afresh either: its next delta still applies.
+    _send(inbound, "delta", _bytes(frames[3], round=3))
+    assert inbound.rejections.counts == {}
+    assert inbound.receiver.last_seq("p1") == 3
+
+
+def test_an_older_frame_or_the_same_seq_with_other_bytes_is_still_a_replay() -> None:
+    inbound = _inbound()
+    frames = _frames(4, keyframe_interval=2)  # keyframes 0 and 2, deltas 1 and 3
+    sent = [_bytes(frame, round=r) for r, frame in enumerate(frames)]
+    for frame, data in zip(frames, sent, strict=True):
+        _send(inbound, frame.kind, data)
+    before = _state(inbound)
+    replays = [
+        ("key", sent[0]),  # an older keyframe, not the last one accepted
+        ("delta", sent[1]),  # an older delta
+        ("delta", sent[3]),  # the last frame itself, but no keyframe: not what is retained
+        ("key", _bytes(frames[2], round=7)),  # the last keyframe's seq, other bytes
+    ]
+    for kind, data in replays:
+        _send(inbound, kind, data)
+    assert dict(inbound.rejections.counts) == {"replayed_message": len(replays)}
+    assert inbound.ignored.counts == {}
+    assert _state(inbound) == before
+    assert not inbound.has_round("p1", 4), "the replay's round 7 was not taken"
+
+
+def test_after_an_offline_the_same_keyframe_is_taken_again() -> None:
+    """The digest never stands in for the receiver's state: once the sender is forgotten, its
+    retained keyframe resynchronises the receiver as before."""
+    inbound = _inbound()
+    key = _bytes(_frames(1, keyframe_interval=10)[0], round=0)
+    _send(inbound, "key", key)
+    presence = topic("presence", swarm="s", peer="p1")
+    inbound.handle(Message(topic=presence, payload=b"offline"))
+    inbound.handle(Message(topic=presence, payload=b"online"))
+    assert inbound.receiver.last_seq("p1") is None
+    _send(inbound, "key", key)
+    assert inbound.rejections.counts == {}
+    assert inbound.ignored.counts == {}
+    assert inbound.receiver.last_seq("p1") == 0
+
+
+def test_a_neighbour_that_left_leaves_no_digest_behind() -> None:
+    inbound = _inbound()
+    _send(inbound, "key", _bytes(_frames(1, keyframe_interval=10)[0], round=0))
+    assert len(inbound._last_key) == 1
+    inbound.forget("p1")
+    assert inbound._last_key == {}
