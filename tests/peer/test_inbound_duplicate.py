@@ -3,8 +3,14 @@ an older frame, or the same seq with other bytes, is still a replay and changes 
 
 from __future__ import annotations
 
-import torch
+import asyncio
 
+import paho.mqtt.client as paho
+import pytest
+import torch
+from paho.mqtt.enums import CallbackAPIVersion
+
+from peer.broker import Broker
 from peer.runtime.inbound import RESYNC_AFTER_REPLAYS, Inbound
 from peer.transport import Message
 from protocol.choco import ChocoSender
@@ -13,6 +19,10 @@ from protocol.envelope import Envelope, encode_envelope
 from protocol.frame import Frame
 from protocol.topics import topic
 from tests.peer.test_inbound import N, _inbound, _state
+from tests.peer.test_transport_mqtt import client, take
+
+RECONNECT_WAIT_S = 60.0
+"""Generous: the wait ends as soon as the message is in."""
 
 
 def _bytes(frame: Frame, *, round: int) -> bytes:
@@ -96,3 +106,44 @@ def test_a_neighbour_that_left_leaves_no_digest_behind() -> None:
     assert len(inbound._last_key) == 1
     inbound.forget("p1")
     assert inbound._last_key == {}
+
+
+def _take_over(broker: Broker, client_id: str) -> None:
+    """Connect as ``client_id`` and leave: the broker drops the client of that id that was
+    connected, which sees its link go down and reconnects (a network blip of its own)."""
+    taker = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+    taker.connect(broker.host, broker.port)
+    taker.loop_start()
+    try:
+        taker.publish("rumor/s/telemetry/taker", b"{}", qos=1).wait_for_publish(RECONNECT_WAIT_S)
+    finally:
+        taker.disconnect()
+        taker.loop_stop()
+
+
+@pytest.mark.broker
+async def test_a_reconnect_re_delivers_the_retained_keyframe_and_no_rejection_is_counted(
+    broker: Broker,
+) -> None:
+    """Over a real Mosquitto: p0's link drops and comes back; its transport re-subscribes and
+    gets p1's retained keyframe again, older than the delta that followed it."""
+    frames = _frames(2, keyframe_interval=10)
+    key, delta = _bytes(frames[0], round=0), _bytes(frames[1], round=1)
+    key_topic, delta_topic = (topic(k, swarm="s", peer="p1") for k in ("key", "delta"))
+    inbound = _inbound()
+    async with client(broker, "p1") as p1, client(broker, "p0") as p0:
+        await p0.subscribe([key_topic, delta_topic])
+        await p1.publish(key_topic, key, qos=1, retain=True)
+        await p1.publish(delta_topic, delta, qos=1)
+        for message in await take(p0, 2):
+            inbound.handle(message)
+        assert inbound.receiver.last_seq("p1") == 1
+        before = _state(inbound)
+        await asyncio.to_thread(_take_over, broker, "p0")
+        [again] = await take(p0, 1, wait_s=RECONNECT_WAIT_S)
+        assert p0.stats.connects >= 2, "p0 reconnected"
+        assert (again.topic, again.payload, again.retained) == (key_topic, key, True)
+        inbound.handle(again)
+    assert inbound.rejections.counts == {}, "a reconnect is no hostile event"
+    assert dict(inbound.ignored.counts) == {"duplicate": 1}
+    assert _state(inbound) == before

@@ -7,6 +7,7 @@ import contextlib
 import random
 import socket
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -163,14 +164,16 @@ async def test_forged_replayed_and_unsigned_frames_are_refused_over_tls(
         f = sender.step(torch.full((N,), value), seed=0)
         return Envelope(swarm="lab", sender="p0", round=seq_round, frame=f, model=MODEL)
 
-    good = sign_envelope(frame(1.0, 0), key_p0)
+    first = frame(1.0, 0)
+    good = sign_envelope(first, key_p0)
     forged = frame(50.0, 1)
     flipped = bytearray(sign_envelope(forged, key_p0))
     flipped[-100] ^= 0x01
     attacks = [
         sign_envelope(forged, key_p1),  # signed by p1, published as p0
         bytes(flipped),  # one payload byte flipped
-        good,  # a replay
+        sign_envelope(replace(first, round=3), key_p0),  # a replay: seq 0 again, other bytes
+        good,  # the same message again (as a retained one re-delivered): a duplicate
         encode_envelope(forged),  # unsigned
     ]
     inbound = _receiver(swarm_dir)
@@ -193,6 +196,7 @@ async def test_forged_replayed_and_unsigned_frames_are_refused_over_tls(
         "replayed_message": 1,
         "unsigned": 1,
     }
+    assert dict(inbound.ignored.counts) == {"duplicate": 1}
     now = inbound.receiver.copy_of("p0")
     assert now is not None
     assert torch.equal(now, kept), "bit-identical"
