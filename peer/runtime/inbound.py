@@ -147,8 +147,7 @@ class Inbound:
         except ReplayedMessage:
             last_key = self._last_key.get(peer)
             if last_key is not None and _digest(payload) == last_key:
-                # Every check up to the seq passed again on these bytes; the seq check must fail
-                # on them: they are the frame the receiver already applied.
+                # The frame the receiver applied last time these bytes came: no replay.
                 self.ignored.counts["duplicate"] += 1  # not logged: benign, and anyone's to send
                 return None
             if kind != "key" or self.expected.trust is not None:

@@ -17,7 +17,7 @@ from protocol.choco import ChocoSender
 from protocol.codecs import codec_from_spec
 from protocol.envelope import Envelope, encode_envelope
 from protocol.frame import Frame
-from protocol.topics import topic
+from protocol.topics import TopicKind, topic
 from tests.peer.test_inbound import N, _inbound, _state
 from tests.peer.test_transport_mqtt import client, take
 
@@ -30,7 +30,7 @@ def _bytes(frame: Frame, *, round: int) -> bytes:
     return encode_envelope(env)
 
 
-def _send(inbound: Inbound, kind: str, data: bytes) -> None:
+def _send(inbound: Inbound, kind: TopicKind, data: bytes) -> None:
     inbound.handle(Message(topic=topic(kind, swarm="s", peer="p1"), payload=data))
 
 
@@ -56,7 +56,8 @@ def test_the_retained_keyframe_delivered_again_is_a_duplicate_and_changes_nothin
     assert inbound.rejections.counts == {}, "a re-delivery is no hostile event"
     assert dict(inbound.ignored.counts) == {"duplicate": RESYNC_AFTER_REPLAYS + 3}
     assert _state(inbound) == before
-    assert changed_before and not inbound.changed.is_set(), "nothing new to wake the barrier"
+    assert changed_before
+    assert not inbound.changed.is_set(), "nothing new to wake the barrier"
     # Not taken for a sender to start afresh either: its next delta still applies.
     _send(inbound, "delta", _bytes(frames[3], round=3))
     assert inbound.rejections.counts == {}
@@ -70,7 +71,7 @@ def test_an_older_frame_or_the_same_seq_with_other_bytes_is_still_a_replay() -> 
     for frame, data in zip(frames, sent, strict=True):
         _send(inbound, frame.kind, data)
     before = _state(inbound)
-    replays = [
+    replays: list[tuple[TopicKind, bytes]] = [
         ("key", sent[0]),  # an older keyframe, not the last one accepted
         ("delta", sent[1]),  # an older delta
         ("delta", sent[3]),  # the last frame itself, but no keyframe: not what is retained
