@@ -31,6 +31,7 @@ from protocol.errors import ProtocolError
 
 __all__ = [
     "CHUNK_LEVEL",
+    "DEFAULT_MAX_MESSAGE",
     "EVICTED_CHUNK_SET",
     "EXPIRED_CHUNK_SET",
     "ChunkLayer",
@@ -47,7 +48,7 @@ EXPIRED_CHUNK_SET = "expired_chunk_set"
 EVICTED_CHUNK_SET = "evicted_chunk_set"
 """Rejection reason: a partial chunk set evicted to keep within the reassembly memory budget."""
 _ID_BITS = 64
-_DEFAULT_MAX_MESSAGE = 64 * 1024 * 1024
+DEFAULT_MAX_MESSAGE = 64 * 1024 * 1024
 # Room for two whole messages in flight, and at least 32 MiB: at the start of a round every
 # neighbour's chunked frame may be in flight at once (160 keyframes of a 50k-parameter MLP, 7 of
 # a 1M-parameter one), while a flood of chunks can hold no more than this.
@@ -97,7 +98,7 @@ class ChunkLayer:
         self._max_payload = max_payload
         self._packet_limit: int | None = None
         self._stats = stats
-        limit = _DEFAULT_MAX_MESSAGE if max_message_bytes is None else max_message_bytes
+        limit = DEFAULT_MAX_MESSAGE if max_message_bytes is None else max_message_bytes
         self._max_message = limit
         self._reassembler = Reassembler(
             max_pending_bytes=max_pending_bytes or max(_PENDING_FACTOR * limit, _MIN_PENDING),

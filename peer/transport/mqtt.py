@@ -20,9 +20,11 @@ from types import TracebackType
 from typing import Any
 
 import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from peer.transport.base import Presence
-from peer.transport.chunks import chunk_base
+from peer.transport.chunks import DEFAULT_MAX_MESSAGE, chunk_base
 from peer.transport.core import TransportCore
 from peer.transport.errors import NotConnectedError, TransportError
 from peer.transport.filters import check_filter, check_topic
@@ -37,6 +39,38 @@ log = logging.getLogger(__name__)
 
 _SUBSCRIBE_QOS = 1
 _PROTOCOLS = {"3.1.1": aiomqtt.ProtocolVersion.V311, "5": aiomqtt.ProtocolVersion.V5}
+
+
+PACKET_ROOM = 70_000
+"""What surrounds a payload in a PUBLISH packet at most: fixed header, a topic of up to 65,535
+bytes, packet id and properties."""
+
+
+def connect_properties(settings: MqttSettings) -> Properties | None:
+    """MQTT 5: the CONNECT's Maximum Packet Size, the largest message this client accepts
+    (``max_message_bytes``) plus :data:`PACKET_ROOM`. The broker then drops a longer message
+    for this client instead of sending it: without it a hostile publisher's message (up to
+    Mosquitto's 256 MB) was read whole into memory before any check could refuse it. MQTT 3.1.1
+    has no such property.
+
+    >>> s = MqttSettings(client_id="a", host="h", max_message_bytes=1024)
+    >>> connect_properties(s).MaximumPacketSize
+    71024
+    >>> s = MqttSettings(client_id="a", host="h", max_message_bytes=2**30)
+    >>> connect_properties(s).MaximumPacketSize == MQTT_MAX_PACKET
+    True
+    """
+    if settings.protocol != "5":
+        return None
+    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho: untyped
+    limit = settings.max_message_bytes
+    wanted = (DEFAULT_MAX_MESSAGE if limit is None else limit) + PACKET_ROOM
+    properties.MaximumPacketSize = min(wanted, MQTT_MAX_PACKET)
+    return properties
+
+
+MQTT_MAX_PACKET = 268_435_455
+"""The largest packet MQTT can frame (a 4-byte remaining length), the property's top value."""
 
 
 class MqttTransport(TransportCore):
@@ -103,6 +137,7 @@ class MqttTransport(TransportCore):
             timeout=s.connect_timeout_s,
             tls_params=tls,
             max_queued_incoming_messages=s.max_queued,
+            properties=connect_properties(s),
             logger=self._client_log,
         )
         # aiomqtt warns above 10 unacknowledged publishes; a chunked frame keeps WINDOW.

@@ -5,10 +5,12 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import aiomqtt
 import pytest
 
 from peer.broker import Broker
 from peer.transport.chunks import packet_room
+from peer.transport.mqtt import PACKET_ROOM
 from tests.peer.test_transport_mqtt import client, take
 
 pytestmark = pytest.mark.broker
@@ -55,3 +57,28 @@ async def test_no_limit_announced_keeps_max_payload(broker: Broker) -> None:
     async with client(broker, "a", max_payload=3000) as a, client(broker, "b") as b:
         assert a._chunks.payload_limit(TOPIC) == 3000
         assert b._chunks.payload_limit(TOPIC) is None
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+async def test_the_broker_drops_what_is_longer_than_a_client_takes(
+    broker: Broker, protocol: str
+) -> None:
+    """MQTT 5: the CONNECT announces max_message_bytes plus PACKET_ROOM, so a hostile
+    publisher's huge message never reaches the client's memory; the small one after it does.
+    MQTT 3.1.1 has no such property: the client reads the message, then refuses it."""
+    limit = 1024
+    huge = random.Random(7).randbytes(limit + PACKET_ROOM + 1)
+    async with (
+        client(broker, "b", max_message_bytes=limit, protocol=protocol) as b,
+        aiomqtt.Client(broker.host, broker.port, identifier="hostile") as hostile,
+    ):
+        await b.subscribe(["rumor/lab/key/+"])
+        await hostile.publish(TOPIC, huge, qos=1)
+        await hostile.publish(TOPIC, b"small", qos=1)
+        [message] = await take(b, 1)
+        assert message.payload == b"small"
+        assert b.stats.connects == 1  # not a reason to cut the link
+        if protocol == "5":
+            assert b.stats.rejected == {}  # the broker dropped it: it never reached the client
+        else:
+            assert sum(b.stats.rejected.values()) == 1  # read whole, then refused
