@@ -10,7 +10,10 @@ import torch
 
 from peer.config import PeerConfig, config_from_dict
 from peer.runtime import LocalLearner, PeerRuntime, RoundStats, load_learner
+from peer.runtime.attack import Attacker
+from peer.runtime.daemon import presence_signer
 from peer.runtime.neighbours import static_neighbourhood
+from peer.security.credentials import Credentials
 from peer.transport import (
     MemoryBroker,
     MemoryTransport,
@@ -21,7 +24,26 @@ from peer.transport import (
 )
 from protocol.topics import topic
 
-__all__ = ["drive", "memory_peer", "met", "mqtt_peer", "peer_config", "run_memory_swarm"]
+__all__ = [
+    "LEARNING",
+    "drive",
+    "memory_peer",
+    "met",
+    "mqtt_peer",
+    "peer_config",
+    "run_memory_swarm",
+]
+
+LEARNING: dict[str, object] = {
+    "task": "fmnist",
+    "model": "mlp:hidden=16",
+    "partition": "dirichlet:alpha=0.5",
+    "local_steps": 2,
+    "batch_size": 8,
+    "lr": 0.05,
+    "seed": 0,
+}
+"""A small Fashion-MNIST learner the daemon and simulator parity tests share."""
 
 
 def peer_config(
@@ -51,16 +73,32 @@ def peer_config(
 
 
 def memory_peer(
-    broker: MemoryBroker, config: PeerConfig, learner: LocalLearner | None = None
+    broker: MemoryBroker,
+    config: PeerConfig,
+    learner: LocalLearner | None = None,
+    *,
+    credentials: Credentials | None = None,
+    attacker: Attacker | None = None,
 ) -> tuple[MemoryTransport, PeerRuntime]:
+    """A peer on ``broker``; with ``credentials`` its frames and presence are signed."""
     ident = config.identity
-    presence = Presence(topic=topic("presence", swarm=ident.swarm, peer=ident.peer))
+    key = None if credentials is None else credentials.key
+    sign = None if key is None else presence_signer(config, key)
+    presence = Presence(topic=topic("presence", swarm=ident.swarm, peer=ident.peer), sign=sign)
     transport = MemoryTransport(broker, client_id=ident.peer, presence=presence)
     hood = static_neighbourhood(config.topology, me=ident.peer)
     assert hood is not None
     if learner is None:
         learner = load_learner(config, index=hood.index, peers=hood.size)
-    return transport, PeerRuntime(config, transport, learner, neighbourhood=hood)
+    runtime = PeerRuntime(
+        config,
+        transport,
+        learner,
+        neighbourhood=hood,
+        credentials=credentials,
+        attacker=attacker,
+    )
+    return transport, runtime
 
 
 async def _run(

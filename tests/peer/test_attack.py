@@ -11,15 +11,12 @@ import torch
 from peer.config import PeerConfig
 from peer.runtime import PeerRuntime, load_learner
 from peer.runtime.attack import Attacker, poison_labels
-from peer.runtime.daemon import presence_signer
-from peer.runtime.neighbours import static_neighbourhood
 from peer.security.credentials import Credentials
-from peer.transport import MemoryBroker, MemoryTransport, Presence
+from peer.transport import MemoryBroker, MemoryTransport
 from protocol.errors import ConfigError
 from protocol.signing import SigningKey, Trust
 from protocol.spec import Spec
-from protocol.topics import topic
-from tests.peer.runtime_helpers import drive, peer_config
+from tests.peer.runtime_helpers import drive, memory_peer, peer_config
 
 PEERS = 3
 KEYS = [SigningKey.from_seed(bytes([i + 7] * 32)) for i in range(PEERS)]
@@ -33,27 +30,16 @@ def _peer(
     attack: Spec | None,
     start: torch.Tensor | None,
 ) -> tuple[MemoryTransport, PeerRuntime]:
-    ident = config.identity
-    presence = Presence(
-        topic=topic("presence", swarm=ident.swarm, peer=ident.peer),
-        sign=presence_signer(config, KEYS[index]),
-    )
-    transport = MemoryTransport(broker, client_id=ident.peer, presence=presence)
-    hood = static_neighbourhood(config.topology, me=ident.peer)
-    assert hood is not None
-    learner = load_learner(config, index=hood.index, peers=hood.size)
+    learner = None
     if start is not None:
-        learner = dataclasses.replace(learner, start=start)
-    attacker = None if attack is None else Attacker(attack=attack, seed=0, index=index)
-    runtime = PeerRuntime(
+        learner = dataclasses.replace(load_learner(config, index=index, peers=PEERS), start=start)
+    return memory_peer(
+        broker,
         config,
-        transport,
         learner,
-        neighbourhood=hood,
         credentials=Credentials(key=KEYS[index], trust=TRUST),
-        attacker=attacker,
+        attacker=None if attack is None else Attacker(attack=attack, seed=0, index=index),
     )
-    return transport, runtime
 
 
 async def _swarm(

@@ -18,20 +18,11 @@ import torch
 from peer.broker import Broker
 from sim.config import EngineName, SimConfig
 from sim.runner import Simulation
-from tests.peer.runtime_helpers import drive, mqtt_peer, peer_config
+from tests.peer.runtime_helpers import LEARNING, drive, mqtt_peer, peer_config
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 ROUNDS = 5
-LEARNING: dict[str, object] = {
-    "task": "fmnist",
-    "model": "mlp:hidden=16",
-    "partition": "dirichlet:alpha=0.5",
-    "local_steps": 2,
-    "batch_size": 8,
-    "lr": 0.05,
-    "seed": 0,
-}
 
 
 def _simulate(

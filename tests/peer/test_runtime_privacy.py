@@ -19,18 +19,9 @@ from protocol.privacy_accounting import epsilon
 from protocol.privacy_params import DpParams
 from sim.config import SimConfig
 from sim.runner import Simulation
-from tests.peer.runtime_helpers import drive, memory_peer, run_memory_swarm
+from tests.peer.runtime_helpers import LEARNING, drive, memory_peer, run_memory_swarm
 
 ROUNDS = 4
-LEARNING: dict[str, object] = {
-    "task": "fmnist",
-    "model": "mlp:hidden=16",
-    "partition": "dirichlet:alpha=0.5",
-    "local_steps": 2,
-    "batch_size": 8,
-    "lr": 0.05,
-    "seed": 0,
-}
 DP = "clip=0.2,sigma=0.5,delta=1e-6"
 
 
