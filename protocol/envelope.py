@@ -48,7 +48,14 @@ from protocol.errors import (
     VersionMismatch,
 )
 from protocol.frame import Frame
-from protocol.signing import FRAME_DOMAIN, SIG_BYTES, SigningKey, Trust, attach_parts
+from protocol.signing import (
+    FRAME_DOMAIN,
+    SIG_BYTES,
+    SigningKey,
+    Trust,
+    attach_parts,
+    map_header,
+)
 from protocol.spec import Spec
 from protocol.types import PeerId
 
@@ -146,7 +153,7 @@ def _encoded_parts(env: Envelope) -> tuple[bytes, bytes, bytes]:
     except ProtocolError as exc:
         raise ConfigError(f"refusing to encode an invalid envelope: {exc}") from exc
     payload = env.frame.payload
-    head: list[bytes] = [_map_header(len(fields))]
+    head: list[bytes] = [map_header(len(fields))]
     tail: list[bytes] = []
     into = head
     for key, value in fields.items():
@@ -161,12 +168,6 @@ def _encoded_parts(env: Envelope) -> tuple[bytes, bytes, bytes]:
 def _pack(value: object) -> bytes:
     packed: bytes = msgpack.packb(value, use_bin_type=True)
     return packed
-
-
-def _map_header(count: int) -> bytes:
-    if count < 16:
-        return bytes([0x80 | count])
-    return b"\xde" + count.to_bytes(2, "big")
 
 
 def _bin_header(size: int) -> bytes:

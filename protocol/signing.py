@@ -52,6 +52,7 @@ __all__ = [
     "attach",
     "attach_parts",
     "detach",
+    "map_header",
     "signed_message",
 ]
 
@@ -71,7 +72,8 @@ def signed_message(domain: bytes, *parts: bytes | memoryview) -> bytes:
     return domain + hasher.digest()
 
 
-def _header(count: int) -> bytes:
+def map_header(count: int) -> bytes:
+    """msgpack's shortest map header for ``count`` entries, as ``packb`` writes it."""
     if count < 16:
         return bytes([0x80 | count])
     if count < 2**16:
@@ -111,7 +113,7 @@ def attach_parts(unsigned: Sequence[bytes | memoryview], sig: bytes) -> bytes:
     first = bytes(unsigned[0][:5]) if unsigned else b""
     count, size = _read_header(first)
     rest = memoryview(unsigned[0])[size:]
-    return b"".join((_header(count + 1), rest, *unsigned[1:], _TRAILER, sig))
+    return b"".join((map_header(count + 1), rest, *unsigned[1:], _TRAILER, sig))
 
 
 def _parts(signed: bytes) -> tuple[bytes, memoryview, bytes]:
@@ -122,7 +124,7 @@ def _parts(signed: bytes) -> tuple[bytes, memoryview, bytes]:
             f"signed message of {len(signed)} bytes does not end with the key 'sig' and a "
             f"{SIG_BYTES}-byte signature; expected 'sig' as the map's last entry"
         )
-    return _header(count - 1), memoryview(signed)[size:-_TAIL], signed[-SIG_BYTES:]
+    return map_header(count - 1), memoryview(signed)[size:-_TAIL], signed[-SIG_BYTES:]
 
 
 def detach(signed: bytes) -> tuple[bytes, bytes]:

@@ -22,7 +22,7 @@ from protocol.mixing import choco_update, mix_weights
 from protocol.spec import Spec
 from protocol.types import PeerId
 
-__all__ = ["MixScratch", "first_of", "mix_received", "mix_scratch", "wait_for_round"]
+__all__ = ["MixScratch", "first_of", "mix_received", "wait_for_round"]
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +96,6 @@ class MixScratch:
             kept = torch.empty((len(copies), *first.shape), dtype=first.dtype)
             self._stacked = kept
         return torch.stack(list(copies), out=kept[: len(copies)])
-
-
-def mix_scratch(x: torch.Tensor) -> MixScratch:
-    """The working memory :func:`mix_received` keeps for a model shaped like ``x``."""
-    return MixScratch(x)
 
 
 def mix_received(

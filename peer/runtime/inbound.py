@@ -16,9 +16,10 @@ the very bytes of the last keyframe accepted from that sender are a ``duplicate`
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
+
+from blake3 import blake3
 
 from peer.runtime.liveness import Liveness
 from peer.runtime.rejections import Rejections
@@ -279,8 +280,9 @@ class Inbound:
 
 
 def _digest(payload: bytes) -> bytes:
-    """What tells the same message again from any other (SHA-256: hardware-fast on most CPUs)."""
-    return hashlib.sha256(payload).digest()
+    """What tells the same message again from any other (BLAKE3, as signatures hash: several
+    times faster than SHA-256 on a 4 MB keyframe)."""
+    return blake3(payload).digest()
 
 
 def _topic_peer(topic: str) -> str:

@@ -40,7 +40,7 @@ from peer.checkpoint import CheckpointError, CheckpointStore
 from peer.config import PeerConfig
 from peer.runtime.attack import Attacker
 from peer.runtime.finite import all_finite
-from peer.runtime.gossip import first_of, mix_received, mix_scratch, wait_for_round
+from peer.runtime.gossip import MixScratch, first_of, mix_received, wait_for_round
 from peer.runtime.inbound import Inbound
 from peer.runtime.learning import LocalLearner
 from peer.runtime.liveness import Liveness, track_link
@@ -127,7 +127,7 @@ class PeerRuntime(NeighbourhoodMixin):
         )
         self.round = 0
         self.x = learner.start.clone()
-        self._scratch = mix_scratch(self.x)
+        self._scratch = MixScratch(self.x)
         self.sender = ChocoSender(
             self.codec,
             learner.num_params,

@@ -57,10 +57,7 @@ class RawCodec:
         return as_f32_1d(x).numpy().astype(LE_F32, copy=False).tobytes()
 
     def from_bytes(self, payload: bytes, n: int) -> Vector:
-        check_payload(payload, n, self.payload_size(n), "raw")
-        out = f32_tensor(np.frombuffer(payload, dtype=LE_F32, count=n))
-        check_finite(out, "raw")
-        return out
+        return f32_tensor(self.view(payload, n))
 
     def view(self, payload: bytes, n: int) -> npt.NDArray[np.float32]:
         """What :meth:`from_bytes` checks and decodes, as a read-only view of ``payload``.

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from peer.runtime.gossip import MixScratch, mix_received, mix_scratch
+from peer.runtime.gossip import MixScratch, mix_received
 
 
 class Copies:
@@ -46,7 +46,7 @@ def _mix(x: torch.Tensor, scratch: MixScratch | None) -> torch.Tensor:
 
 def test_the_scratch_gives_the_same_bits_and_is_reused() -> None:
     x = torch.randn(1000, generator=torch.Generator().manual_seed(0))
-    scratch = mix_scratch(x)
+    scratch = MixScratch(x)
     for kept in (scratch.step, scratch.mixed, scratch.term):
         assert kept.dtype == torch.float64
         assert kept.shape == x.shape
@@ -67,7 +67,7 @@ def test_the_scratch_gives_the_same_bits_and_is_reused() -> None:
 
 def test_the_kept_stack_grows_and_holds_the_copies() -> None:
     x = torch.arange(4.0)
-    scratch = mix_scratch(x)
+    scratch = MixScratch(x)
     two = scratch.stack([x, x + 1])
     assert torch.equal(two, torch.stack([x, x + 1]))
     three = scratch.stack([x + 2, x, x + 1])
@@ -79,7 +79,7 @@ def test_the_kept_stack_grows_and_holds_the_copies() -> None:
 
 def test_a_float64_model_never_gets_the_scratch_back() -> None:
     x = torch.randn(100, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    scratch = mix_scratch(x)
+    scratch = MixScratch(x)
     new = _mix(x, scratch)
     assert torch.equal(new, _mix(x, None))
     kept = {t.data_ptr() for t in (scratch.step, scratch.mixed, scratch.term)}

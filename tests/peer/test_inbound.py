@@ -217,7 +217,8 @@ def test_a_peer_unconfirmed_after_a_reconnect_comes_back_as_a_new_incarnation() 
     for i in range(3):
         _deliver(inbound, old.step(torch.full((N,), 1.0 + i), seed=1), round=i)
     now = time.monotonic()
-    inbound.liveness.reconnected(down_at=now, now=now - inbound.liveness.silence_timeout_s)
+    # down after the presence came, however coarse the clock; the recheck's deadline has passed
+    inbound.liveness.reconnected(down_at=now + 1.0, now=now - inbound.liveness.silence_timeout_s)
     assert "p1" not in inbound.liveness.announced(), "the deadline has passed"
     inbound.joined = False
     inbound.handle(presence)
