@@ -1,7 +1,5 @@
 """``python -m peer`` runs the ``rumor`` command."""
 
-import sys
+from peer.cli import run
 
-from peer.cli import main
-
-sys.exit(main())
+run()

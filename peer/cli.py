@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
-from typing import TypeAlias
+from typing import NoReturn, TypeAlias
 
+from peer.stopping import STOP_SIGNALS
 from protocol.errors import ConfigError, RumorError
 
 __all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "Subparsers", "main"]
@@ -101,5 +103,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+def run() -> NoReturn:
+    """The ``rumor`` process: :func:`main`, then exit with its status.
+
+    Once the command has finished there is nothing left for a stop signal to stop, but the
+    interpreter's teardown (torch's modules) takes a moment: a SIGTERM then, with its default
+    action back, ended a peer that had finished cleanly as killed (-15) instead of 0.
+    """
+    status = main()
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    sys.exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -1,10 +1,12 @@
 import argparse
+import signal
 import subprocess
 import sys
 
 import pytest
 
 from peer import cli
+from peer.stopping import STOP_SIGNALS
 from protocol.errors import ConfigError, RumorError
 
 
@@ -82,3 +84,19 @@ def test_building_the_parser_does_not_import_torch() -> None:
 def test_log_level_is_accepted_before_and_after_the_subcommand(argv: list[str], level: str) -> None:
     args = cli._build_parser().parse_args(argv)
     assert args.log_level == level
+
+
+def test_a_finished_process_ignores_stop_signals_while_it_exits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A SIGTERM during the interpreter's teardown must not turn a clean exit into a kill."""
+    monkeypatch.setattr(cli, "main", lambda: 0)
+    before = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    try:
+        with pytest.raises(SystemExit) as ended:
+            cli.run()
+        assert ended.value.code == 0
+        assert all(signal.getsignal(sig) == signal.SIG_IGN for sig in STOP_SIGNALS)
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
