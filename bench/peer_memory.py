@@ -11,7 +11,7 @@ encoded and signed, then decoded, verified and applied as a neighbour's): the pr
 of an exchange, apart from the transport's.
 
 Part 2 (skip with ``--rounds 0``) runs ``rumor up`` with N real peers on a Mosquitto of its own
-and prints each peer's peak RSS (``ru_maxrss``, from the stats every round writes) after round 1
+and prints each peer's peak RSS (its own ``VmHWM``, from the stats every round writes) after round 1
 (the first exchange, before any checkpoint or evaluation), after the first checkpoint
 (``storage.checkpoint_every``), after the first evaluation (``learning.eval_every``) and at the
 end, so what the exchange, checkpoints and evaluation add shows apart. Linux only.
@@ -168,14 +168,21 @@ def _exchanges(mark: Stages, sender: Any, x: Any, model: str, *, rounds: int) ->
 def swarm(args: argparse.Namespace) -> None:
     """Part 2: each peer's peak RSS at the round that first exchanges, checkpoints, evaluates."""
     from peer.cli import main
+    from peer.config import load_config
 
     argv = ["--peers", str(args.peers), "--rounds", str(args.rounds), "--model", args.model]
     argv += ["--local-steps", "1", "--codec", "raw"]
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
         status = main(["--log-level", "WARNING", "up", *argv, "--out", str(run)])
-        config = (run / "p0" / "peer.toml").read_text()
-        every = {k: _setting(config, k) for k in ("checkpoint_every", "eval_every")}
+        if status != 0:
+            print(f"part 2: rumor up exited {status}; no swarm figures")
+            return
+        config = load_config(run / "p0" / "peer.toml")
+        every = {
+            "checkpoint_every": config.storage.checkpoint_every,
+            "eval_every": config.learning.eval_every,
+        }
         per_peer = []
         for peer_dir in sorted(run.glob("p*/stats.jsonl")):
             rows = [json.loads(line) for line in peer_dir.read_text().splitlines()]
@@ -194,14 +201,6 @@ def swarm(args: argparse.Namespace) -> None:
         if 1 <= r <= args.rounds:
             peak = max(p.get(r, float("nan")) for p in per_peer)
             print(f"  round {r:>3} ({what}): {peak:.0f} MB")
-
-
-def _setting(toml: str, key: str) -> int:
-    for line in toml.splitlines():
-        name, _, value = line.partition("=")
-        if name.strip() == key:
-            return int(value)
-    raise KeyError(key)
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -115,15 +115,16 @@ def floor() -> None:
     ]
     x = _gather(data, rows[0]).clone()
     params = sim.engine.params()
-    w = params[:, :7840].reshape(n, 10, 784).contiguous()
-    b = params[:, 7840:].reshape(n, 10, 1).contiguous()
+    classes, dim = data.num_classes, data.dim  # logistic regression: [classes, dim] then bias
+    w = params[:, : classes * dim].reshape(n, classes, dim).contiguous()
+    b = params[:, classes * dim :].reshape(n, classes, 1).contiguous()
     xb = x.view(n, batch, -1)
     z = torch.baddbmm(b, w, xb.transpose(1, 2))
     gw = torch.empty_like(w)
-    wide = torch.empty(params.shape, dtype=torch.float64)
+    wide = torch.zeros(params.shape, dtype=torch.float64)
     term = torch.empty_like(wide)
     senders = torch.randperm(n)
-    f32 = torch.empty_like(params)
+    f32 = torch.zeros_like(params)  # arithmetic on uninitialised memory may meet denormals
     parts = {
         "gather": _best_ms(lambda r: _gather(data, rows[r])),
         "forward": _best_ms(lambda _: torch.baddbmm(b, w, xb.transpose(1, 2))),

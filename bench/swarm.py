@@ -15,8 +15,8 @@ averaged over peers and rounds:
   the load changed during the run);
 - the same exchange through rumor's MqttTransport alone, chunked as the peers chunk
   (``broker.max_payload``): what the transport costs, apart from encoding, signing and mixing;
-- each peer's peak RSS (MiB, ``ru_maxrss``), next to the peak of a process that only imports
-  torch, the floor any peer pays.
+- each peer's peak RSS (MiB, the peer's own ``VmHWM``), next to the peak of a process that only
+  imports torch, the floor any peer pays.
 
     python bench/swarm.py --peers 2 4 8 16 --model mlp:hidden=1258 --codecs raw fp16 int8 sign
 """
@@ -42,6 +42,8 @@ from raw_exchange import exchange_s, exchange_times
 from peer.broker import Broker
 from peer.cli import main
 from peer.config import BrokerConfig
+from peer.tasks.specs import check_model_spec
+from protocol.errors import ConfigError
 from protocol.topics import peer_name
 
 EXCHANGE = ("encode", "publish", "wait", "decode", "mix")
@@ -50,9 +52,10 @@ PHASES = ("train", *EXCHANGE, "evaluate", "checkpoint")
 
 def _torch_floor_mb() -> float:
     """Peak RSS (MiB) of a Python process that imports torch and nothing else."""
-    code = "import resource, torch; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    # VmHWM, as the peers report it (ru_maxrss would carry this process's size over the exec)
+    code = "import torch; print([v for v in open('/proc/self/status') if v[:6] == 'VmHWM:'][0])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return int(out.stdout) / 1024
+    return int(out.stdout.split()[1]) / 1024  # kB
 
 
 def _stats(run: Path, peers: int) -> list[list[dict[str, Any]]]:
@@ -103,14 +106,10 @@ chunk. Peers: broker.max_payload {max_payload} B, {security} frames; phases are 
 def _raw_frame(model: str) -> int | None:
     """The raw frame of ``model`` if it is an MLP on Fashion-MNIST (4 bytes a parameter and
     the envelope's fields), for the raw clients before the first swarm; None otherwise."""
-    name, _, params = model.partition(":")
-    if name != "mlp":
+    spec = check_model_spec(model)
+    if spec.name != "mlp":
         return None
-    hidden = 64
-    for part in params.split(","):
-        key, _, value = part.partition("=")
-        if key.strip() == "hidden":
-            hidden = int(value)
+    hidden = int(spec.params.get("hidden", 64))
     return 4 * (784 * hidden + hidden + hidden * 10 + 10) + 700
 
 
@@ -210,7 +209,10 @@ def run(argv: list[str] | None = None) -> int:
         "or --insecure",
     )
     args = parser.parse_args(argv)
-    args.frames, args.params = {}, _raw_frame(args.model)
+    try:
+        args.frames, args.params = {}, _raw_frame(args.model)
+    except ConfigError as exc:
+        parser.error(f"--model: {exc}")
     floor = _torch_floor_mb()
     print(_HEADER.format(max_payload=_max_payload(args), security=args.security), flush=True)
     print(f"a process that only imports torch peaks at {floor:.0f} MB", flush=True)

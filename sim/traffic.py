@@ -134,9 +134,10 @@ class Traffic:
         _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
         combos = groups[first]
         per_combo = np.empty(len(combos), dtype=np.int64)
+        round_width = _width(round)
         for index, row in enumerate(first.tolist()):
             peer = int(peers[row])
-            cache_key = (int(_int_width(np.array([round]))[0]), *combos[index].tolist())
+            cache_key = (round_width, *combos[index].tolist())
             if cache_key not in self._cache:
                 kind: FrameKind = "key" if combos[index][0] else "delta"
                 self._cache[cache_key] = self.frame_bytes(
