@@ -16,6 +16,7 @@ import torch
 
 from protocol.choco import next_public_copy
 from protocol.codecs.base import Codec
+from sim import kernels
 from sim.plan import RoundPlan
 
 __all__ = ["publish_batch", "publish_one"]
@@ -32,9 +33,13 @@ def publish_batch(
     """Advance the public copies [N, P] in place for this round's frames.
 
     ``scratch`` (x_hat's shape and dtype) lets the ``raw`` codec, whose ``compress`` is the
-    identity, take the same two operations without allocating: ``x_hat += (x - x_hat)``.
+    identity, take the same two operations without allocating: ``x_hat += (x - x_hat)``; on
+    the CPU, in one fused pass.
     """
     if plan.alive.all():
+        if codec.spec.name == "raw" and kernels.usable(x_hat, x) and x.dtype == x_hat.dtype:
+            kernels.publish_raw(x_hat, x)
+            return
         if scratch is not None and codec.spec.name == "raw":
             x_hat.add_(torch.sub(x, x_hat, out=scratch))
             return

@@ -15,6 +15,9 @@ subtraction; otherwise the product is rounded first, as there. A regular graph's
 widened once per round and gathered in float64 when that buffer is small
 (:data:`_WIDE_BYTES`), else gathered in float32 block by block.
 
+On the CPU, :func:`sim.kernels.mix_rows` does the same arithmetic in one fused pass per
+receiver (4-5x faster than these passes on a 4-regular graph); the slots serve other devices.
+
 A sparse ``W - diag(W 1)`` product (CSR addmm) took about half the time (1,000 peers, 20,000
 parameters, degree 4, one thread: 0.28 s against 0.59 s per round on a loaded 2-core machine)
 but summed in the matrix's column order, with the self term inside the sum and the kernel's own
@@ -31,6 +34,7 @@ import numpy.typing as npt
 import torch
 
 from protocol.mixing import WIDE, mix_weights
+from sim import kernels
 from sim.plan import RoundPlan
 
 __all__ = ["Slot", "SparseMixer", "edge_weights", "short_totals", "slots"]
@@ -120,11 +124,27 @@ def slots(use: npt.NDArray[np.int64], plan: RoundPlan, weight: torch.Tensor, n: 
     return out
 
 
+@dataclass(frozen=True)
+class Rows:
+    """The terms of every receiver's sum, receiver by receiver (compressed sparse rows)."""
+
+    indptr: npt.NDArray[np.int64]
+    """Receiver i's terms are ``indptr[i] .. indptr[i + 1]`` [N + 1]."""
+    senders: npt.NDArray[np.int64]
+    """Sender row of each term, in the order the receiver adds them [E]."""
+    weights: npt.NDArray[np.float64]
+    """Mixing weight of each term, as peers round it, widened to float64 [E]."""
+
+
 class SparseMixer:
     """Applies a round's mixing in place; caches the slots (and each receiver's ``total``) while
     edges and mask stay the same, and its float64 buffers while the shape does."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, fused: bool = True) -> None:
+        self.fused = fused
+        """Whether CPU tensors take the fused kernel (:func:`sim.kernels.mix_rows`)."""
+        self._rows_key: tuple[npt.NDArray[np.int64], bytes] | None = None
+        self._rows: Rows | None = None
         self._key: tuple[npt.NDArray[np.int64], bytes, torch.dtype, torch.device] | None = None
         self._slots: list[Slot] = []
         self._total = torch.zeros(0, dtype=WIDE)
@@ -137,6 +157,10 @@ class SparseMixer:
         """Mix ``x`` [N, P] in place with the public copies of the edges the plan mixes
         (Byzantine receivers mix none); rows that mix nothing are left exactly as they were."""
         use = plan.mix & ~plan.byzantine[plan.dst]
+        if self.fused and kernels.usable(x, x_hat):
+            terms = self._rows_for(plan, use, x.dtype)
+            kernels.mix_rows(x, x_hat, terms.indptr, terms.senders, terms.weights, gamma=gamma)
+            return
         slots_ = self._slots_for(plan, use, x.dtype, x.device)
         if not slots_:
             return
@@ -237,6 +261,26 @@ class SparseMixer:
         ):
             buffer = self._buffers[name] = torch.empty(shape, dtype=dtype, device=device)
         return buffer
+
+    def _rows_for(self, plan: RoundPlan, use: npt.NDArray[np.bool_], dtype: torch.dtype) -> Rows:
+        """The used edges grouped by receiver, senders in the plan's order; cached while the
+        edges and the mask stay the same."""
+        key = (plan.src, np.packbits(use).tobytes() + str(dtype).encode())
+        if (
+            self._rows is None
+            or self._rows_key is None
+            or key[0] is not self._rows_key[0]
+            or key[1] != self._rows_key[1]
+        ):
+            edges = np.flatnonzero(use)
+            order = edges[np.argsort(plan.dst[edges], kind="stable")]
+            counts = np.bincount(plan.dst[order], minlength=len(plan.alive))
+            indptr = np.zeros(len(counts) + 1, dtype=np.int64)
+            np.cumsum(counts, out=indptr[1:])
+            weight = edge_weights(plan, dtype).to(WIDE).numpy()[order]
+            self._rows = Rows(indptr, plan.src[order].astype(np.int64), weight)
+            self._rows_key = key
+        return self._rows
 
     def _slots_for(
         self,

@@ -86,6 +86,8 @@ _NOT_FOR_A_PEER = (
     "torch._inductor",
     "sim.engines",
     "sim.training",
+    "sim.kernels",
+    "numba",
     "sim.plots",
     "prometheus_client",  # only with [metrics] port set
 )

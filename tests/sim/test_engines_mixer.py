@@ -54,12 +54,19 @@ def _reference(x: torch.Tensor, x_hat: torch.Tensor, plan: RoundPlan, gamma: flo
     return out
 
 
+FUSED = pytest.mark.parametrize("fused", [True, False], ids=["kernel", "torch"])
+"""Both formulations: the CPU's fused kernel and the torch passes other devices run."""
+
+
+@FUSED
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_mix_matches_the_per_peer_reference_bit_for_bit_under_masks(dtype: torch.dtype) -> None:
+def test_mix_matches_the_per_peer_reference_bit_for_bit_under_masks(
+    dtype: torch.dtype, fused: bool
+) -> None:
     g = torch.Generator().manual_seed(0)
     x = torch.randn(N, P, generator=g, dtype=dtype)
     x_hat = x + 0.1 * torch.randn(N, P, generator=g, dtype=dtype)
-    mixer = SparseMixer()
+    mixer = SparseMixer(fused=fused)
     everything = np.ones(len(SRC), dtype=bool)
     dropped = everything.copy()
     dropped[[1, 6, 12]] = False
@@ -75,17 +82,19 @@ def test_mix_matches_the_per_peer_reference_bit_for_bit_under_masks(dtype: torch
     assert torch.equal(got[4], x[4])  # a Byzantine receiver mixes nothing
 
 
-def test_a_peer_that_receives_nothing_is_left_exactly_as_it_was() -> None:
+@FUSED
+def test_a_peer_that_receives_nothing_is_left_exactly_as_it_was(fused: bool) -> None:
     mix = DST != 2
     x = torch.randn(N, P, dtype=torch.float64)
     x_hat = torch.randn(N, P, dtype=torch.float64)
     got = x.clone()
-    SparseMixer().mix(got, x_hat, _plan(mix), gamma=1.0)
+    SparseMixer(fused=fused).mix(got, x_hat, _plan(mix), gamma=1.0)
     assert torch.equal(got[2], x[2])
     assert torch.equal(got, _reference(x, x_hat, _plan(mix), 1.0))
 
 
-def test_a_hub_sums_its_many_neighbours_in_the_daemons_order() -> None:
+@FUSED
+def test_a_hub_sums_its_many_neighbours_in_the_daemons_order(fused: bool) -> None:
     """A star's hub has 49 in-neighbours, summed in one merged slot: magnitudes from 1e-6 to 1e6
     make the float64 sum depend on its order, and it must still be the per-peer one."""
     edges = mixing_edges(nx.star_graph(49))
@@ -103,7 +112,7 @@ def test_a_hub_sums_its_many_neighbours_in_the_daemons_order() -> None:
     scale = torch.logspace(-6, 6, n).unsqueeze(-1)
     x, x_hat = torch.randn(n, P, generator=g) * scale, torch.randn(n, P, generator=g) * scale
     got = x.clone()
-    SparseMixer().mix(got, x_hat, plan, gamma=1.0)
+    SparseMixer(fused=fused).mix(got, x_hat, plan, gamma=1.0)
     assert torch.equal(got, _reference(x, x_hat, plan, 1.0))
 
 
@@ -111,8 +120,9 @@ def test_a_hub_sums_its_many_neighbours_in_the_daemons_order() -> None:
 def test_large_regular_swarms_mixed_block_by_block_give_the_same_bits(
     rows: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Past a size, a regular graph's receivers are mixed a block of rows at a time (sums in
-    cache); shrinking the block makes 40 peers take that path, uneven last block included."""
+    """Past a size, the torch formulation mixes a regular graph's receivers a block of rows at
+    a time (sums in cache); shrinking the block makes 40 peers take that path, uneven last
+    block included."""
     import sim.engines.mixer as mixer_module
 
     edges = mixing_edges(nx.random_regular_graph(4, 40, seed=2))
@@ -138,7 +148,7 @@ def test_large_regular_swarms_mixed_block_by_block_give_the_same_bits(
 
     monkeypatch.setattr(SparseMixer, "_mix_blocks", counted)
     got = x.clone()
-    SparseMixer().mix(got, x_hat, plan, gamma=0.6)
+    SparseMixer(fused=False).mix(got, x_hat, plan, gamma=0.6)
     assert blocks == ([1] if rows < 40 else [])
     assert torch.equal(got, expected)
 
@@ -173,10 +183,10 @@ def _signed_zeros(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 def test_regular_fast_paths_give_the_per_peer_bits_zero_signs_included(
     wide: bool, rows: int, uneven: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Every way a regular graph is mixed (whole, or block by block from a float64 widening or
-    from float32 gathers; the self term folded into one addcmul_ when total * x_hat is exact,
-    or rounded first when weights of many bits make it inexact) gives the reference's bits,
-    signed zeros included (compared as integers)."""
+    """Every way the torch formulation mixes a regular graph (whole, or block by block from a
+    float64 widening or from float32 gathers; the self term folded into one addcmul_ when
+    total * x_hat is exact, or rounded first when weights of many bits make it inexact) gives
+    the reference's bits, signed zeros included (compared as integers)."""
     import sim.engines.mixer as mixer_module
 
     n = 40
@@ -188,7 +198,7 @@ def test_regular_fast_paths_give_the_per_peer_bits_zero_signs_included(
     x, x_hat = _signed_zeros(n, seed=7)
     monkeypatch.setattr(mixer_module, "_BLOCK_BYTES", 8 * P * rows)
     monkeypatch.setattr(mixer_module, "_WIDE_BYTES", 1 << 30 if wide else 0)
-    mixer = SparseMixer()
+    mixer = SparseMixer(fused=False)
     for gamma in (1.0, 0.6):
         got = x.clone()
         mixer.mix(got, x_hat, plan, gamma=gamma)
@@ -209,8 +219,43 @@ def test_irregular_and_masked_mixing_give_the_per_peer_bits_zero_signs_included(
     for weight in (np.full(len(SRC), 0.25), long):  # short totals, then long ones
         plan = dataclasses.replace(_plan(mix), weight=weight)
         got = x.clone()
-        mixer = SparseMixer()
+        mixer = SparseMixer(fused=False)
         mixer.mix(got, x_hat, plan, gamma=0.8)
         assert mixer._short is (weight is not long)
         expected = _reference(x, x_hat, plan, 0.8)
         assert torch.equal(got.view(torch.int32), expected.view(torch.int32))
+
+
+@pytest.mark.parametrize("uneven", [False, True])
+@pytest.mark.parametrize("n", [40, N])
+def test_the_fused_kernel_gives_the_per_peer_bits_zero_signs_included(uneven: bool, n: int) -> None:
+    """The CPU kernel on a regular graph and on the irregular, masked one (a receiver hearing
+    nothing), with weights whose float64 totals are short or need many bits, both gammas: the
+    reference's bits, signed zeros included (compared as integers)."""
+    plan = _regular_plan(n) if n == 40 else _plan((DST != 2) & (np.arange(len(SRC)) % 5 != 0))
+    if uneven:
+        weight = np.linspace(0.011, 0.2337, len(plan.src))
+        weight[::3] = 1.37e-6
+        plan = dataclasses.replace(plan, weight=weight)
+    x, x_hat = _signed_zeros(n, seed=11)
+    mixer = SparseMixer()
+    for gamma in (1.0, 0.6):
+        got = x.clone()
+        mixer.mix(got, x_hat, plan, gamma=gamma)
+        expected = _reference(x, x_hat, plan, gamma)
+        assert torch.equal(got.view(torch.int32), expected.view(torch.int32))
+        assert not torch.equal(got, x)
+    assert mixer._slots == []  # the torch formulation never ran
+
+
+def test_the_fused_kernel_follows_a_changed_mask() -> None:
+    """A plan with other edges (a dropped message) must not reuse the last plan's rows."""
+    x, x_hat = _signed_zeros(N, seed=13)
+    mixer = SparseMixer()
+    everything = np.ones(len(SRC), dtype=bool)
+    dropped = everything.copy()
+    dropped[[2, 7]] = False
+    for mix in (everything, dropped, everything):
+        got = x.clone()
+        mixer.mix(got, x_hat, _plan(mix), gamma=0.9)
+        assert torch.equal(got, _reference(x, x_hat, _plan(mix), 0.9))

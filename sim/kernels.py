@@ -1,0 +1,139 @@
+"""Fused CPU kernels of the vector engine, compiled by Numba, with the daemon's arithmetic.
+
+The torch formulation of a round's exact mixing makes about thirteen passes over float64 [N, P]
+memory (a widening, a gather and a product-and-sum per neighbour, the self term, the model);
+these kernels make one pass per receiver row, each element going through the very same float64
+operations in the very same order as :func:`protocol.mixing.neighbour_sum` and
+:func:`protocol.mixing.choco_update`, so the results are bit-identical (tests compare them with
+the per-peer reference). Numba compiles without fast-math: no reassociation and no fused
+multiply-add, so every product and sum is rounded where the reference rounds it.
+
+Compiled code is cached next to this module (``__pycache__``), so a process pays the compilation
+(about a second per kernel and dtype) only the first time. These kernels run on CPU tensors only;
+on other devices the engine keeps its torch formulation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+import numpy.typing as npt
+import torch
+
+__all__ = ["gather_standardised", "mix_rows", "publish_raw"]
+
+IntArray = npt.NDArray[np.int64]
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _mix_rows(
+    x: Any, x_hat: Any, indptr: Any, senders: Any, weights: Any, gamma: float
+) -> None:  # pragma: no cover - compiled; run through mix_rows
+    n, p = x.shape
+    for i in numba.prange(n):
+        lo, hi = indptr[i], indptr[i + 1]
+        if lo == hi:  # mixes nothing: left exactly as it was
+            continue
+        mixed = np.empty(p, np.float64)
+        first, weight = senders[lo], weights[lo]
+        total = weight
+        for c in range(p):
+            mixed[c] = np.float64(x_hat[first, c]) * weight
+        for k in range(lo + 1, hi):
+            sender, weight = senders[k], weights[k]
+            total += weight
+            for c in range(p):
+                mixed[c] += np.float64(x_hat[sender, c]) * weight
+        for c in range(p):
+            step = mixed[c] - total * np.float64(x_hat[i, c])
+            if gamma != 1.0:  # (times 1.0 changes no bit)
+                step *= gamma
+            x[i, c] = np.float64(x[i, c]) + step  # rounded once, on the store
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _gather_standardised(
+    pixels: Any, rows: Any, scale: Any, shift: Any, out: Any
+) -> None:  # pragma: no cover - compiled; run through gather_standardised
+    for r in numba.prange(rows.shape[0]):
+        source = rows[r]
+        for c in range(pixels.shape[1]):
+            out[r, c] = np.float32(pixels[source, c]) * scale - shift
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _publish_raw(x_hat: Any, x: Any) -> None:  # pragma: no cover - compiled
+    n, p = x.shape
+    for i in numba.prange(n):
+        for c in range(p):
+            x_hat[i, c] = x_hat[i, c] + (x[i, c] - x_hat[i, c])
+
+
+def _threads() -> None:
+    """Numba's workers follow torch's intra-op thread count (``rumor sim --threads``)."""
+    most: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # set at import
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), most)))
+
+
+def usable(*tensors: torch.Tensor) -> bool:
+    """Whether the kernels can run on these tensors in place: contiguous, on the CPU, and
+    not part of an autograd graph."""
+    return all(
+        t.device.type == "cpu" and t.is_contiguous() and not t.requires_grad for t in tensors
+    )
+
+
+def mix_rows(
+    x: torch.Tensor,
+    x_hat: torch.Tensor,
+    indptr: IntArray,
+    senders: IntArray,
+    weights: npt.NDArray[np.float64],
+    *,
+    gamma: float,
+) -> None:
+    """Mix every receiver row of ``x`` [N, P] in place (CPU, contiguous).
+
+    Receiver i mixes the copies ``x_hat[senders[k]]`` with float64 ``weights[k]`` for k in
+    ``indptr[i] .. indptr[i + 1]``, in that order: ``neighbour_sum`` then ``choco_update``,
+    rounded once to ``x``'s dtype. A receiver with no terms is left as it was.
+
+    >>> x = torch.tensor([[0.0], [3.0]])
+    >>> mix_rows(x, x.clone(), np.array([0, 1, 1]), np.array([1]), np.array([0.5]), gamma=1.0)
+    >>> x.flatten().tolist()
+    [1.5, 3.0]
+    """
+    if x.shape != x_hat.shape or x.dim() != 2 or len(indptr) != x.shape[0] + 1:
+        raise ValueError(f"expected x and x_hat [N, P] and N + 1 row pointers, got {x.shape}")
+    _threads()
+    _mix_rows(x.numpy(), x_hat.numpy(), indptr, senders, weights, float(gamma))
+
+
+def gather_standardised(
+    pixels: torch.Tensor, rows: torch.Tensor, stats: tuple[float, float], out: torch.Tensor
+) -> torch.Tensor:
+    """``standardise_(pixels[rows].float(), stats)`` into ``out`` [R, D] float32, in one pass:
+    the same float32 product and difference per element as the loader's.
+
+    >>> out = torch.empty(1, 2)
+    >>> gather_standardised(torch.tensor([[0, 0], [0, 255]], dtype=torch.uint8),
+    ...                     torch.tensor([1]), (0.5, 0.25), out).tolist()
+    [[-2.0, 2.0]]
+    """
+    if not usable(pixels, out) or pixels.dtype != torch.uint8 or out.dtype != torch.float32:
+        raise ValueError("expected contiguous CPU uint8 pixels and a float32 out")
+    mean, std = stats
+    # torch rounds a Python scalar to the tensor's float32 before operating
+    scale, shift = np.float32(1.0 / (255.0 * std)), np.float32(mean / std)
+    _threads()
+    _gather_standardised(pixels.numpy(), rows.contiguous().numpy(), scale, shift, out.numpy())
+    return out
+
+
+def publish_raw(x_hat: torch.Tensor, x: torch.Tensor) -> None:
+    """The raw codec's step of every row, ``x_hat += (x - x_hat)``, in place and in x's dtype
+    (the difference rounded, then the sum), in one pass."""
+    _threads()
+    _publish_raw(x_hat.numpy(), x.numpy())
