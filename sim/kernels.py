@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-__all__ = ["gather_standardised", "mix_rows", "publish_raw"]
+__all__ = ["mix_rows", "publish_raw", "usable"]
 
 IntArray = npt.NDArray[np.int64]
 
@@ -51,16 +51,6 @@ def _mix_rows(
             if gamma != 1.0:  # (times 1.0 changes no bit)
                 step *= gamma
             x[i, c] = np.float64(x[i, c]) + step  # rounded once, on the store
-
-
-@numba.njit(parallel=True, cache=True, nogil=True)
-def _gather_standardised(
-    pixels: Any, rows: Any, scale: Any, shift: Any, out: Any
-) -> None:  # pragma: no cover - compiled; run through gather_standardised
-    for r in numba.prange(rows.shape[0]):
-        source = rows[r]
-        for c in range(pixels.shape[1]):
-            out[r, c] = np.float32(pixels[source, c]) * scale - shift
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -109,27 +99,6 @@ def mix_rows(
         raise ValueError(f"expected x and x_hat [N, P] and N + 1 row pointers, got {x.shape}")
     _threads()
     _mix_rows(x.numpy(), x_hat.numpy(), indptr, senders, weights, float(gamma))
-
-
-def gather_standardised(
-    pixels: torch.Tensor, rows: torch.Tensor, stats: tuple[float, float], out: torch.Tensor
-) -> torch.Tensor:
-    """``standardise_(pixels[rows].float(), stats)`` into ``out`` [R, D] float32, in one pass:
-    the same float32 product and difference per element as the loader's.
-
-    >>> out = torch.empty(1, 2)
-    >>> gather_standardised(torch.tensor([[0, 0], [0, 255]], dtype=torch.uint8),
-    ...                     torch.tensor([1]), (0.5, 0.25), out).tolist()
-    [[-2.0, 2.0]]
-    """
-    if not usable(pixels, out) or pixels.dtype != torch.uint8 or out.dtype != torch.float32:
-        raise ValueError("expected contiguous CPU uint8 pixels and a float32 out")
-    mean, std = stats
-    # torch rounds a Python scalar to the tensor's float32 before operating
-    scale, shift = np.float32(1.0 / (255.0 * std)), np.float32(mean / std)
-    _threads()
-    _gather_standardised(pixels.numpy(), rows.contiguous().numpy(), scale, shift, out.numpy())
-    return out
 
 
 def publish_raw(x_hat: torch.Tensor, x: torch.Tensor) -> None:

@@ -20,7 +20,6 @@ from peer.tasks.learner import batch_indices, local_sgd
 from peer.tasks.optim import OptState
 from peer.tasks.recipe import Recipe
 from peer.tasks.task import Model
-from sim.kernels import gather_standardised
 
 __all__ = ["Trainer"]
 
@@ -103,7 +102,6 @@ class Trainer:
             inplace=inplace,
             recipe=self._recipe(),
             opt_state=rows,
-            pixel_gather=gather_standardised if params.device.type == "cpu" else None,
         )
         if rows is not state and params.dim() > 1:
             for k, v in rows.items():

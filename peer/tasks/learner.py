@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -29,7 +28,7 @@ from peer.tasks.optim import GradPiece, OptState, optimizer_from_spec
 from peer.tasks.recipe import Recipe
 from protocol.errors import ConfigError
 
-__all__ = ["PixelGather", "batch_indices", "evaluate", "local_sgd", "round_seed"]
+__all__ = ["batch_indices", "evaluate", "local_sgd", "round_seed"]
 
 _BATCH_STREAM = 0x5EED_BA7C  # keeps batch sampling apart from other (seed, round) streams
 _DROPOUT_STREAM = 0xD50_0BAD  # the global generator a plug-in model draws from while training
@@ -37,12 +36,6 @@ _BLOCK_FLOATS = 1 << 20  # gathered input floats per block of peers (4 MiB in fl
 _GENERIC_BLOCK_FLOATS = 1 << 22  # torch.func calls cost more per call: larger blocks (16 MiB)
 _EVAL_BUDGET = 1 << 23  # activation floats per evaluation chunk (32 MiB in float32)
 
-
-PixelGather = Callable[
-    [torch.Tensor, torch.Tensor, tuple[float, float], torch.Tensor], torch.Tensor
-]
-"""``(pixels, rows, stats, out) -> out``: ``standardise_(pixels[rows].float(), stats)`` into
-``out``, bit for bit; a caller's faster way (the simulator's fused CPU kernel)."""
 
 _GATHERED = threading.local()  # per training thread: the buffers a block's inputs go in
 
@@ -62,12 +55,9 @@ def _kept(like: torch.Tensor, n: int) -> torch.Tensor:
     return buffer[:n]
 
 
-def _gather(
-    data: PeerData, rows: torch.Tensor, pixel_gather: PixelGather | None = None
-) -> torch.Tensor:
+def _gather(data: PeerData, rows: torch.Tensor) -> torch.Tensor:
     """``data.x.index_select(0, rows)`` in a kept buffer: from the uint8 pixels when ``data``
-    has them (a quarter of the bytes to fetch), standardised exactly as the loader did (by
-    ``pixel_gather`` when given).
+    has them (a quarter of the bytes to fetch), standardised exactly as the loader did.
 
     >>> data = PeerData(torch.arange(6.0).view(3, 2), torch.zeros(3, dtype=torch.int64),
     ...                 torch.tensor([0, 3]), 2)
@@ -78,8 +68,6 @@ def _gather(
     if data.pixels is None or data.x.dtype != torch.float32:
         return torch.index_select(data.x, 0, rows, out=_kept(data.x, n))
     pixels, stats = data.pixels
-    if pixel_gather is not None:
-        return pixel_gather(pixels, rows, stats, _kept(data.x, n))
     picked = torch.index_select(pixels, 0, rows, out=_kept(pixels, n))
     return standardise_(_kept(data.x, n).copy_(picked), stats)
 
@@ -145,7 +133,6 @@ def local_sgd(
     inplace: bool = False,
     recipe: Recipe | None = None,
     opt_state: OptState | None = None,
-    pixel_gather: PixelGather | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``steps`` optimizer steps for every row of ``params`` ([N, P], or [P] for one peer).
 
@@ -159,8 +146,7 @@ def local_sgd(
     Without ``recipe``: plain SGD with ``lr`` on cross-entropy. With one, its loss and its
     optimizer (``lr`` is then the optimizer's); ``opt_state`` (as ``recipe.optimizer.
     init_state(params)`` made it, rows matching ``params``) is updated in place. A built-in model
-    with plain SGD and cross-entropy takes its fused hand-written step. ``pixel_gather`` builds
-    batches from uint8 pixels (see :data:`PixelGather`).
+    with plain SGD and cross-entropy takes its fused hand-written step.
     """
     single = params.dim() == 1
     work = params if inplace else params.clone()
@@ -181,7 +167,7 @@ def local_sgd(
         opt_state = recipe.optimizer.init_state(rows)
     elif single:
         opt_state = {k: v.unsqueeze(0) for k, v in opt_state.items()}
-    run = _Steps(model, recipe, opt_state, single=single, pixel_gather=pixel_gather)
+    run = _Steps(model, recipe, opt_state, single=single)
     random = isinstance(model, ModuleModel)  # dropout and the like: fixed by (seed, round, peer)
     # fork_rng costs about 0.2 ms even when disabled (it looks up the accelerator): skip it
     forked = torch.random.fork_rng(devices=[]) if random else contextlib.nullcontext()
@@ -199,16 +185,9 @@ class _Steps:
     """The steps of one call: the fused SGD step, or gradient then optimizer step."""
 
     def __init__(
-        self,
-        model: FlatModel | ModuleModel,
-        recipe: Recipe,
-        state: OptState,
-        *,
-        single: bool,
-        pixel_gather: PixelGather | None,
+        self, model: FlatModel | ModuleModel, recipe: Recipe, state: OptState, *, single: bool
     ) -> None:
         self.model, self.recipe, self.state, self.single = model, recipe, state, single
-        self.pixel_gather = pixel_gather
         module = isinstance(model, ModuleModel)
         self.fused = not module and recipe.fast
 
@@ -244,7 +223,7 @@ class _Steps:
             for lo in range(0, n, block):
                 hi = min(n, lo + block)
                 rows = step_rows[lo:hi].reshape(-1)
-                x = _gather(data, rows, self.pixel_gather).view(hi - lo, batch_size, *x_shape)
+                x = _gather(data, rows).view(hi - lo, batch_size, *x_shape)
                 y = data.y.index_select(0, rows).view(hi - lo, batch_size, *y_shape)
                 x = x.to(params.dtype)
                 if self.fused:  # lr 0 leaves a finished straggler exactly as it was

@@ -1,4 +1,5 @@
-"""The batched publish step: the raw codec's allocation-free path gives next_public_copy's bits."""
+"""The batched publish step: the raw codec's allocation-free paths (the CPU's fused kernel, the
+torch passes of other devices) give next_public_copy's bits."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+import sim.engines.choco as choco
 from protocol.choco import next_public_copy
 from protocol.codecs import codec_from_spec
 from protocol.seeds import sender_seeds
@@ -33,17 +35,23 @@ def _plan(n: int) -> RoundPlan:
     )
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["kernel", "torch"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("codec", ["raw", "int8:block=16", "randk:fraction=0.2"])
-def test_publish_with_scratch_equals_next_public_copy(codec: str, dtype: torch.dtype) -> None:
+def test_publish_with_scratch_equals_next_public_copy(
+    codec: str, dtype: torch.dtype, fused: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not fused:
+        monkeypatch.setattr(choco.kernels, "usable", lambda *tensors: False)
     n, p = 5, 40
     g = torch.Generator().manual_seed(1)
     # copies far from the models: x_hat + (x - x_hat) is not x, so the sum must be computed
     x = torch.randn(n, p, generator=g, dtype=dtype)
     x_hat = torch.randn(n, p, generator=g, dtype=dtype) * 1e8
+    x[:, :3], x_hat[:, :3] = torch.tensor([0.0, -0.0, -0.0]), torch.tensor([-0.0, 0.0, -0.0])
     plan, spec = _plan(n), codec_from_spec(parse_spec(codec))
     expected = next_public_copy(x, x_hat, spec, seed=list(plan.seeds))
     got = x_hat.clone()
     publish_batch(got, x, plan, spec, scratch=torch.empty_like(x))
-    assert torch.equal(got, expected)
+    assert torch.equal(got.view(torch.uint8), expected.view(torch.uint8))  # zero signs too
     assert not torch.equal(expected, x)

@@ -11,7 +11,6 @@ from peer.tasks.dataset import PeerData
 from peer.tasks.idx_io import standardise_
 from peer.tasks.learner import _gather
 from sim.config import SimConfig
-from sim.kernels import gather_standardised
 from sim.tasks import load_task
 
 
@@ -26,8 +25,6 @@ def test_gathered_pixels_equal_the_standardised_floats_bit_for_bit() -> None:
     for rows in (torch.randint(0, 500, (n,), generator=g) for n in (64, 7, 300)):
         got = _gather(with_pixels, rows).clone()
         assert torch.equal(got.view(torch.int32), x[rows].view(torch.int32))
-        fused = _gather(with_pixels, rows, gather_standardised).clone()
-        assert torch.equal(fused.view(torch.int32), x[rows].view(torch.int32))
         assert torch.equal(_gather(floats, rows), x[rows])
 
 
@@ -39,22 +36,12 @@ def test_pixels_must_match_the_samples() -> None:
 
 @pytest.mark.slow
 def test_fashion_mnist_batches_from_pixels_equal_the_loaded_floats() -> None:
-    """Every training row of the real data set, through the simulator's task, by torch and by
-    the fused CPU kernel the simulator's training uses."""
+    """Every training row of the real data set, through the simulator's task."""
     task = load_task(SimConfig(task="fmnist", peers=10, partition="dirichlet:alpha=0.1"))
     assert task.trainer is not None
     data = task.trainer.data
     assert data.pixels is not None
     for lo in range(0, len(data.x), 4096):
         rows = torch.arange(lo, min(len(data.x), lo + 4096))
-        expected = data.x[rows].view(torch.int32)
-        assert torch.equal(_gather(data, rows).view(torch.int32), expected)
-        assert torch.equal(_gather(data, rows, gather_standardised).view(torch.int32), expected)
-
-
-def test_the_fused_gather_refuses_what_it_cannot_read() -> None:
-    pixels = torch.zeros(4, 3, dtype=torch.uint8)
-    with pytest.raises(ValueError, match="uint8 pixels"):
-        gather_standardised(pixels.float(), torch.tensor([0]), (0.0, 1.0), torch.empty(1, 3))
-    with pytest.raises(ValueError, match="float32 out"):
-        gather_standardised(pixels, torch.tensor([0]), (0.0, 1.0), torch.empty(1, 3).double())
+        got = _gather(data, rows)
+        assert torch.equal(got.view(torch.int32), data.x[rows].view(torch.int32))
