@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-import sim.engines.choco as choco
 from protocol.choco import next_public_copy
 from protocol.codecs import codec_from_spec
 from protocol.seeds import sender_seeds
 from protocol.spec import parse_spec
+from sim import kernels
 from sim.engines.choco import publish_batch
 from sim.plan import FrameSeeds, RoundPlan
 
@@ -42,7 +42,7 @@ def test_publish_with_scratch_equals_next_public_copy(
     codec: str, dtype: torch.dtype, fused: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if not fused:
-        monkeypatch.setattr(choco.kernels, "usable", lambda *tensors: False)
+        monkeypatch.setattr(kernels, "usable", lambda *tensors: False)
     n, p = 5, 40
     g = torch.Generator().manual_seed(1)
     # copies far from the models: x_hat + (x - x_hat) is not x, so the sum must be computed
