@@ -14,7 +14,8 @@ B. 100,000 peers x 100 rounds of the ``synthetic`` task (random 4-regular graph,
         [--floor]
 
 ``--floor`` adds the cost of A's unavoidable kernels, each timed alone (the minibatch gather,
-the two batched products, one float64 pass over the models): the speed a round cannot beat.
+the two batched products, the fused exact mixing and publish steps): the speed a round cannot
+beat with these kernels.
 
 Every line says what was measured, with the machine's load average before and after: timings on
 a shared machine mean little. Exits 1 if a target is missed on a full-size run.
@@ -36,7 +37,9 @@ import torch
 
 from peer.tasks.learner import _gather
 from protocol.errors import ConfigError
+from sim import kernels
 from sim.config import SimConfig
+from sim.engines.vector import VectorEngine
 from sim.profile import format_profile
 from sim.runner import Simulation
 
@@ -102,42 +105,46 @@ def _best_ms(run: Callable[[int], object], repeats: int = 20) -> float:
 def floor() -> None:
     """Workload A's unavoidable work, each piece alone (best of 20): what a round cannot beat
     with these kernels. Train: the minibatch gather (fresh rows each time, from the uint8
-    pixels as training gathers them) and the two batched products of logistic
-    regression; mix: one float64 pass over [N, P] (the exact mixing of a 4-regular graph makes
-    13: a widening, 4 gathers, 5 products-and-sums, and widening, adding and rounding the
-    model); compress: the raw codec's two float32 passes."""
+    pixels as training gathers them) and the two batched products of logistic regression;
+    then the raw codec's publish step and the exact mixing, as the CPU's fused kernels run
+    them (one pass each)."""
     sim = Simulation(WORKLOAD_A)
-    trainer = sim.task.trainer
+    run = sim.run()
+    next(run)  # one round: the engine's mixer now holds A's receivers and weights
+    trainer, engine = sim.task.trainer, sim.engine
     assert trainer is not None
+    assert isinstance(engine, VectorEngine)
+    terms = engine._mixer._rows  # private, read by this bench only
+    assert terms is not None
     data, n, batch = trainer.data, WORKLOAD_A.peers, WORKLOAD_A.batch_size
     rows = [  # a fresh minibatch each time, as each round draws, so not in cache
         (data.offsets[:n].view(n, 1) + trainer.indices(r)[:, 0]).reshape(-1) for r in range(20)
     ]
     x = _gather(data, rows[0]).clone()
-    params = sim.engine.params()
+    params = engine.params()
     classes, dim = data.num_classes, data.dim  # logistic regression: [classes, dim] then bias
     w = params[:, : classes * dim].reshape(n, classes, dim).contiguous()
     b = params[:, classes * dim :].reshape(n, classes, 1).contiguous()
     xb = x.view(n, batch, -1)
     z = torch.baddbmm(b, w, xb.transpose(1, 2))
     gw = torch.empty_like(w)
-    wide = torch.zeros(params.shape, dtype=torch.float64)
-    term = torch.empty_like(wide)
-    senders = torch.randperm(n)
-    f32 = torch.zeros_like(params)  # arithmetic on uninitialised memory may meet denormals
+    models, copies = params.clone(), engine.x_hat.clone()
     parts = {
         "gather": _best_ms(lambda r: _gather(data, rows[r])),
         "forward": _best_ms(lambda _: torch.baddbmm(b, w, xb.transpose(1, 2))),
         "backward": _best_ms(lambda _: gw.baddbmm_(z, xb, beta=0.0)),
-        "f64 pass": _best_ms(lambda _: torch.index_select(wide, 0, senders, out=term)),
-        "f32 pass": _best_ms(lambda _: torch.sub(params, f32, out=f32)),
+        "publish": _best_ms(lambda _: kernels.publish_raw(copies, models)),
+        "mix": _best_ms(
+            lambda _: kernels.mix_rows(
+                models, copies, terms.indptr, terms.senders, terms.weights, gamma=1.0
+            )
+        ),
     }
-    total = sum(parts[k] for k in ("gather", "forward", "backward"))
-    total += 13 * parts["f64 pass"] + 2 * parts["f32 pass"]
+    total = sum(parts.values())
     print(
         "floor: "
         + ", ".join(f"{k} {v:.3f} ms" for k, v in parts.items())
-        + f"; train + 13 f64 passes + 2 f32 passes = {total:.2f} ms a round = "
+        + f"; in all {total:.2f} ms a round = "
         f"{n / total * 1e3:,.0f} peer-updates/s at best ({torch.get_num_threads()} threads, "
         f"{_load()})"
     )
