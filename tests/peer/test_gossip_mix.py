@@ -1,12 +1,14 @@
-"""mix_received with working memory kept from round to round: the same bits, no aliasing."""
+"""mix_received with working memory kept from round to round, chunk by chunk: the same bits,
+no aliasing."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import torch
 
-from peer.runtime.gossip import MixScratch, mix_received
+from peer.runtime.gossip import MIX_CHUNK, MixScratch, mix_received
 
 
 class Copies:
@@ -23,46 +25,62 @@ class Copies:
         self.pruned.append(round)
 
 
-def _mix(x: torch.Tensor, scratch: MixScratch | None) -> torch.Tensor:
+def _mix(
+    x: torch.Tensor, scratch: MixScratch | None, *, peers: tuple[str, ...] = ("a", "b")
+) -> torch.Tensor:
     gen = torch.Generator().manual_seed(1)
     x_hat = torch.randn(x.shape, generator=gen).to(x.dtype)
-    copies = {p: torch.randn(x.shape, generator=gen).to(x.dtype) for p in ("a", "b")}
+    copies = {p: torch.randn(x.shape, generator=gen).to(x.dtype) for p in peers}
     inbound: Any = Copies(copies)
     new, mixed = mix_received(
         x,
         x_hat,
         3,
-        weights={"a": 0.3, "b": 0.2},
+        weights=dict(zip(peers, (0.3, 0.2, 0.1), strict=False)),
         inbound=inbound,
-        alive=frozenset({"a", "b"}),
+        alive=frozenset(peers),
         staleness=None,
         gamma=0.7,
         scratch=scratch,
     )
-    assert mixed == 2
+    assert mixed == len(peers)
     assert inbound.pruned == [4]
     return new
 
 
-def test_the_scratch_gives_the_same_bits_and_is_reused() -> None:
+@pytest.mark.parametrize("peers", [("a",), ("a", "b"), ("a", "b", "c")])
+@pytest.mark.parametrize("chunk", [1, 64, 999, 1000, MIX_CHUNK])
+def test_chunk_by_chunk_mixing_gives_the_same_bits_in_kept_memory(
+    chunk: int, peers: tuple[str, ...]
+) -> None:
+    """Chunks of any size (one parameter, a last partial chunk, the whole vector), any number
+    of neighbours (one is mixed from a view): the bits of the unchunked mix, and the working
+    memory is the chunk's, kept from round to round."""
     x = torch.randn(1000, generator=torch.Generator().manual_seed(0))
-    scratch = MixScratch(x)
+    scratch = MixScratch(x, chunk=chunk)
     for kept in (scratch.step, scratch.mixed, scratch.term):
         assert kept.dtype == torch.float64
-        assert kept.shape == x.shape
-        kept.zero_()
-    fresh = _mix(x, None)
+        assert kept.shape == (min(chunk, 1000),)
+        kept.fill_(float("nan"))  # leftovers must never leak into the result
+    fresh = _mix(x, None, peers=peers)
     buffers = [t.data_ptr() for t in (scratch.step, scratch.mixed, scratch.term)]
-    stacked = None
+    results = []
     for _ in range(2):  # a second round over the first one's leftovers: still the same bits
-        reused = _mix(x, scratch)
-        assert torch.equal(reused, fresh)
+        reused = _mix(x, scratch, peers=peers)
+        assert torch.equal(reused.view(torch.int32), fresh.view(torch.int32))
         assert reused.dtype == x.dtype
-        assert torch.equal(scratch.step.to(x.dtype), reused)  # the work was done in the scratch
         assert [t.data_ptr() for t in (scratch.step, scratch.mixed, scratch.term)] == buffers
-        now = scratch.stack([x, x]).data_ptr()  # the copies were stacked in kept memory
-        assert stacked is None or now == stacked
-        stacked = now
+        results.append(reused)
+    assert results[0].data_ptr() != results[1].data_ptr()  # a new vector each round
+
+
+def test_a_one_million_parameter_model_mixes_in_three_mebibytes_of_float64() -> None:
+    x = torch.zeros(1_000_000)
+    scratch = MixScratch(x)
+    kept = sum(t.numel() * t.element_size() for t in (scratch.step, scratch.mixed, scratch.term))
+    assert kept == 3 * 8 * MIX_CHUNK <= 3 * 1024 * 1024
+    with pytest.raises(ValueError, match="chunk"):
+        MixScratch(x, chunk=0)
 
 
 def test_the_kept_stack_grows_and_holds_the_copies() -> None:
@@ -79,7 +97,7 @@ def test_the_kept_stack_grows_and_holds_the_copies() -> None:
 
 def test_a_float64_model_never_gets_the_scratch_back() -> None:
     x = torch.randn(100, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    scratch = MixScratch(x)
+    scratch = MixScratch(x, chunk=30)
     new = _mix(x, scratch)
     assert torch.equal(new, _mix(x, None))
     kept = {t.data_ptr() for t in (scratch.step, scratch.mixed, scratch.term)}
