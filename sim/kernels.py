@@ -15,6 +15,7 @@ on other devices the engine keeps its torch formulation.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numba
@@ -61,10 +62,18 @@ def _publish_raw(x_hat: Any, x: Any) -> None:  # pragma: no cover - compiled
             x_hat[i, c] = x_hat[i, c] + (x[i, c] - x_hat[i, c])
 
 
+_given = threading.local()
+"""The worker count last given to Numba by this thread (Numba keeps one per calling thread;
+setting it costs about 20 us)."""
+
+
 def _threads() -> None:
     """Numba's workers follow torch's intra-op thread count (``rumor sim --threads``)."""
     most: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # set at import
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), most)))
+    wanted = max(1, min(torch.get_num_threads(), most))
+    if getattr(_given, "threads", 0) != wanted:
+        numba.set_num_threads(wanted)
+        _given.threads = wanted
 
 
 def usable(*tensors: torch.Tensor) -> bool:
