@@ -106,6 +106,16 @@ def mix_rows(
     """
     if x.shape != x_hat.shape or x.dim() != 2 or len(indptr) != x.shape[0] + 1:
         raise ValueError(f"expected x and x_hat [N, P] and N + 1 row pointers, got {x.shape}")
+    # compiled without bounds checks: an index out of range would read stray memory
+    n = x.shape[0]
+    if (
+        len(senders) != len(weights)
+        or indptr[0] != 0
+        or indptr[-1] != len(senders)
+        or bool((np.diff(indptr) < 0).any())
+        or (len(senders) > 0 and not 0 <= int(senders.min()) <= int(senders.max()) < n)
+    ):
+        raise ValueError(f"row pointers, senders or weights do not describe edges among {n} rows")
     _threads()
     _mix_rows(x.numpy(), x_hat.numpy(), indptr, senders, weights, float(gamma))
 

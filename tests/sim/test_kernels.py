@@ -37,6 +37,20 @@ def test_mix_rows_refuses_mismatched_shapes() -> None:
         )
 
 
+@pytest.mark.parametrize(
+    ("pointers", "senders"),
+    [([0, 1, 1, 2], [0]), ([1, 1, 1, 1], [0]), ([0, 2, 1, 2], [0, 1]), ([0, 1, 1, 1], [3])],
+    ids=["too-few-senders", "not-from-zero", "decreasing", "sender-out-of-range"],
+)
+def test_mix_rows_refuses_edges_that_would_read_stray_memory(
+    pointers: list[int], senders: list[int]
+) -> None:
+    x = torch.zeros(3, 2)
+    sent = np.array(senders, dtype=np.int64)
+    with pytest.raises(ValueError, match="do not describe edges among 3 rows"):
+        kernels.mix_rows(x, x.clone(), np.array(pointers), sent, np.full(len(sent), 0.5), gamma=1.0)
+
+
 def test_only_plain_cpu_tensors_are_usable() -> None:
     x = torch.zeros(3, 4)
     assert kernels.usable(x, x)
