@@ -15,7 +15,9 @@ on other devices the engine keeps its torch formulation.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import numba
@@ -67,13 +69,22 @@ _given = threading.local()
 setting it costs about 20 us)."""
 
 
-def _threads() -> None:
-    """Numba's workers follow torch's intra-op thread count (``rumor sim --threads``)."""
+@contextlib.contextmanager
+def _threads() -> Iterator[None]:
+    """Numba's workers follow torch's intra-op thread count (``rumor sim --threads``), and
+    torch's count survives the call: starting Numba's OpenMP workers (on a process's first
+    parallel kernel) resets it to the number of cores."""
+    torch_threads = torch.get_num_threads()
     most: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # set at import
-    wanted = max(1, min(torch.get_num_threads(), most))
+    wanted = max(1, min(torch_threads, most))
     if getattr(_given, "threads", 0) != wanted:
         numba.set_num_threads(wanted)
         _given.threads = wanted
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != torch_threads:
+            torch.set_num_threads(torch_threads)
 
 
 def usable(*tensors: torch.Tensor) -> bool:
@@ -116,12 +127,12 @@ def mix_rows(
         or (len(senders) > 0 and not 0 <= int(senders.min()) <= int(senders.max()) < n)
     ):
         raise ValueError(f"row pointers, senders or weights do not describe edges among {n} rows")
-    _threads()
-    _mix_rows(x.numpy(), x_hat.numpy(), indptr, senders, weights, float(gamma))
+    with _threads():
+        _mix_rows(x.numpy(), x_hat.numpy(), indptr, senders, weights, float(gamma))
 
 
 def publish_raw(x_hat: torch.Tensor, x: torch.Tensor) -> None:
     """The raw codec's step of every row, ``x_hat += (x - x_hat)``, in place and in x's dtype
     (the difference rounded, then the sum), in one pass."""
-    _threads()
-    _publish_raw(x_hat.numpy(), x.numpy())
+    with _threads():
+        _publish_raw(x_hat.numpy(), x.numpy())

@@ -3,6 +3,9 @@ per-peer reference in test_engines_mixer.py and test_engines_choco.py."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numba
 import numpy as np
 import pytest
@@ -25,6 +28,25 @@ def test_the_kernels_use_as_many_threads_as_torch() -> None:
 
 
 NONE = np.zeros(0, dtype=np.int64)
+
+
+def test_a_process_first_kernel_leaves_torch_thread_count_alone() -> None:
+    """Numba starts its OpenMP workers on a process's first parallel kernel, which reset torch's
+    thread count to the number of cores (``rumor sim --threads 1`` then trained on two)."""
+    probe = (
+        "import numpy as np, torch\n"
+        "torch.set_num_threads(1)\n"
+        "from sim import kernels\n"
+        "x = torch.ones(4, 3)\n"
+        "kernels.mix_rows(x, x.clone(), np.array([0, 1, 1, 1, 1]), np.array([1]),"
+        " np.array([0.5]), gamma=1.0)\n"
+        "kernels.publish_raw(x.clone(), x)\n"
+        "print(torch.get_num_threads())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=300
+    )
+    assert done.stdout.split() == ["1"]
 
 
 def test_mix_rows_refuses_mismatched_shapes() -> None:
