@@ -26,6 +26,8 @@ the additions, which callers fix: neighbours in graph node order.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from protocol.types import Vector
@@ -47,37 +49,45 @@ def mix_weights(weights: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 def neighbour_sum(
     weights: torch.Tensor,
-    copies: torch.Tensor,
+    copies: torch.Tensor | Sequence[torch.Tensor],
     *,
     out: torch.Tensor | None = None,
     term: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(sum_k w_k copies_k, sum_k w_k)`` in float64, added in order k = 0, 1, ... (step 2).
 
-    One peer: weights [K], copies [K, P] -> ([P], 0-d). A batch: weights [N, K], copies
-    [N, K, P] -> ([N, P], [N]). ``weights`` come from :func:`mix_weights`; K >= 1. ``out`` and
-    ``term`` (float64, the result's shape) are working memory a caller keeps between calls: the
-    sum is written into ``out``; without them both are allocated.
+    One peer: weights [K], copies [K, P] (or a sequence of K vectors [P], not stacked) -> ([P],
+    0-d). A batch: weights [N, K], copies [N, K, P] -> ([N, P], [N]). ``weights`` come from
+    :func:`mix_weights`; K >= 1. ``out`` and ``term`` (float64, the result's shape) are working
+    memory a caller keeps between calls: the sum is written into ``out``; without them both are
+    allocated.
 
     >>> neighbour_sum(torch.tensor([0.25, 0.5]), torch.tensor([[4.0, 0.0], [2.0, 2.0]]))
     (tensor([2., 1.], dtype=torch.float64), tensor(0.7500, dtype=torch.float64))
+    >>> pair = [torch.tensor([4.0, 0.0]), torch.tensor([2.0, 2.0])]
+    >>> neighbour_sum(torch.tensor([0.25, 0.5]), pair)[0]
+    tensor([2., 1.], dtype=torch.float64)
     """
     batch = weights.dim() - 1
-    if (
-        batch not in (0, 1)
-        or copies.dim() != weights.dim() + 1
-        or copies.shape[:-1] != weights.shape
-        or weights.shape[-1] == 0
-    ):
+    if isinstance(copies, torch.Tensor):
+        fits = copies.dim() == weights.dim() + 1 and copies.shape[:-1] == weights.shape
+        shown: object = tuple(copies.shape)
+        rows = copies.unbind(-2) if fits else ()  # views: copy k of every peer
+    else:
+        rows = tuple(copies)
+        fits = batch == 0 and len(rows) == weights.shape[0]
+        fits = fits and all(r.dim() == 1 and r.shape == rows[0].shape for r in rows)
+        shown = [tuple(r.shape) for r in rows]
+    if batch not in (0, 1) or not fits or weights.shape[-1] == 0:
         raise ValueError(
             f"expected weights [K] and copies [K, P], or [N, K] and [N, K, P] with K >= 1; got "
-            f"{tuple(weights.shape)} and {tuple(copies.shape)}"
+            f"{tuple(weights.shape)} and {shown}"
         )
     w = weights.to(WIDE)
     w_0 = w[..., 0]
     # widened first: a 0-d float64 weight would not promote a float32 copy
     # a widening copy is exact: into kept memory or a fresh tensor, the same bits
-    first = copies[..., 0, :]
+    first = rows[0]
     mixed = first.to(WIDE, copy=True) if out is None else out.copy_(first)
     mixed.mul_(w_0.unsqueeze(-1) if batch else w_0)
     total = w_0.clone()
@@ -85,7 +95,7 @@ def neighbour_sum(
         term = torch.empty_like(mixed)
     for k in range(1, weights.shape[-1]):
         w_k = w[..., k]
-        term.copy_(copies[..., k, :])
+        term.copy_(rows[k])
         term.mul_(w_k.unsqueeze(-1) if batch else w_k)
         mixed.add_(term)
         total.add_(w_k)

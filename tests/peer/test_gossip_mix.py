@@ -83,18 +83,6 @@ def test_a_one_million_parameter_model_mixes_in_three_mebibytes_of_float64() -> 
         MixScratch(x, chunk=0)
 
 
-def test_the_kept_stack_grows_and_holds_the_copies() -> None:
-    x = torch.arange(4.0)
-    scratch = MixScratch(x)
-    two = scratch.stack([x, x + 1])
-    assert torch.equal(two, torch.stack([x, x + 1]))
-    three = scratch.stack([x + 2, x, x + 1])
-    assert torch.equal(three, torch.stack([x + 2, x, x + 1]))
-    again = scratch.stack([x + 3, x])
-    assert torch.equal(again, torch.stack([x + 3, x]))
-    assert again.data_ptr() == three.data_ptr()  # the larger buffer is kept
-
-
 def test_a_float64_model_never_gets_the_scratch_back() -> None:
     x = torch.randn(100, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     scratch = MixScratch(x, chunk=30)

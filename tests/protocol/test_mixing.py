@@ -76,6 +76,10 @@ def test_the_batch_form_equals_the_per_peer_form_bit_for_bit(k: int, p: int, see
         assert torch.equal(mixed_i, mixed[i])
         assert torch.equal(total_i, total[i])
         assert torch.equal(choco_update(x[i], x_hat[i], mixed_i, total_i, gamma=0.37), batch[i])
+        # a daemon's copies, each where it lies (no stacking): the same bits again
+        listed, listed_total = neighbour_sum(weights[i], [copies[i, j].clone() for j in range(k)])
+        assert torch.equal(listed.view(torch.int64), mixed[i].view(torch.int64))
+        assert torch.equal(listed_total, total_i)
 
 
 def test_float32_models_are_mixed_in_float64_and_rounded_once() -> None:
@@ -113,6 +117,14 @@ def test_mixing_rejects_mismatched_shapes() -> None:
         neighbour_sum(torch.ones(2), torch.ones(3, 4))
     with pytest.raises(ValueError, match="K >= 1"):
         neighbour_sum(torch.ones(0), torch.ones(0, 4))
+    with pytest.raises(ValueError, match=r"and \[\(4,\), \(5,\)\]"):
+        neighbour_sum(torch.ones(2), [torch.ones(4), torch.ones(5)])
+    with pytest.raises(ValueError, match="copies"):
+        neighbour_sum(torch.ones(3), [torch.ones(4), torch.ones(4)])
+    with pytest.raises(ValueError, match="copies"):
+        neighbour_sum(torch.ones(1, 1), [torch.ones(4)])  # a batch needs [N, K, P]
+    with pytest.raises(ValueError, match="K >= 1"):
+        neighbour_sum(torch.ones(0), [])
     with pytest.raises(ValueError, match="one shape"):
         choco_update(torch.ones(3), torch.ones(3), torch.ones(4), torch.tensor(1.0), gamma=1.0)
 
