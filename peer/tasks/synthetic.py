@@ -11,6 +11,7 @@ draws each sample from a uniformly chosen peer's distribution, so it covers the 
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -57,6 +58,29 @@ _BLOCK_FLOATS = 1 << 22
 stays this size however many peers there are, instead of twice the data set's float32 size."""
 
 
+def _blocks(n: int, per_peer: int, budget: int | None = None) -> list[tuple[int, int]]:
+    """Peer ranges [lo, hi) to draw ``per_peer`` numbers each for, about ``budget`` numbers a
+    block (default :data:`_BLOCK_FLOATS`). Every block but the last draws a multiple of 16
+    numbers; the last draws 16 or more unless it is the only one (one call redraws its last 16
+    numbers when its count is not a multiple of 16, reaching back into the block before if that
+    one were shorter).
+
+    >>> _blocks(10, 8, budget=16)
+    [(0, 2), (2, 4), (4, 6), (6, 8), (8, 10)]
+    >>> _blocks(40, 3, budget=48)  # 16 peers of 3 numbers a block; the last 8 draw 24
+    [(0, 16), (16, 32), (32, 40)]
+    >>> _blocks(33, 1, budget=16)  # the last peer alone would draw 1: it joins the block before
+    [(0, 16), (16, 33)]
+    """
+    budget = _BLOCK_FLOATS if budget is None else budget
+    align = 16 // math.gcd(per_peer, 16)  # peers per block: a multiple of this
+    block = max(align, budget // per_peer // align * align)
+    bounds = [*range(0, n, block), n]
+    if len(bounds) > 2 and (n - bounds[-2]) * per_peer < 16:
+        del bounds[-2]  # a short tail joins the block before
+    return list(itertools.pairwise(bounds))
+
+
 def _sample_each(peers: _Peers, count: int, g: torch.Generator, classes: int) -> Dataset:
     """``count`` samples of every peer in turn: :func:`_sample` of owners 0,..,0, 1,.. (the same
     draws and inputs), without gathering a [C, D] model per sample (4.8 GB for 10,000 peers).
@@ -65,13 +89,9 @@ def _sample_each(peers: _Peers, count: int, g: torch.Generator, classes: int) ->
     into normals 16 at a time, so blocks of a multiple of 16 numbers draw exactly what one call
     for all of them would (a test compares the two)."""
     n, dim = peers.v.shape
-    per_peer = count * dim
-    align = 16 // math.gcd(per_peer, 16)  # peers per block: a multiple of this
-    block = max(align, _BLOCK_FLOATS // per_peer // align * align)
     x = torch.empty(n * count, dim, dtype=torch.float32)
     y = torch.empty(n * count, dtype=torch.int64)
-    for lo in range(0, n, block):
-        hi = min(n, lo + block)
+    for lo, hi in _blocks(n, count * dim):
         noise = torch.randn((hi - lo) * count, dim, generator=g, dtype=torch.float64)
         inputs = noise.view(hi - lo, count, dim).mul_(peers.std).add_(peers.v[lo:hi].unsqueeze(1))
         logits = torch.baddbmm(peers.b[lo:hi].unsqueeze(1), inputs, peers.w[lo:hi].transpose(1, 2))
