@@ -93,6 +93,34 @@ class MixScratch:
         self.step = torch.empty(shape, dtype=torch.float64)
         self.mixed = torch.empty(shape, dtype=torch.float64)
         self.term = torch.empty(shape, dtype=torch.float64)
+        self._stacked: torch.Tensor | None = None
+        self._whole_step: torch.Tensor | None = None
+
+    def stack(self, copies: Sequence[torch.Tensor]) -> torch.Tensor:
+        """``torch.stack(copies)`` into kept memory (grown when more copies come): the robust
+        rules' input, which they read whole."""
+        first = copies[0]
+        kept = self._stacked
+        if (
+            kept is None
+            or kept.shape[0] < len(copies)
+            or kept.shape[1:] != first.shape
+            or kept.dtype != first.dtype
+        ):
+            kept = torch.empty((len(copies), *first.shape), dtype=first.dtype)
+            self._stacked = kept
+        return torch.stack(list(copies), out=kept[: len(copies)])
+
+    def whole_step(self, x: torch.Tensor) -> torch.Tensor | None:
+        """A kept float64 vector shaped like ``x`` for :func:`protocol.mixing.choco_update`
+        after a robust rule; None for a float64 ``x``, whose result would be that vector
+        itself, overwritten the next round."""
+        if x.dtype == torch.float64:
+            return None
+        kept = self._whole_step
+        if kept is None or kept.shape != x.shape:
+            kept = self._whole_step = torch.empty(x.shape, dtype=torch.float64)
+        return kept
 
     def mix_mean(
         self,
@@ -105,6 +133,9 @@ class MixScratch:
     ) -> torch.Tensor:
         """:func:`protocol.mixing.neighbour_sum` and :func:`protocol.mixing.choco_update` of
         the flat vector ``x`` [P], one chunk at a time, into a new vector."""
+        if x.dim() != 1 or any(v.shape != x.shape for v in (x_hat, *copies)):
+            shapes = [tuple(v.shape) for v in (x, x_hat, *copies)]
+            raise ValueError(f"expected the model, its copy and the neighbours' all [P]: {shapes}")
         new = torch.empty_like(x)
         size = x.numel()
         for lo in range(0, size, self.chunk):
@@ -164,9 +195,13 @@ def mix_received(
         new = scratch.mix_mean(x, x_hat, weights_used, copies, gamma=gamma)
     else:
         # One neighbour (a ring of two, a path's end): a view, not a copy of its vector.
-        stacked = copies[0].unsqueeze(0) if len(copies) == 1 else torch.stack(copies)
+        if len(copies) == 1:
+            stacked = copies[0].unsqueeze(0)
+        else:
+            stacked = torch.stack(copies) if scratch is None else scratch.stack(copies)
         mixed, total = aggregate(aggregator, x_hat, weights_used, stacked)
-        new = choco_update(x, x_hat, mixed, total, gamma=gamma)
+        step = None if scratch is None else scratch.whole_step(x)
+        new = choco_update(x, x_hat, mixed, total, gamma=gamma, scratch=step)
     if not all_finite(new):
         log.error("mixing round %d gave non-finite values; kept the local model", round)
         return x, len(copies)

@@ -9,6 +9,8 @@ import pytest
 import torch
 
 from peer.runtime.gossip import MIX_CHUNK, MixScratch, mix_received
+from protocol.aggregation import MEAN
+from protocol.spec import Spec
 
 
 class Copies:
@@ -26,7 +28,11 @@ class Copies:
 
 
 def _mix(
-    x: torch.Tensor, scratch: MixScratch | None, *, peers: tuple[str, ...] = ("a", "b")
+    x: torch.Tensor,
+    scratch: MixScratch | None,
+    *,
+    peers: tuple[str, ...] = ("a", "b"),
+    aggregator: Spec = MEAN,
 ) -> torch.Tensor:
     gen = torch.Generator().manual_seed(1)
     x_hat = torch.randn(x.shape, generator=gen).to(x.dtype)
@@ -41,6 +47,7 @@ def _mix(
         alive=frozenset(peers),
         staleness=None,
         gamma=0.7,
+        aggregator=aggregator,
         scratch=scratch,
     )
     assert mixed == len(peers)
@@ -90,3 +97,43 @@ def test_a_float64_model_never_gets_the_scratch_back() -> None:
     assert torch.equal(new, _mix(x, None))
     kept = {t.data_ptr() for t in (scratch.step, scratch.mixed, scratch.term)}
     assert new.data_ptr() not in kept  # next round's mixing must not overwrite it
+
+
+@pytest.mark.parametrize("rule", [Spec("median"), Spec("clip", {"tau": 2.0})], ids=str)
+def test_robust_rules_reuse_kept_whole_vectors_and_give_the_same_bits(rule: Spec) -> None:
+    """The robust rules read the stacked copies whole: those, and the float64 step, are kept
+    from round to round (allocated the first time a robust rule mixes, never for the mean)."""
+    x = torch.randn(1000, generator=torch.Generator().manual_seed(2))
+    scratch = MixScratch(x, chunk=64)
+    _mix(x, scratch)
+    assert scratch._stacked is None
+    assert scratch._whole_step is None  # the mean's chunks need neither
+    fresh = _mix(x, None, aggregator=rule)
+    first = _mix(x, scratch, aggregator=rule)
+    kept = (scratch._stacked, scratch._whole_step)
+    assert all(t is not None for t in kept)
+    again = _mix(x, scratch, aggregator=rule)
+    assert torch.equal(first.view(torch.int32), fresh.view(torch.int32))
+    assert torch.equal(again.view(torch.int32), fresh.view(torch.int32))
+    assert (scratch._stacked, scratch._whole_step) == kept
+
+
+def test_the_kept_stack_grows_and_holds_the_copies() -> None:
+    x = torch.arange(4.0)
+    scratch = MixScratch(x)
+    two = scratch.stack([x, x + 1])
+    assert torch.equal(two, torch.stack([x, x + 1]))
+    three = scratch.stack([x + 2, x, x + 1])
+    assert torch.equal(three, torch.stack([x + 2, x, x + 1]))
+    again = scratch.stack([x + 3, x])
+    assert torch.equal(again, torch.stack([x + 3, x]))
+    assert again.data_ptr() == three.data_ptr()  # the larger buffer is kept
+
+
+def test_chunked_mixing_refuses_copies_of_another_length() -> None:
+    x = torch.zeros(10)
+    weights = torch.tensor([0.5], dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"all \[P\]"):
+        MixScratch(x, chunk=4).mix_mean(x, x, weights, [torch.zeros(12)], gamma=1.0)
+    with pytest.raises(ValueError, match=r"all \[P\]"):
+        MixScratch(x, chunk=4).mix_mean(x, torch.zeros(9), weights, [x], gamma=1.0)
