@@ -26,6 +26,8 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from protocol.errors import ConfigError
+
 try:
     import numba
 except ImportError:  # pragma: no cover - the sim extra is not installed
@@ -75,7 +77,7 @@ def _publish_raw_source(x_hat: Any, x: Any) -> None:  # pragma: no cover - compi
 def _compiled() -> tuple[Callable[..., None], Callable[..., None]]:
     """The two kernels, compiled (or loaded from the cache) on first use."""
     if numba is None:
-        raise RuntimeError("the fused kernels need Numba: pip install 'rumor[sim]'")
+        raise ConfigError("the fused kernels need Numba: pip install 'rumor[sim]'")
     jit = numba.njit(parallel=True, cache=True, nogil=True)
     return jit(_mix_rows_source), jit(_publish_raw_source)
 

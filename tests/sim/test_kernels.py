@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from protocol.errors import ConfigError
 from sim import kernels
 from sim.config import SimConfig
 from sim.runner import Simulation
@@ -127,7 +128,7 @@ def test_calling_a_kernel_without_numba_says_what_to_install(
     monkeypatch.setattr(kernels, "numba", None)
     kernels._compiled.cache_clear()
     try:
-        with pytest.raises(RuntimeError, match=r"pip install 'rumor\[sim\]'"):
+        with pytest.raises(ConfigError, match=r"pip install 'rumor\[sim\]'"):
             kernels.publish_raw(torch.zeros(2, 2), torch.ones(2, 2))
     finally:
         kernels._compiled.cache_clear()
