@@ -52,14 +52,8 @@ def aggregate(
     x_hat: Vector,
     weights: torch.Tensor,
     copies: torch.Tensor,
-    *,
-    out: torch.Tensor | None = None,
-    term: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(mixed, total)`` for :func:`protocol.mixing.choco_update` under ``rule``.
-
-    ``out`` and ``term``: float64 working memory for ``mean``
-    (:func:`protocol.mixing.neighbour_sum`); the robust rules allocate their own.
 
     >>> x_hat, w = torch.tensor([0.0]), torch.tensor([0.25, 0.25]).double()
     >>> copies = torch.tensor([[1.0], [100.0]])
@@ -73,7 +67,7 @@ def aggregate(
     tensor([1.], dtype=torch.float64)
     """
     if rule.name == "mean":
-        return neighbour_sum(weights, copies, out=out, term=term)
+        return neighbour_sum(weights, copies)
     _check_shapes(x_hat, weights, copies)
     total = torch.ones(x_hat.shape[:-1], dtype=WIDE, device=x_hat.device)
     if rule.name == "clip":

@@ -12,7 +12,6 @@ import dataclasses
 import numpy as np
 import numpy.typing as npt
 
-from peer.tasks import PeerData
 from protocol.attack_names import resolve_attack
 from protocol.attacks import flip_labels
 from protocol.errors import ConfigError
@@ -49,4 +48,4 @@ def poison_labels(trainer: Trainer | None, attackers: npt.NDArray[np.bool_], *, 
     for peer in np.flatnonzero(attackers).tolist():
         lo, hi = offsets[peer], offsets[peer + 1]
         y[lo:hi] = flipped[lo:hi]
-    trainer.data = PeerData(data.x, y, data.offsets, data.num_classes, pixels=data.pixels)
+    trainer.data = dataclasses.replace(data, y=y)

@@ -29,7 +29,7 @@ from protocol.seeds import frame_seeds, sender_seeds
 from sim.failure_masks import FailureModel
 from topology.mixing import MixingEdges
 
-__all__ = ["FrameSeeds", "Planner", "RoundPlan", "peer_frame_seeds"]
+__all__ = ["FrameSeeds", "Planner", "RoundPlan"]
 
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
@@ -63,25 +63,16 @@ class RoundPlan:
     except data poisoners, which follow the protocol)."""
 
 
-def peer_frame_seeds(seed: int, seqs: IntArray) -> list[int]:
-    """Codec seeds of this round's frames: :func:`protocol.seeds.frame_seed` of each peer's
-    :func:`protocol.seeds.sender_seed` (what a daemon with that seed and index uses) and of the
-    seq of its frame.
+class FrameSeeds(Sequence[int]):
+    """Codec seeds of one round's frames, computed on first use: :func:`protocol.seeds.
+    frame_seed` of each peer's :func:`protocol.seeds.sender_seed` (what a daemon with that seed
+    and index uses) and of the seq of its frame. A codec that draws nothing (raw, fp16, ...)
+    never pays for N 64-bit Python integers per round.
 
     >>> from protocol.seeds import frame_seed, sender_seed
-    >>> expected = [frame_seed(sender_seed(3, 0), 0), frame_seed(sender_seed(3, 1), 7)]
-    >>> peer_frame_seeds(3, np.array([0, 7])) == expected
-    True
-    """
-    return frame_seeds(sender_seeds(seed, len(seqs)), seqs)
-
-
-class FrameSeeds(Sequence[int]):
-    """:func:`peer_frame_seeds` of one round, computed on first use: a codec that draws
-    nothing (raw, fp16, ...) never pays for N 64-bit Python integers per round.
-
     >>> seeds = FrameSeeds(sender_seeds(3, 2), np.array([0, 7]))
-    >>> list(seeds) == peer_frame_seeds(3, np.array([0, 7])), len(seeds)
+    >>> expected = [frame_seed(sender_seed(3, 0), 0), frame_seed(sender_seed(3, 1), 7)]
+    >>> list(seeds) == expected, len(seeds)
     (True, 2)
     """
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from peer.tasks import Dataset, PeerData, TaskSpec, build_task
+from peer.tasks import Dataset, TaskSpec, build_task
 from peer.tasks.recipe import Recipe
 from peer.tasks.task import Model
 from sim.config import SimConfig
@@ -38,16 +38,7 @@ class SimTask:
             return self
         trainer = self.trainer
         if trainer is not None:
-            data = trainer.data
-            pixels = None if data.pixels is None else (data.pixels[0].to(device), data.pixels[1])
-            moved = PeerData(
-                data.x.to(device),
-                data.y.to(device),
-                data.offsets.to(device),
-                data.num_classes,
-                pixels=pixels,
-            )
-            trainer = dataclasses.replace(trainer, data=moved)
+            trainer = dataclasses.replace(trainer, data=trainer.data.to(device))
         return dataclasses.replace(
             self,
             init_params=self.init_params.to(device),

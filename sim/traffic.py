@@ -32,9 +32,14 @@ IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 
+_INT_WIDTHS = ((128, 1), (256, 2), (65536, 3))
+"""Bytes msgpack uses for a non-negative int below each limit; 5 above them all."""
+
+
 def _int_width(values: IntArray) -> IntArray:
     """Bytes msgpack uses for non-negative ints: 1 (<128), 2, 3 or 5."""
-    return np.select([values < 128, values < 256, values < 65536], [1, 2, 3], default=5)
+    limits = [values < limit for limit, _ in _INT_WIDTHS]
+    return np.select(limits, [width for _, width in _INT_WIDTHS], default=5)
 
 
 def _width(value: int) -> int:
@@ -43,7 +48,7 @@ def _width(value: int) -> int:
     >>> [_width(v) for v in (127, 128, 255, 256, 65535, 65536)]
     [1, 2, 2, 3, 3, 5]
     """
-    return 1 if value < 128 else 2 if value < 256 else 3 if value < 65536 else 5
+    return next((width for limit, width in _INT_WIDTHS if value < limit), 5)
 
 
 @dataclass

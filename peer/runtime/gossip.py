@@ -73,8 +73,8 @@ async def first_of(*waits: Coroutine[object, object, object]) -> None:
 MIX_CHUNK = 1 << 17
 """Parameters mixed at a time with :class:`MixScratch`: its float64 working memory is three
 vectors of this length (1 MiB each) whatever the model's size. A 1M-parameter model with two
-neighbours mixed in 2.45 ms this way (one thread, idle machine), 2.8 with 64 Ki chunks, 2.2
-with 256 Ki (twice the memory), 3.8 in one piece."""
+neighbours mixed in 2.2 ms this way (one thread, idle 2-core machine), 2.6 with 64 Ki chunks,
+2.0 with 256 Ki (twice the memory), 3.2 in one piece (``bench/daemon_mix.py``)."""
 
 
 class MixScratch:

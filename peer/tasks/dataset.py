@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -129,6 +129,17 @@ class PeerData:
         sizes = torch.tensor([p.numel() for p in parts], dtype=torch.int64)
         offsets = torch.cat([torch.zeros(1, dtype=torch.int64), sizes.cumsum(0)])
         return cls(data.x[order], data.y[order], offsets, data.num_classes)
+
+    def to(self, device: torch.device) -> PeerData:
+        """Every tensor, pixels included, on ``device``."""
+        pixels = None if self.pixels is None else (self.pixels[0].to(device), self.pixels[1])
+        return replace(
+            self,
+            x=self.x.to(device),
+            y=self.y.to(device),
+            offsets=self.offsets.to(device),
+            pixels=pixels,
+        )
 
     @property
     def num_peers(self) -> int:

@@ -11,6 +11,8 @@ nothing and keep their x_hat.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -28,20 +30,20 @@ def publish_batch(
     plan: RoundPlan,
     codec: Codec,
     *,
-    scratch: torch.Tensor | None = None,
+    scratch: Callable[[], torch.Tensor] | None = None,
 ) -> None:
     """Advance the public copies [N, P] in place for this round's frames.
 
-    ``scratch`` (x_hat's shape and dtype) lets the ``raw`` codec, whose ``compress`` is the
-    identity, take the same two operations without allocating: ``x_hat += (x - x_hat)``; on
-    the CPU, in one fused pass.
+    The ``raw`` codec, whose ``compress`` is the identity, takes the same two operations
+    without allocating, ``x_hat += (x - x_hat)``: on the CPU in one fused pass, elsewhere in
+    the working memory (x_hat's shape and dtype) that ``scratch`` returns, called only then.
     """
     if plan.alive.all():
         if codec.spec.name == "raw" and kernels.usable(x_hat, x) and x.dtype == x_hat.dtype:
             kernels.publish_raw(x_hat, x)
             return
         if scratch is not None and codec.spec.name == "raw":
-            x_hat.add_(torch.sub(x, x_hat, out=scratch))
+            x_hat.add_(torch.sub(x, x_hat, out=scratch()))
             return
         next_public_copy(x, x_hat, codec, seed=plan.seeds, out=x_hat)
     elif plan.alive.any():

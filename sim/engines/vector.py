@@ -26,8 +26,15 @@ class VectorEngine:
         self.x_hat = torch.zeros_like(x0)
         """Every peer's public copy; in-sync receivers hold exactly this row."""
         self._mixer = SparseMixer()
-        self._scratch = torch.empty_like(x0)
+        self._scratch: torch.Tensor | None = None
         """Working memory of the raw codec's publish step (no allocation per round)."""
+
+    def _publish_memory(self) -> torch.Tensor:
+        """The raw codec's working memory where the fused kernel cannot run, made on first use
+        (a model-sized buffer: reserved up front, it would hold a device's memory for nothing)."""
+        if self._scratch is None:
+            self._scratch = torch.empty_like(self.x_hat)
+        return self._scratch
 
     def params(self) -> torch.Tensor:
         return self.x
@@ -41,7 +48,7 @@ class VectorEngine:
                 privatize_trained(self.ctx, before, self.x, plan)
         with timer.phase("compress"):
             targets = self._targets(plan)
-            publish_batch(self.x_hat, targets, plan, self.ctx.codec, scratch=self._scratch)
+            publish_batch(self.x_hat, targets, plan, self.ctx.codec, scratch=self._publish_memory)
         with timer.phase("mix"):
             if self.ctx.aggregator.name == "mean":
                 self._mixer.mix(self.x, self.x_hat, plan, gamma=self.ctx.gamma)

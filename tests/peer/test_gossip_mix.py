@@ -90,13 +90,17 @@ def test_a_one_million_parameter_model_mixes_in_three_mebibytes_of_float64() -> 
         MixScratch(x, chunk=0)
 
 
-def test_a_float64_model_never_gets_the_scratch_back() -> None:
+@pytest.mark.parametrize("rule", [MEAN, Spec("median")], ids=str)
+def test_a_float64_model_never_gets_the_scratch_back(rule: Spec) -> None:
+    """A float64 model's result would be the float64 step itself: the next round's mixing
+    must not overwrite the one before (the mean's chunks, and a robust rule's whole step)."""
     x = torch.randn(100, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     scratch = MixScratch(x, chunk=30)
-    new = _mix(x, scratch)
-    assert torch.equal(new, _mix(x, None))
-    kept = {t.data_ptr() for t in (scratch.step, scratch.mixed, scratch.term)}
-    assert new.data_ptr() not in kept  # next round's mixing must not overwrite it
+    new = _mix(x, scratch, aggregator=rule)
+    kept = new.clone()
+    assert torch.equal(new, _mix(x, None, aggregator=rule))
+    _mix(x + 1.0, scratch, aggregator=rule)  # the next round
+    assert torch.equal(new, kept)
 
 
 @pytest.mark.parametrize("rule", [Spec("median"), Spec("clip", {"tau": 2.0})], ids=str)

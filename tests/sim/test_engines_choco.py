@@ -52,6 +52,6 @@ def test_publish_with_scratch_equals_next_public_copy(
     plan, spec = _plan(n), codec_from_spec(parse_spec(codec))
     expected = next_public_copy(x, x_hat, spec, seed=list(plan.seeds))
     got = x_hat.clone()
-    publish_batch(got, x, plan, spec, scratch=torch.empty_like(x))
+    publish_batch(got, x, plan, spec, scratch=lambda: torch.empty_like(x))
     assert torch.equal(got.view(torch.uint8), expected.view(torch.uint8))  # zero signs too
     assert not torch.equal(expected, x)

@@ -11,10 +11,10 @@ from protocol.codecs import codec_from_spec
 from protocol.envelope import Envelope, encode_envelope
 from protocol.errors import UnknownBase
 from protocol.fingerprint import fingerprint
-from protocol.seeds import frame_seed, sender_seed
+from protocol.seeds import frame_seed, sender_seed, sender_seeds
 from sim.config import SimConfig, failures_from_mapping
 from sim.failure_masks import FailureModel
-from sim.plan import Planner, peer_frame_seeds
+from sim.plan import FrameSeeds, Planner
 from sim.runner import Simulation
 from sim.traffic import SWARM, peer_name
 from topology.schedules import schedule_from_spec
@@ -134,8 +134,9 @@ def test_frame_seeds_have_no_peer_limit_and_follow_the_run_seed() -> None:
     seeds = planner.plan(0, schedule_from_spec("ring", n).edges_at(0)).seeds
     assert len(set(seeds)) == n
     assert seeds[n - 1] == frame_seed(sender_seed(0, n - 1), 0)
-    assert peer_frame_seeds(65_536, np.zeros(4, dtype=np.int64)) != peer_frame_seeds(
-        0, np.zeros(4, dtype=np.int64)
+    zeros = np.zeros(4, dtype=np.int64)
+    assert list(FrameSeeds(sender_seeds(65_536, 4), zeros)) != list(
+        FrameSeeds(sender_seeds(0, 4), zeros)
     )
 
 
