@@ -26,7 +26,8 @@ import random
 from collections.abc import Iterable
 
 from peer.transport.base import Message, TransportStats
-from protocol.chunking import HEADER_SIZE, Reassembler, is_chunk, split
+from peer.transport.errors import TransportError
+from protocol.chunking import Reassembler, is_chunk, split
 from protocol.errors import ProtocolError
 
 __all__ = [
@@ -59,6 +60,11 @@ _MIN_PENDING = 32 * 1024 * 1024
 def chunk_topic(topic: str, index: int) -> str:
     """The topic chunk ``index`` of a message on ``topic`` is published on."""
     return f"{topic}/{CHUNK_LEVEL}/{index}"
+
+
+MIN_CHUNK_PAYLOAD = 256
+"""The smallest chunk (header included) a message is split into, as ``broker.max_payload``'s
+lower bound: below it, chunking costs a packet per few bytes."""
 
 
 def packet_room(topic: str) -> int:
@@ -128,15 +134,25 @@ class ChunkLayer:
         """The largest payload published in one packet on ``topic`` (None: no limit)."""
         limit = self._max_payload
         if self._packet_limit is not None:
-            fits = max(HEADER_SIZE + 1, self._packet_limit - packet_room(topic))
+            fits = max(0, self._packet_limit - packet_room(topic))
             limit = fits if limit is None else min(limit, fits)
         return limit
 
     def outgoing(self, topic: str, payload: bytes) -> list[tuple[str, bytes]]:
-        """(topic, bytes) pairs to publish for ``payload``: itself, or its chunks."""
+        """(topic, bytes) pairs to publish for ``payload``: itself, or its chunks.
+
+        TransportError if it must be chunked but the broker's packet limit leaves less than
+        :data:`MIN_CHUNK_PAYLOAD` bytes a chunk: a 4 MB frame would become millions of packets.
+        """
         limit = self.payload_limit(topic)
         if limit is None or len(payload) <= limit:
             return [(topic, payload)]
+        if limit < MIN_CHUNK_PAYLOAD and limit != self._max_payload:  # the broker's doing
+            raise TransportError(
+                f"the broker takes packets of at most {self._packet_limit} bytes, which leaves "
+                f"{limit} bytes for a chunk on {topic!r} (at least {MIN_CHUNK_PAYLOAD} needed): "
+                "raise the broker's max_packet_size"
+            )
         message_id = self._ids.getrandbits(_ID_BITS)
         parts = split(payload, max_payload=limit, message_id=message_id)
         return [(chunk_topic(topic, k), part) for k, part in enumerate(parts)]

@@ -9,7 +9,9 @@ import aiomqtt
 import pytest
 
 from peer.broker import Broker
-from peer.transport.chunks import packet_room
+from peer.transport.base import TransportStats
+from peer.transport.chunks import MIN_CHUNK_PAYLOAD, ChunkLayer, packet_room
+from peer.transport.errors import TransportError
 from peer.transport.mqtt import PACKET_ROOM
 from tests.peer.test_transport_mqtt import client, take
 
@@ -82,3 +84,17 @@ async def test_the_broker_drops_what_is_longer_than_a_client_takes(
             assert b.stats.rejected == {}  # the broker dropped it: it never reached the client
         else:
             assert sum(b.stats.rejected.values()) == 1  # read whole, then refused
+
+
+def test_a_limit_too_small_for_chunks_refuses_instead_of_splitting_into_bytes() -> None:
+    """A broker announcing a tiny Maximum Packet Size (``rumor up --max-packet-size 100``
+    reaches it): a 400 KB message was cut into 13,794 one-to-three-byte chunks, 3.7 MB of
+    Python objects; now it is refused with the reason, and what fits in a packet still goes."""
+    layer = ChunkLayer(max_payload=126_976, max_message_bytes=None, stats=TransportStats())
+    layer.fit(100)
+    room = 100 - packet_room(TOPIC)
+    assert layer.outgoing(TOPIC, b"x" * room) == [(TOPIC, b"x" * room)]
+    with pytest.raises(TransportError, match=r"at most 100 bytes.*raise the broker's"):
+        layer.outgoing(TOPIC, bytes(400_000))
+    layer.fit(packet_room(TOPIC) + MIN_CHUNK_PAYLOAD)  # the smallest limit that still chunks
+    assert len(layer.outgoing(TOPIC, bytes(4_000))) == -(-4_000 // (MIN_CHUNK_PAYLOAD - 22))
