@@ -210,13 +210,25 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=20, help="part 2's rounds (0: skip it)")
     parser.add_argument("--part1-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.peers < 2 or args.rounds < 0:
+        parser.error(f"--peers must be >= 2 and --rounds >= 0, got {args.peers}, {args.rounds}")
     if args.part1_only:
-        stages(args)
+        try:
+            stages(args)
+        except Exception as exc:
+            from protocol.errors import ConfigError  # not before the stages: they measure imports
+
+            if not isinstance(exc, ConfigError):
+                raise
+            print(f"peer_memory.py: {exc}", file=sys.stderr)
+            return 2
         return 0
-    # Part 1 runs in a child of its own: a peer started by a process that is already large
-    # reports that process's peak as its own ru_maxrss (Linux keeps it across a vfork + exec).
+    # Part 1 runs in a child of its own, so that each stage's figure starts from a bare process
+    # (this one has already imported what the stages measure).
     own = ["--peers", str(args.peers), "--model", args.model]
-    subprocess.run([sys.executable, __file__, *own, "--part1-only"], check=True)
+    done = subprocess.run([sys.executable, __file__, *own, "--part1-only"], check=False)
+    if done.returncode != 0:
+        return done.returncode
     if args.rounds > 0:
         swarm(args)
     return 0

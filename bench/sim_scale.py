@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -35,6 +34,7 @@ from dataclasses import replace
 
 import torch
 
+from peer.runtime.runtime import peak_rss_mb
 from peer.tasks.learner import _gather
 from protocol.errors import ConfigError
 from sim import kernels
@@ -166,7 +166,7 @@ def scale_child(peers: int, rounds: int, device: str) -> dict[str, object]:
     built = time.perf_counter() - start
     final = list(sim.run())[-1]
     elapsed = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kilobytes on Linux
+    peak = peak_rss_mb() * 2**20  # VmHWM: ru_maxrss would carry the parent's size over exec
     summary = sim.timer.summary()
     phases = summary["phases"]
     assert isinstance(phases, dict)
@@ -186,8 +186,12 @@ def scale(peers: int, rounds: int, threads: int | None, device: str) -> float:
     command = [sys.executable, __file__, "--child", str(peers), str(rounds), "--device", device]
     if threads:
         command += ["--threads", str(threads)]
-    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    figures = json.loads(out.strip().splitlines()[-1])
+    done = subprocess.run(command, check=False, capture_output=True, text=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        print(f"B: failed ({last})")
+        return float("inf")
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
     per_peer = figures["peak_rss_bytes"] / peers
     print(
         f"B: synthetic {peers:,} peers x {rounds} rounds (random_regular:d=4, evaluated once): "
@@ -213,6 +217,13 @@ def main() -> int:
     )
     parser.add_argument("--child", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    for name in ("threads", "peers", "rounds", "repeats"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.floor and args.only == "B":
+        parser.error("--floor times workload A's kernels: it goes with A, not --only B")
+    if args.floor and not kernels.AVAILABLE:
+        parser.error("--floor times the fused kernels, which need Numba: pip install 'rumor[sim]'")
     torch.set_num_threads(args.threads)
     if args.child:
         peers, rounds = args.child
@@ -229,7 +240,9 @@ def main() -> int:
             missed.append("A >= 40,000 peer-updates/s")
     if args.only in (None, "B"):
         seconds = scale(args.peers, args.rounds, args.threads, args.device)
-        if full and args.peers == 100_000 and seconds >= 300:
+        if seconds == float("inf"):
+            missed.append("B did not run")
+        elif full and args.peers == 100_000 and seconds >= 300:
             missed.append("B 100,000 x 100 < 300 s")
     if missed:
         print("missed: " + "; ".join(missed))

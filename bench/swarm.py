@@ -209,10 +209,17 @@ def run(argv: list[str] | None = None) -> int:
         "or --insecure",
     )
     args = parser.parse_args(argv)
+    if args.rounds < 2:  # round 1 is left out of every figure
+        parser.error(f"--rounds must be >= 2, got {args.rounds}")
+    if min(args.peers) < 2 or args.local_steps < 1:
+        parser.error("--peers must each be >= 2 and --local-steps >= 1")
     try:
         args.frames, args.params = {}, _raw_frame(args.model)
+        _max_payload(args)
     except ConfigError as exc:
         parser.error(f"--model: {exc}")
+    except ValueError as exc:
+        parser.error(f"--set broker.max_payload: {exc}")
     floor = _torch_floor_mb()
     print(_HEADER.format(max_payload=_max_payload(args), security=args.security), flush=True)
     print(f"a process that only imports torch peaks at {floor:.0f} MB", flush=True)
