@@ -26,6 +26,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+from protocol.chunking import MQTT_MAX_PACKET
 from protocol.errors import ConfigError, RumorError
 
 __all__ = ["Broker", "BrokerError", "MosquittoNotFoundError", "find_mosquitto", "free_port"]
@@ -121,7 +122,7 @@ class Broker:
     ) -> None:
         """``secure``: a ``rumor secure`` swarm directory; the broker then listens with TLS,
         requires client certificates of that swarm and applies its ACL (``broker/``)."""
-        if max_packet_size is not None and not 20 <= max_packet_size <= 268_435_455:
+        if max_packet_size is not None and not 20 <= max_packet_size <= MQTT_MAX_PACKET:
             raise ConfigError(
                 f"max_packet_size={max_packet_size}: expected 20 to 268435455 bytes (MQTT limit)"
             )

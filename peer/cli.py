@@ -22,7 +22,7 @@ from typing import NoReturn, TypeAlias
 from peer.stopping import STOP_SIGNALS
 from protocol.errors import ConfigError, RumorError
 
-__all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "Subparsers", "main"]
+__all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "Subparsers", "main", "run"]
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 Handler: TypeAlias = Callable[[argparse.Namespace], int]

@@ -38,6 +38,7 @@ __all__ = [
     "CHUNK_MAGIC",
     "CHUNK_OVERHEAD",
     "HEADER_SIZE",
+    "MQTT_MAX_PACKET",
     "Reassembler",
     "is_chunk",
     "packets",
@@ -52,6 +53,9 @@ _HEADER: Final = struct.Struct("<BBQIII")
 HEADER_SIZE: Final = _HEADER.size
 _MAX_U32: Final = 2**32 - 1
 _MAX_U64: Final = 2**64 - 1
+MQTT_MAX_PACKET: Final = 268_435_455
+"""The largest packet MQTT can frame (a 4-byte remaining length): the top of every packet or
+payload size rumor accepts."""
 CHUNK_OVERHEAD: Final = 64
 """Bookkeeping bytes charged per buffered chunk, so floods of tiny chunks stay within the bound."""
 

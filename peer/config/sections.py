@@ -18,6 +18,7 @@ from peer.config.security import SecurityConfig
 from peer.tasks.plugin import LOSSES, METRICS, data_ref, is_plugin, parse_plugin
 from peer.tasks.specs import check_model_spec, check_partition_spec, check_task
 from protocol.aggregator_names import check_aggregator_spec
+from protocol.chunking import MQTT_MAX_PACKET
 from protocol.codec_names import check_codec_spec
 from protocol.defaults import BATCH_SIZE, LEARNING_RATE, LOCAL_STEPS
 from protocol.errors import ConfigError
@@ -38,7 +39,6 @@ __all__ = [
 ]
 
 LogLevel: TypeAlias = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
-_MQTT_MAX_PACKET = 268_435_455
 
 
 def config_error(key: str, value: object, expected: str) -> ConfigError:
@@ -121,7 +121,7 @@ class BrokerConfig(_Section):
             self.username is not None or not has_secret, "username", "set with a password"
         )
         self._require(
-            256 <= self.max_payload <= _MQTT_MAX_PACKET, "max_payload", "256 to 268435455 bytes"
+            256 <= self.max_payload <= MQTT_MAX_PACKET, "max_payload", "256 to 268435455 bytes"
         )
         self._positive("reconnect_base_s", "reconnect_cap_s", "connect_timeout_s")
         self._require(

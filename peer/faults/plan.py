@@ -17,7 +17,7 @@ JSON keys (all optional but ``seed`` and ``index``)::
 - ``hold_at``: before these rounds the peer stops and waits to be killed (a crash by SIGKILL).
 - ``resume_at``: after restoring its checkpoint, the peer continues at this round.
 - ``gates``: before these rounds the peer waits in ``gate_dir`` until the launcher opens them.
-- ``slow_ms``: every publish of this peer waits this long first.
+- ``slow_ms``: every frame this peer publishes waits this long first.
 
 >>> plan = plan_from_json('{"seed": 1, "index": {"p0": 0, "p1": 1}, "drop": 0.5}')
 >>> plan.drop, plan.peers, plan.lossy

@@ -32,6 +32,7 @@ from peer.transport.pipeline import WINDOW, send_window
 from peer.transport.ratelimit import RateLimit
 from peer.transport.settings import MqttSettings
 from peer.transport.sockets import ack_at_once, no_delay
+from protocol.chunking import MQTT_MAX_PACKET
 
 __all__ = ["MqttTransport"]
 
@@ -67,10 +68,6 @@ def connect_properties(settings: MqttSettings) -> Properties | None:
     wanted = (DEFAULT_MAX_MESSAGE if limit is None else limit) + PACKET_ROOM
     properties.MaximumPacketSize = min(wanted, MQTT_MAX_PACKET)
     return properties
-
-
-MQTT_MAX_PACKET = 268_435_455
-"""The largest packet MQTT can frame (a 4-byte remaining length), the property's top value."""
 
 
 class MqttTransport(TransportCore):
